@@ -1,0 +1,60 @@
+# FlakeGuard -- build and install the PostgreSQL extension with PGXS.
+#
+#   make && make install     build and install flakeguard.so, control and SQL files
+#   make check               install missing packages (as root), build everything with
+#                            -Werror, install, and run every test tier (tests/check.sh)
+#   make unit | fuzz         only the core's unit tests / a 10-minute fuzz run
+#   make bench               run the benchmarks and rewrite bench/RESULTS.md
+#
+# The driver goals do not include PGXS: its own "check" target only says
+# that it is not supported.
+
+DRIVER_GOALS := check unit fuzz bench
+
+ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
+
+.PHONY: $(DRIVER_GOALS)
+check:
+	@./tests/check.sh all
+unit:
+	@./tests/check.sh unit
+fuzz:
+	@./tests/fuzz/run.sh $(or $(FUZZ_SECONDS),600)
+bench:
+	@./bench/run.sh
+
+else
+
+EXTENSION = flakeguard
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = flakeguard
+OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard extension/src/core/*.cpp extension/src/pg/*.cpp)))
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+# `make installcheck` against a running server; `make check` runs the same
+# schedule on a temporary instance.
+REGRESS = $(shell sed -n 's/^test: //p' tests/regress/schedule)
+REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress/output
+
+# PostgreSQL headers as system headers: -Wextra -Werror then applies to our code only.
+PG_CPPFLAGS = -I$(srcdir)/extension/include -isystem $(includedir_server) $(shell pkg-config --cflags libxml-2.0)
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror \
+	-fvisibility-inlines-hidden
+SHLIB_LINK = -lstdc++ $(shell pkg-config --libs libxml-2.0)
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql tests/regress/output
+
+# No LLVM bitcode: PGXS's bitcode rule does not see PG_CXXFLAGS, and the
+# parser gains nothing from JIT inlining.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
+	cp $< $@
+
+endif
