@@ -1,0 +1,1318 @@
+/*
+ * parse_junit.cpp
+ *	  Streaming JUnit XML reader on libxml2's SAX2 push parser.
+ *
+ * The input is fed to libxml2 in 64 kB chunks.  Each chunk first passes a
+ * byte filter that repairs what real test tools emit but XML 1.0 forbids
+ * (raw C0 control characters, &#27;-style references); libxml2 then calls
+ * our SAX callbacks, which build one CaseBuilder per open <testcase> and
+ * queue finished executions.  next() feeds chunks until the queue has a row.
+ *
+ * libxml2 callbacks never throw: they record the first error and stop the
+ * parser, and the chunk loop throws it once libxml2 has returned.  While a
+ * chunk is parsed, libxml2's global external-entity loader and structured
+ * error handler are swapped for ours and restored afterwards, so the
+ * PostgreSQL server's own xml type finds them as it left them.
+ */
+#include "flakeguard/core/parse_junit.hpp"
+
+#include <libxml/SAX2.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/xmlerror.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+namespace flakeguard {
+
+const char *
+status_name(Status status) noexcept
+{
+	switch (status) {
+	case Status::passed:
+		return "passed";
+	case Status::failed:
+		return "failed";
+	case Status::error:
+		return "error";
+	case Status::skipped:
+		return "skipped";
+	}
+	return "passed";
+}
+
+bool
+truncate_utf8(std::string &s, std::size_t max) noexcept
+{
+	if (s.size() <= max)
+		return false;
+	std::size_t cut = max;
+	/* back off continuation bytes so no multi-byte sequence is split */
+	while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+		cut--;
+	s.resize(cut);
+	return true;
+}
+
+std::optional<double>
+parse_junit_seconds(std::string_view text) noexcept
+{
+	/* Producers write "1,234.5" (old Surefire), "2." (gtest), "1e-06" (Boost), "0.5s". */
+	char buf[64];
+	std::size_t n = 0;
+	for (char c : text) {
+		if (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
+			continue;
+		if (n == sizeof(buf))
+			return std::nullopt;
+		buf[n++] = c;
+	}
+	if (n > 0 && (buf[n - 1] == 's' || buf[n - 1] == 'S'))
+		n--;
+	if (n == 0)
+		return std::nullopt;
+	const char *begin = buf;
+	if (*begin == '+')
+		begin++;
+	double seconds = 0;
+	auto [end, ec] = std::from_chars(begin, buf + n, seconds);
+	if (ec != std::errc() || end != buf + n || !std::isfinite(seconds))
+		return std::nullopt;
+	/* clamp to [0, one year] like Jenkins: negative and absurd values are producer bugs */
+	seconds = std::clamp(seconds, 0.0, 365.0 * 24 * 3600);
+	return seconds * 1000.0;
+}
+
+namespace {
+
+constexpr std::size_t kChunkSize = 64 * 1024;
+constexpr std::size_t kMaxAttemptsPerCase = 10000;
+constexpr std::string_view kReplacementUtf8 = "\xEF\xBF\xBD";
+constexpr std::string_view kReplacementRef = "&#xFFFD;";
+constexpr std::string_view kSuiteLevelName = "<init>";
+
+/* ---------------------------------------------------------------------
+ * Retry numbering: identity -> next retry number, open addressing over
+ * 64-bit FNV-1a hashes (16 bytes per distinct identity).
+ * ------------------------------------------------------------------- */
+class RetryCounter {
+  public:
+	/* Reserves n consecutive retry numbers for identity; returns the first. */
+	std::int32_t
+	take(std::string_view identity, std::int32_t n)
+	{
+		if ((used_ + 1) * 2 > slots_.size())
+			grow();
+		std::uint64_t key = hash(identity);
+		std::size_t mask = slots_.size() - 1;
+		for (std::size_t i = key & mask;; i = (i + 1) & mask) {
+			Slot &slot = slots_[i];
+			if (slot.key == key) {
+				std::int32_t base = slot.next;
+				slot.next += n;
+				return base;
+			}
+			if (slot.key == 0) {
+				slot.key = key;
+				slot.next = n;
+				used_++;
+				return 0;
+			}
+		}
+	}
+
+  private:
+	struct Slot {
+		std::uint64_t key = 0;
+		std::int32_t next = 0;
+	};
+
+	static std::uint64_t
+	hash(std::string_view s) noexcept
+	{
+		std::uint64_t h = 0xcbf29ce484222325ULL;
+		for (unsigned char c : s) {
+			h ^= c;
+			h *= 0x100000001b3ULL;
+		}
+		return h == 0 ? 1 : h;
+	}
+
+	void
+	grow()
+	{
+		std::vector<Slot> old = std::move(slots_);
+		slots_.assign(old.empty() ? 256 : old.size() * 2, Slot{});
+		std::size_t mask = slots_.size() - 1;
+		for (const Slot &s : old) {
+			if (s.key == 0)
+				continue;
+			std::size_t i = s.key & mask;
+			while (slots_[i].key != 0)
+				i = (i + 1) & mask;
+			slots_[i] = s;
+		}
+	}
+
+	std::vector<Slot> slots_;
+	std::size_t used_ = 0;
+};
+
+/* ---------------------------------------------------------------------
+ * Byte filter: repairs control characters before libxml2 sees them.
+ * ------------------------------------------------------------------- */
+enum class FilterMode {
+	utf8,        /* replace raw C0 bytes with U+FFFD encoded in UTF-8 */
+	single_byte, /* another ASCII-compatible encoding: replace them with '?' */
+	utf16le,     /* transcoded to UTF-8 first, then filtered as utf8 */
+	utf16be,
+	none /* UTF-32 and friends: bytes are not characters, leave them to libxml2 */
+};
+
+bool
+is_forbidden_codepoint(unsigned long cp)
+{
+	if (cp < 0x20)
+		return cp != 0x9 && cp != 0xA && cp != 0xD;
+	return (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF || cp > 0x10FFFF;
+}
+
+bool
+iequals_prefix(std::string_view s, std::string_view prefix)
+{
+	if (s.size() < prefix.size())
+		return false;
+	for (std::size_t i = 0; i < prefix.size(); i++)
+		if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i])
+			return false;
+	return true;
+}
+
+/* Decides the filter from the byte-order mark and the XML declaration. */
+FilterMode
+detect_filter_mode(std::string_view in, JunitInput kind)
+{
+	if (kind == JunitInput::utf8)
+		return FilterMode::utf8;
+	auto b = [&](std::size_t i) { return i < in.size() ? static_cast<unsigned char>(in[i]) : 0x100u; };
+	if ((b(0) == 0 && b(1) == 0) || (b(2) == 0 && b(3) == 0 && b(0) != 0))
+		return FilterMode::none; /* UTF-32 */
+	if ((b(0) == 0xFE && b(1) == 0xFF) || (b(0) == 0 && b(1) == '<'))
+		return FilterMode::utf16be;
+	if ((b(0) == 0xFF && b(1) == 0xFE) || (b(0) == '<' && b(1) == 0))
+		return FilterMode::utf16le;
+	std::size_t start = (b(0) == 0xEF && b(1) == 0xBB && b(2) == 0xBF) ? 3 : 0;
+	std::string_view head = in.substr(start, 256);
+	if (head.substr(0, 5) != "<?xml")
+		return FilterMode::utf8;
+	std::size_t end = head.find("?>");
+	std::string_view decl = head.substr(0, end);
+	std::size_t at = decl.find("encoding");
+	if (at == std::string_view::npos)
+		return FilterMode::utf8;
+	std::size_t q = decl.find_first_of("\"'", at);
+	if (q == std::string_view::npos)
+		return FilterMode::utf8;
+	std::string_view enc = decl.substr(q + 1);
+	if (iequals_prefix(enc, "utf-8") || iequals_prefix(enc, "utf8"))
+		return FilterMode::utf8;
+	if (iequals_prefix(enc, "utf-16") || iequals_prefix(enc, "utf-32") || iequals_prefix(enc, "ucs") ||
+		iequals_prefix(enc, "utf16") || iequals_prefix(enc, "utf32"))
+		return FilterMode::none;
+	return FilterMode::single_byte;
+}
+
+void
+append_utf8(std::string &out, unsigned long cp)
+{
+	if (cp < 0x80) {
+		out.push_back(static_cast<char>(cp));
+	} else if (cp < 0x800) {
+		out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+		out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+	} else if (cp < 0x10000) {
+		out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+		out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+		out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+	} else {
+		out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+		out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+		out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+		out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+	}
+}
+
+/*
+ * Appends UTF-16 in[0..n) to out as UTF-8.  Returns the bytes consumed: an
+ * odd trailing byte or a high surrogate at the end waits for more input
+ * unless last.  Unpaired surrogates become U+FFFD and set *changed.
+ */
+std::size_t
+utf16_to_utf8(const char *in, std::size_t n, bool big_endian, bool last, std::string &out, bool *changed)
+{
+	auto unit = [&](std::size_t i) {
+		auto hi = static_cast<unsigned char>(in[big_endian ? i : i + 1]);
+		auto lo = static_cast<unsigned char>(in[big_endian ? i + 1 : i]);
+		return static_cast<unsigned long>(hi << 8 | lo);
+	};
+	std::size_t i = 0;
+	while (i + 1 < n) {
+		unsigned long u = unit(i);
+		if (u >= 0xD800 && u <= 0xDBFF) {
+			if (i + 3 >= n) {
+				if (!last)
+					return i;
+				append_utf8(out, 0xFFFD);
+				*changed = true;
+				i += 2;
+				continue;
+			}
+			unsigned long u2 = unit(i + 2);
+			if (u2 >= 0xDC00 && u2 <= 0xDFFF) {
+				append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (u2 - 0xDC00));
+				i += 4;
+				continue;
+			}
+			u = 0xFFFD;
+			*changed = true;
+		} else if (u >= 0xDC00 && u <= 0xDFFF) {
+			u = 0xFFFD;
+			*changed = true;
+		}
+		append_utf8(out, u);
+		i += 2;
+	}
+	if (i < n && last) {
+		append_utf8(out, 0xFFFD);
+		*changed = true;
+		i = n;
+	}
+	return i;
+}
+
+/* Drops a leading byte-order mark and XML declaration (it would name the UTF-16 we decoded). */
+void
+drop_prolog(std::string &s)
+{
+	std::size_t at = s.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+	if (s.compare(at, 5, "<?xml") == 0) {
+		std::size_t end = s.find("?>", at);
+		if (end != std::string::npos)
+			at = end + 2;
+	}
+	s.erase(0, at);
+}
+
+/* Where the filter is in the markup; carried from one chunk to the next. */
+enum class Markup { text, comment, cdata };
+
+constexpr std::string_view kCdataOpen = "<![CDATA[";
+constexpr std::string_view kCdataSplit = "]]><![CDATA[";
+
+/*
+ * Filters in[0..n) into out:
+ *  - raw C0 control characters (but TAB, LF, CR) become U+FFFD ('?' in
+ *    single-byte encodings), and outside CDATA and comments so do character
+ *    references to characters XML 1.0 forbids (&#27;, &#x8;, &#0;);
+ *  - a CDATA section still open at the end of the chunk is closed and
+ *    reopened ("]]><![CDATA["), which leaves its text unchanged but lets
+ *    libxml2 2.9's push parser hand it out chunk by chunk instead of
+ *    buffering it whole (it waits for a '>' before parsing CDATA further).
+ * Returns the number of input bytes consumed: less than n only when more
+ * input follows and the chunk ends inside something that must be seen whole
+ * (a character reference, "<![CDATA[", "<!--", "-->", "]]>").  Sets
+ * *changed when a character was replaced.
+ */
+std::size_t
+filter_chunk(const char *in, std::size_t n, bool last, FilterMode mode, Markup &markup, std::string &out, bool *changed)
+{
+	out.clear();
+	if (mode == FilterMode::none) {
+		out.append(in, n);
+		return n;
+	}
+	std::size_t i = 0, copied = 0;
+	/* hold back from i when the construct starting there needs more than the chunk has */
+	auto needs_more = [&](std::size_t want) { return !last && i + want > n; };
+	auto hold = [&]() {
+		out.append(in + copied, i - copied);
+		if (markup == Markup::cdata)
+			out.append(kCdataSplit);
+		return i;
+	};
+	while (i < n) {
+		unsigned char c = static_cast<unsigned char>(in[i]);
+		if (c < 0x20) {
+			if (c == '\t' || c == '\n' || c == '\r') {
+				i++;
+				continue;
+			}
+			out.append(in + copied, i - copied);
+			if (mode == FilterMode::single_byte)
+				out.push_back('?');
+			else
+				out.append(kReplacementUtf8);
+			*changed = true;
+			copied = ++i;
+			continue;
+		}
+		switch (markup) {
+		case Markup::cdata:
+			if (c == ']') {
+				if (needs_more(3))
+					return hold();
+				if (in[i + 1] == ']' && in[i + 2] == '>') {
+					markup = Markup::text;
+					i += 3;
+					continue;
+				}
+			}
+			i++;
+			continue;
+		case Markup::comment:
+			if (c == '-') {
+				if (needs_more(3))
+					return hold();
+				if (in[i + 1] == '-' && in[i + 2] == '>') {
+					markup = Markup::text;
+					i += 3;
+					continue;
+				}
+			}
+			i++;
+			continue;
+		case Markup::text:
+			break;
+		}
+		if (c == '<') {
+			if (needs_more(kCdataOpen.size()))
+				return hold();
+			std::string_view rest(in + i, std::min(n - i, kCdataOpen.size()));
+			if (rest == kCdataOpen) {
+				markup = Markup::cdata;
+				i += kCdataOpen.size();
+			} else if (rest.substr(0, 4) == "<!--") {
+				markup = Markup::comment;
+				i += 4;
+			} else {
+				i++;
+			}
+			continue;
+		}
+		if (c != '&') {
+			i++;
+			continue;
+		}
+		/* '&': look for &#NNN; or &#xHHH; naming a forbidden character */
+		if (needs_more(14))
+			return hold();
+		std::size_t j = i + 1;
+		if (j >= n || in[j] != '#') {
+			i++;
+			continue;
+		}
+		j++;
+		bool hex = false;
+		if (j < n && (in[j] == 'x' || in[j] == 'X')) {
+			hex = true;
+			j++;
+		}
+		unsigned long cp = 0;
+		std::size_t digits = 0;
+		while (j < n && digits < 10) {
+			char d = in[j];
+			int v;
+			if (d >= '0' && d <= '9')
+				v = d - '0';
+			else if (hex && d >= 'a' && d <= 'f')
+				v = d - 'a' + 10;
+			else if (hex && d >= 'A' && d <= 'F')
+				v = d - 'A' + 10;
+			else
+				break;
+			cp = cp * (hex ? 16 : 10) + static_cast<unsigned long>(v);
+			digits++;
+			j++;
+		}
+		if (digits > 0 && j < n && in[j] == ';' && is_forbidden_codepoint(cp)) {
+			out.append(in + copied, i - copied);
+			out.append(kReplacementRef);
+			*changed = true;
+			copied = i = j + 1;
+			continue;
+		}
+		i++;
+	}
+	out.append(in + copied, n - copied);
+	if (markup == Markup::cdata && !last)
+		out.append(kCdataSplit);
+	return n;
+}
+
+/* ---------------------------------------------------------------------
+ * Element names and small attribute helpers.
+ * ------------------------------------------------------------------- */
+enum class Kind {
+	other,
+	testsuites,
+	testsuite,
+	testrun,
+	testcase,
+	failure,
+	error,
+	skipped,
+	flaky_failure,
+	flaky_error,
+	rerun_failure,
+	rerun_error,
+	stack_trace
+};
+
+Kind
+classify(const xmlChar *localname)
+{
+	const char *n = reinterpret_cast<const char *>(localname);
+	switch (n[0]) {
+	case 't':
+		if (std::strcmp(n, "testcase") == 0)
+			return Kind::testcase;
+		if (std::strcmp(n, "testsuite") == 0)
+			return Kind::testsuite;
+		if (std::strcmp(n, "testsuites") == 0)
+			return Kind::testsuites;
+		if (std::strcmp(n, "testrun") == 0)
+			return Kind::testrun;
+		break;
+	case 'f':
+		if (std::strcmp(n, "failure") == 0)
+			return Kind::failure;
+		if (std::strcmp(n, "flakyFailure") == 0)
+			return Kind::flaky_failure;
+		if (std::strcmp(n, "flakyError") == 0)
+			return Kind::flaky_error;
+		break;
+	case 'e':
+		if (std::strcmp(n, "error") == 0)
+			return Kind::error;
+		break;
+	case 's':
+		if (std::strcmp(n, "skipped") == 0)
+			return Kind::skipped;
+		if (std::strcmp(n, "stackTrace") == 0)
+			return Kind::stack_trace;
+		break;
+	case 'r':
+		if (std::strcmp(n, "rerunFailure") == 0)
+			return Kind::rerun_failure;
+		if (std::strcmp(n, "rerunError") == 0)
+			return Kind::rerun_error;
+		break;
+	default:
+		break;
+	}
+	return Kind::other;
+}
+
+/* SAX2 attributes come as (localname, prefix, URI, value, end) quintuples. */
+struct Attributes {
+	const xmlChar **a;
+	int n;
+
+	std::optional<std::string_view>
+	get(const char *name) const
+	{
+		for (int i = 0; i < n; i++) {
+			const xmlChar **attr = a + i * 5;
+			if (attr[1] == nullptr && std::strcmp(reinterpret_cast<const char *>(attr[0]), name) == 0)
+				return std::string_view(reinterpret_cast<const char *>(attr[3]),
+										static_cast<std::size_t>(attr[4] - attr[3]));
+		}
+		return std::nullopt;
+	}
+
+	/* The value as text: libxml2 hands out '&' as "&#38;" when it does not substitute entities. */
+	static std::string
+	text(std::string_view v)
+	{
+		std::string out;
+		out.reserve(v.size());
+		for (std::size_t at; (at = v.find("&#38;")) != std::string_view::npos; v.remove_prefix(at + 5)) {
+			out.append(v.data(), at);
+			out.push_back('&');
+		}
+		out.append(v.data(), v.size());
+		return out;
+	}
+
+	std::optional<std::string>
+	get_nonempty(const char *name) const
+	{
+		auto v = get(name);
+		if (!v || v->empty())
+			return std::nullopt;
+		return text(*v);
+	}
+};
+
+bool
+iequals(std::string_view a, std::string_view b)
+{
+	return a.size() == b.size() && iequals_prefix(a, b);
+}
+
+/* Status carried by attributes (CTest status="notrun", gtest result="suppressed"). */
+std::optional<Status>
+status_from_attributes(const Attributes &attrs)
+{
+	if (auto result = attrs.get("result")) {
+		if (iequals(*result, "skipped") || iequals(*result, "suppressed"))
+			return Status::skipped;
+	}
+	auto status = attrs.get("status");
+	if (!status)
+		return std::nullopt;
+	for (const char *s : {"notrun", "not run", "disabled", "skipped", "skip", "ignored", "pending"})
+		if (iequals(*status, s))
+			return Status::skipped;
+	for (const char *s : {"fail", "failed", "failure"})
+		if (iequals(*status, s))
+			return Status::failed;
+	for (const char *s : {"error", "errored"})
+		if (iequals(*status, s))
+			return Status::error;
+	return std::nullopt;
+}
+
+std::optional<std::int32_t>
+parse_line(std::optional<std::string_view> v)
+{
+	if (!v)
+		return std::nullopt;
+	std::string_view s = *v;
+	while (!s.empty() && s.front() == ' ')
+		s.remove_prefix(1);
+	while (!s.empty() && s.back() == ' ')
+		s.remove_suffix(1);
+	std::int32_t line = 0;
+	auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), line);
+	if (ec != std::errc() || end != s.data() + s.size() || s.empty())
+		return std::nullopt;
+	return line;
+}
+
+std::string_view
+trim(std::string_view s)
+{
+	const char *ws = " \t\r\n";
+	std::size_t b = s.find_first_not_of(ws);
+	if (b == std::string_view::npos)
+		return {};
+	std::size_t e = s.find_last_not_of(ws);
+	return s.substr(b, e - b + 1);
+}
+
+/*
+ * Text of a result element, bounded.  Once something does not fit, the text
+ * is closed: it ends at a character boundary and dropped counts the rest.
+ */
+struct TextBuf {
+	std::string text;
+	std::size_t limit = 0;
+	std::size_t dropped = 0;
+
+	void
+	append(const char *p, std::size_t n)
+	{
+		if (dropped > 0) {
+			dropped += n;
+			return;
+		}
+		std::size_t room = limit - std::min(limit, text.size());
+		if (n <= room) {
+			text.append(p, n);
+			return;
+		}
+		std::size_t cut = room;
+		while (cut > 0 && (static_cast<unsigned char>(p[cut]) & 0xC0) == 0x80)
+			cut--;
+		text.append(p, cut);
+		dropped = n - cut;
+	}
+};
+
+struct Result {
+	bool present = false;
+	std::optional<std::string> type;
+	std::optional<std::string> message;
+	TextBuf text;
+};
+
+struct Attempt {
+	Status status = Status::failed;
+	bool flaky = false; /* flaky* ran before the final result, rerun* after it */
+	std::optional<std::string> type;
+	std::optional<std::string> message;
+	std::optional<double> duration_ms;
+	TextBuf text;
+};
+
+struct CaseBuilder {
+	int depth = 0;
+	bool suite_level = false;
+	std::optional<std::string> suite;
+	std::optional<std::string> class_name;
+	std::optional<std::string> file;
+	bool file_from_suite = false; /* a failure's file (Catch2) is more precise than the suite's */
+	std::string name;
+	std::optional<std::int32_t> line;
+	std::optional<double> duration_ms;
+	std::optional<Status> attr_status;
+	Result error;
+	Result failure;
+	Result skipped;
+	std::deque<Attempt> attempts; /* a deque: open frames keep pointers into it */
+};
+
+struct Suite {
+	std::optional<std::string> name;
+	std::optional<std::string> file;
+};
+
+struct Frame {
+	Kind kind;
+	TextBuf *capture;
+	const char *name; /* interned by libxml2's dictionary: lives as long as the parser */
+};
+
+bool
+starts_with(std::string_view s, std::string_view p)
+{
+	return s.substr(0, p.size()) == p;
+}
+
+bool
+ends_with(std::string_view s, std::string_view p)
+{
+	return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
+}
+
+/*
+ * Cases that report on the harness rather than on a test: suite-level
+ * failures, unnamed gtest fixture failures, jest's "Test suite failed to
+ * run" and hook failures, mocha hooks, Boost.Test fixtures, go's TestMain.
+ */
+bool
+is_synthetic(const CaseBuilder &b)
+{
+	if (b.suite_level || b.name.empty())
+		return true;
+	std::string_view name = b.name;
+	if (b.class_name && *b.class_name == "Test suite failed to run")
+		return true;
+	if (starts_with(name, "Test execution failure: could be caused by test hooks"))
+		return true;
+	for (std::string_view hook :
+		 {"\"before all\" hook", "\"after all\" hook", "\"before each\" hook", "\"after each\" hook"})
+		if (name.find(hook) != std::string_view::npos)
+			return true;
+	if (ends_with(name, "-setup-teardown") || name == "boost_test" || name == "TestMain")
+		return true;
+	return false;
+}
+
+std::optional<std::string>
+first_line(const std::string &text, std::size_t limit)
+{
+	std::string_view t = trim(text);
+	std::size_t nl = t.find('\n');
+	std::string line(trim(t.substr(0, nl)));
+	if (line.empty())
+		return std::nullopt;
+	truncate_utf8(line, limit);
+	return line;
+}
+
+std::optional<std::string>
+bounded(std::optional<std::string> s, std::size_t limit)
+{
+	if (s)
+		truncate_utf8(*s, limit);
+	return s;
+}
+
+std::optional<std::string>
+stack_text(const TextBuf &buf)
+{
+	std::string_view t = trim(buf.text);
+	if (t.empty())
+		return std::nullopt;
+	std::string s(t);
+	std::size_t dropped = buf.dropped;
+	std::size_t before = s.size();
+	truncate_utf8(s, buf.limit);
+	dropped += before - s.size();
+	if (dropped > 0)
+		s += "\n[... " + std::to_string(dropped) + " more bytes truncated]";
+	return s;
+}
+
+std::string
+format_position(int line, int column, std::string_view what)
+{
+	std::string detail = "Line " + std::to_string(line) + ", column " + std::to_string(column) + ": ";
+	std::string w(trim(what));
+	if (!w.empty())
+		w[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(w[0])));
+	detail += w;
+	if (!detail.empty() && detail.back() != '.')
+		detail += '.';
+	return detail;
+}
+
+} // namespace
+
+/* ---------------------------------------------------------------------
+ * The reader.
+ * ------------------------------------------------------------------- */
+struct JunitReader::Impl {
+	std::string_view input;
+	std::size_t pos = 0;
+	JunitInput kind;
+	JunitLimits limits;
+	CancelCheck cancel;
+	FilterMode mode;
+
+	xmlSAXHandler sax{};
+	xmlParserCtxtPtr ctxt = nullptr;
+	std::string chunk;
+	Markup markup = Markup::text;
+	std::string decoded; /* UTF-16 input transcoded to UTF-8, not yet filtered */
+	bool finished = false;
+	bool repaired = false;
+	bool root_seen = false;
+	std::size_t cases_read = 0;
+	int depth = 0;
+
+	std::vector<Frame> frames;
+	std::vector<Suite> suites;
+	std::deque<CaseBuilder> cases; /* a deque: open frames keep pointers into it */
+	std::deque<JunitCase> ready;
+	RetryCounter retries;
+	std::optional<Error> pending;
+
+	Impl(std::string_view in, JunitInput k, const JunitLimits &l, CancelCheck c)
+		: input(in), kind(k), limits(l), cancel(c), mode(detect_filter_mode(in, k))
+	{
+		sax.initialized = XML_SAX2_MAGIC;
+		sax.startElementNs = &Impl::on_start;
+		sax.endElementNs = &Impl::on_end;
+		sax.characters = &Impl::on_text;
+		sax.cdataBlock = &Impl::on_text;
+		sax.ignorableWhitespace = &Impl::on_text;
+		sax.internalSubset = &Impl::on_doctype;
+		sax.externalSubset = &Impl::on_doctype;
+		sax.serror = &Impl::on_error;
+	}
+
+	~Impl()
+	{
+		if (ctxt != nullptr) {
+			if (ctxt->myDoc != nullptr)
+				xmlFreeDoc(ctxt->myDoc);
+			xmlFreeParserCtxt(ctxt);
+		}
+	}
+
+	/* Records the first error and stops libxml2; the chunk loop throws it. */
+	void
+	fail(Error e)
+	{
+		if (!pending)
+			pending = std::move(e);
+		if (ctxt != nullptr)
+			xmlStopParser(ctxt);
+	}
+
+	std::string
+	position_detail(std::string_view what) const
+	{
+		int line = ctxt ? xmlSAX2GetLineNumber(ctxt) : 1;
+		int col = ctxt ? xmlSAX2GetColumnNumber(ctxt) : 1;
+		return format_position(line, col, what);
+	}
+
+	/* -- libxml2 callbacks (C linkage not needed: called through pointers, never throw) -- */
+
+	static void
+	on_start(void *ctx, const xmlChar *localname, const xmlChar *, const xmlChar *, int, const xmlChar **,
+			 int nb_attributes, int, const xmlChar **attributes) noexcept
+	{
+		auto *self = static_cast<Impl *>(ctx);
+		try {
+			self->start(localname, Attributes{attributes, nb_attributes});
+		} catch (const std::bad_alloc &) {
+			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
+		} catch (const Error &e) {
+			self->fail(e);
+		}
+	}
+
+	static void
+	on_end(void *ctx, const xmlChar *, const xmlChar *, const xmlChar *) noexcept
+	{
+		auto *self = static_cast<Impl *>(ctx);
+		try {
+			self->end();
+		} catch (const std::bad_alloc &) {
+			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
+		} catch (const Error &e) {
+			self->fail(e);
+		}
+	}
+
+	static void
+	on_text(void *ctx, const xmlChar *ch, int len) noexcept
+	{
+		auto *self = static_cast<Impl *>(ctx);
+		if (self->frames.empty() || self->frames.back().capture == nullptr)
+			return;
+		try {
+			self->frames.back().capture->append(reinterpret_cast<const char *>(ch), static_cast<std::size_t>(len));
+		} catch (const std::bad_alloc &) {
+			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
+		}
+	}
+
+	static void
+	on_doctype(void *ctx, const xmlChar *, const xmlChar *, const xmlChar *) noexcept
+	{
+		auto *self = static_cast<Impl *>(ctx);
+		self->fail(Error(sqlstate::invalid_xml_document, "JUnit report contains a DOCTYPE declaration",
+						 self->position_detail("DOCTYPE declarations are not allowed"),
+						 "JUnit reports need no DTD; remove the declaration."));
+	}
+
+	static void
+	on_error(void *ctx, xmlErrorPtr err) noexcept
+	{
+		auto *self = static_cast<Impl *>(ctx);
+		if (err == nullptr || err->level != XML_ERR_FATAL || self->pending)
+			return;
+		self->fail(self->translate(err));
+	}
+
+	static xmlParserInputPtr
+	refuse_entity(const char *url, const char *, xmlParserCtxtPtr ctxt) noexcept
+	{
+		if (ctxt != nullptr && ctxt->userData != nullptr) {
+			auto *self = static_cast<Impl *>(ctxt->userData);
+			self->fail(Error(sqlstate::invalid_xml_document, "JUnit report refers to an external resource",
+							 std::string("Loading \"") + (url ? url : "") + "\" is not allowed."));
+		}
+		return nullptr;
+	}
+
+	Error
+	translate(xmlErrorPtr err) const
+	{
+		if (err->code == XML_ERR_DOCUMENT_END && finished && !frames.empty())
+			return Error(sqlstate::invalid_xml_document, "JUnit report is truncated",
+						 "The document ends inside <" + std::string(frames.back().name) + ">, " +
+							 std::to_string(frames.size()) + " element(s) are still open.",
+						 "Check that the test run finished writing the report before it was uploaded.");
+		std::string msg = err->message ? std::string(trim(err->message)) : "unknown libxml2 error";
+		std::string detail = format_position(err->line, err->int2, msg);
+		if (err->code == XML_ERR_DOCUMENT_EMPTY)
+			return Error(sqlstate::invalid_xml_document, "JUnit report is not XML",
+						 "The report does not start with an XML element.");
+		if (msg.find("not proper UTF-8") != std::string::npos || err->code == XML_ERR_INVALID_ENCODING)
+			return Error(sqlstate::character_not_in_repertoire, "invalid byte sequence in JUnit report", detail,
+						 "Declare the report's real encoding in its XML declaration, for example "
+						 "<?xml version=\"1.0\" encoding=\"windows-1252\"?>.");
+		if (err->code == XML_ERR_UNSUPPORTED_ENCODING || err->code == XML_ERR_UNKNOWN_ENCODING)
+			return Error(sqlstate::invalid_xml_document, "unsupported encoding in JUnit report", detail);
+		if (msg.find("huge") != std::string::npos || msg.find("Huge") != std::string::npos ||
+			msg.find("too big") != std::string::npos || msg.find("too long") != std::string::npos ||
+			msg.find("Excessive depth") != std::string::npos)
+			return Error(sqlstate::program_limit_exceeded, "JUnit report exceeds a limit of the XML parser", detail);
+		return Error(sqlstate::invalid_xml_document, "could not parse JUnit report", detail);
+	}
+
+	/* -- element handling -- */
+
+	void
+	start(const xmlChar *localname, const Attributes &attrs)
+	{
+		if (++depth > limits.max_depth)
+			throw Error(sqlstate::program_limit_exceeded, "JUnit report is nested too deeply",
+						position_detail("Element depth exceeds the limit of " + std::to_string(limits.max_depth)), {},
+						Limit::depth);
+		Kind k = classify(localname);
+		if (!root_seen) {
+			root_seen = true;
+			if (k != Kind::testsuites && k != Kind::testsuite && k != Kind::testrun)
+				throw Error(sqlstate::invalid_xml_document, "document is not a JUnit report",
+							"The root element is <" + std::string(reinterpret_cast<const char *>(localname)) +
+								">, not <testsuites> or <testsuite>.");
+		}
+		TextBuf *capture = nullptr;
+		switch (k) {
+		case Kind::testsuite:
+			suites.push_back(Suite{attrs.get_nonempty("name"), attrs.get_nonempty("file")});
+			break;
+		case Kind::testcase:
+			open_case(attrs, false);
+			break;
+		case Kind::failure:
+		case Kind::error:
+		case Kind::skipped:
+			/* a suite-level <skipped/> says the suite was skipped: no execution to record */
+			if (!cases.empty() || k != Kind::skipped)
+				capture = open_result(k, attrs);
+			break;
+		case Kind::flaky_failure:
+		case Kind::flaky_error:
+		case Kind::rerun_failure:
+		case Kind::rerun_error:
+			capture = open_attempt(k, attrs);
+			break;
+		case Kind::stack_trace:
+			capture = frames.empty() ? nullptr : frames.back().capture;
+			break;
+		default:
+			break;
+		}
+		frames.push_back(Frame{k, capture, reinterpret_cast<const char *>(localname)});
+	}
+
+	void
+	end()
+	{
+		Kind k = frames.empty() ? Kind::other : frames.back().kind;
+		if (!frames.empty())
+			frames.pop_back();
+		switch (k) {
+		case Kind::testsuite:
+			if (!suites.empty())
+				suites.pop_back();
+			break;
+		case Kind::testcase:
+			close_case();
+			break;
+		case Kind::failure:
+		case Kind::error:
+		case Kind::skipped:
+			if (!cases.empty() && cases.back().suite_level && cases.back().depth == depth)
+				close_case();
+			break;
+		default:
+			break;
+		}
+		depth--;
+	}
+
+	void
+	open_case(const Attributes &attrs, bool suite_level)
+	{
+		CaseBuilder b;
+		b.depth = depth;
+		b.suite_level = suite_level;
+		if (!suites.empty()) {
+			b.suite = suites.back().name;
+			b.file = suites.back().file;
+			b.file_from_suite = b.file.has_value();
+		}
+		if (suite_level) {
+			b.name = std::string(kSuiteLevelName);
+			b.class_name = b.suite;
+		} else {
+			if (auto name = attrs.get("name"))
+				b.name = Attributes::text(*name);
+			b.class_name = attrs.get_nonempty("classname");
+			if (!b.class_name)
+				b.class_name = attrs.get_nonempty("class");
+			if (!b.class_name)
+				b.class_name = b.suite;
+			if (auto file = attrs.get_nonempty("file")) {
+				b.file = std::move(file);
+				b.file_from_suite = false;
+			}
+			b.line = parse_line(attrs.get("line"));
+			if (auto t = attrs.get("time"))
+				b.duration_ms = parse_junit_seconds(*t);
+			b.attr_status = status_from_attributes(attrs);
+		}
+		b.error.text.limit = b.failure.text.limit = limits.max_stack_length;
+		b.skipped.text.limit = limits.max_message_length;
+		cases.push_back(std::move(b));
+	}
+
+	TextBuf *
+	open_result(Kind k, const Attributes &attrs)
+	{
+		if (cases.empty())
+			open_case(attrs, true); /* <failure> or <error> directly under a suite */
+		CaseBuilder &b = cases.back();
+		Result &r = k == Kind::error ? b.error : k == Kind::failure ? b.failure : b.skipped;
+		if (!r.present) {
+			r.present = true;
+			r.type = attrs.get_nonempty("type");
+			r.message = bounded(attrs.get_nonempty("message"), limits.max_message_length);
+		} else if (!r.text.text.empty()) {
+			r.text.append("\n", 1); /* one <failure> per assertion (gtest, jest): keep them all */
+		}
+		/* Catch2 puts file and line on the failure element */
+		if (!b.file || b.file_from_suite) {
+			if (auto file = attrs.get_nonempty("file")) {
+				b.file = std::move(file);
+				b.file_from_suite = false;
+			}
+		}
+		if (!b.line)
+			b.line = parse_line(attrs.get("line"));
+		return &r.text;
+	}
+
+	TextBuf *
+	open_attempt(Kind k, const Attributes &attrs)
+	{
+		if (cases.empty())
+			return nullptr; /* rerun elements outside a case carry no identity */
+		CaseBuilder &b = cases.back();
+		if (b.attempts.size() >= kMaxAttemptsPerCase)
+			throw Error(sqlstate::program_limit_exceeded, "JUnit test case has too many reruns",
+						position_detail("More than " + std::to_string(kMaxAttemptsPerCase) +
+										" rerun elements in one test case"));
+		Attempt a;
+		a.flaky = k == Kind::flaky_failure || k == Kind::flaky_error;
+		a.status = (k == Kind::flaky_error || k == Kind::rerun_error) ? Status::error : Status::failed;
+		a.type = attrs.get_nonempty("type");
+		a.message = bounded(attrs.get_nonempty("message"), limits.max_message_length);
+		if (auto t = attrs.get("time"))
+			a.duration_ms = parse_junit_seconds(*t);
+		a.text.limit = limits.max_stack_length;
+		b.attempts.push_back(std::move(a));
+		return &b.attempts.back().text;
+	}
+
+	void
+	close_case()
+	{
+		if (cases.empty())
+			return;
+		CaseBuilder b = std::move(cases.back());
+		cases.pop_back();
+		/* frames may still point into the popped builder's buffers: none can be open now */
+
+		JunitCase base;
+		base.suite = b.suite;
+		base.class_name = b.class_name;
+		base.name = b.name;
+		if (!b.class_name || b.class_name->empty() || *b.class_name == b.name)
+			base.full_name = b.name;
+		else if (b.name.empty())
+			base.full_name = *b.class_name;
+		else
+			base.full_name = *b.class_name + "." + b.name;
+		base.file = b.file;
+		base.line = b.line;
+		base.synthetic = is_synthetic(b);
+
+		std::int32_t n = static_cast<std::int32_t>(b.attempts.size()) + 1;
+		std::int32_t retry = retries.take(base.full_name, n);
+
+		for (Attempt &a : b.attempts)
+			if (a.flaky)
+				emit_attempt(base, a, retry++);
+
+		JunitCase main = base;
+		const Result *r = nullptr;
+		if (b.error.present) {
+			main.status = Status::error;
+			r = &b.error;
+		} else if (b.failure.present) {
+			main.status = Status::failed;
+			r = &b.failure;
+		} else if (b.skipped.present) {
+			main.status = Status::skipped;
+			r = &b.skipped;
+		} else {
+			main.status = b.attr_status.value_or(Status::passed);
+		}
+		if (r != nullptr) {
+			main.failure_type = r->type;
+			main.message = r->message ? r->message : first_line(r->text.text, limits.max_message_length);
+			if (r != &b.skipped)
+				main.stack = stack_text(r->text);
+		}
+		main.duration_ms = b.duration_ms;
+		main.retry = retry++;
+		ready.push_back(std::move(main));
+
+		for (Attempt &a : b.attempts)
+			if (!a.flaky)
+				emit_attempt(base, a, retry++);
+	}
+
+	void
+	emit_attempt(const JunitCase &base, Attempt &a, std::int32_t retry)
+	{
+		JunitCase c = base;
+		c.status = a.status;
+		c.retry = retry;
+		c.failure_type = std::move(a.type);
+		c.message = a.message ? std::move(a.message) : first_line(a.text.text, limits.max_message_length);
+		c.stack = stack_text(a.text);
+		c.duration_ms = a.duration_ms;
+		ready.push_back(std::move(c));
+	}
+
+	/* -- chunk loop -- */
+
+	/* Swaps libxml2's process-wide hooks for ours while a chunk is parsed. */
+	struct GlobalHooks {
+		xmlExternalEntityLoader saved_loader;
+		xmlStructuredErrorFunc saved_error;
+		void *saved_error_ctx;
+
+		explicit GlobalHooks(Impl *self)
+			: saved_loader(xmlGetExternalEntityLoader()), saved_error(xmlStructuredError),
+			  saved_error_ctx(xmlStructuredErrorContext)
+		{
+			xmlSetExternalEntityLoader(&Impl::refuse_entity);
+			xmlSetStructuredErrorFunc(self, &Impl::on_error);
+		}
+		~GlobalHooks()
+		{
+			xmlSetExternalEntityLoader(saved_loader);
+			xmlSetStructuredErrorFunc(saved_error_ctx, saved_error);
+		}
+		GlobalHooks(const GlobalHooks &) = delete;
+		GlobalHooks &operator=(const GlobalHooks &) = delete;
+	};
+
+	void
+	check_not_empty()
+	{
+		std::string_view s = input;
+		if (s.substr(0, 3) == "\xEF\xBB\xBF")
+			s.remove_prefix(3);
+		if (trim(s).empty())
+			throw Error(sqlstate::invalid_xml_document, "JUnit report is empty", {},
+						"The report has no content; check that the test run wrote it before it was uploaded.");
+	}
+
+	/* Parses the next chunk; false once the whole input has been parsed. */
+	bool
+	feed()
+	{
+		if (finished)
+			return false;
+		if (cancel != nullptr && cancel())
+			throw Interrupted();
+
+		GlobalHooks hooks(this);
+		std::size_t take = std::min(kChunkSize, input.size() - pos);
+		bool last_bytes = pos + take == input.size();
+		bool changed = false;
+		bool terminate;
+		if (mode == FilterMode::utf16le || mode == FilterMode::utf16be) {
+			bool first = pos == 0;
+			pos += utf16_to_utf8(input.data() + pos, take, mode == FilterMode::utf16be, last_bytes, decoded, &changed);
+			if (first)
+				drop_prolog(decoded);
+			terminate = pos == input.size();
+			std::size_t used =
+				filter_chunk(decoded.data(), decoded.size(), terminate, FilterMode::utf8, markup, chunk, &changed);
+			decoded.erase(0, used);
+			terminate = terminate && decoded.empty();
+		} else {
+			std::size_t used = filter_chunk(input.data() + pos, take, last_bytes, mode, markup, chunk, &changed);
+			pos += used;
+			terminate = pos == input.size();
+		}
+		repaired = repaired || changed;
+
+		const char *data = chunk.data();
+		std::size_t size = chunk.size();
+		if (ctxt == nullptr) {
+			check_not_empty();
+			std::size_t head = std::min<std::size_t>(4, size);
+			ctxt = xmlCreatePushParserCtxt(&sax, this, data, static_cast<int>(head), nullptr);
+			if (ctxt == nullptr)
+				throw std::bad_alloc();
+			int options = XML_PARSE_NONET;
+			if (kind == JunitInput::utf8 || mode == FilterMode::utf16le || mode == FilterMode::utf16be)
+				options |= XML_PARSE_IGNORE_ENC;
+			xmlCtxtUseOptions(ctxt, options);
+			data += head;
+			size -= head;
+		}
+		finished = terminate;
+		xmlParseChunk(ctxt, data, static_cast<int>(size), terminate ? 1 : 0);
+		if (pending)
+			throw Error(std::move(*pending));
+		if (terminate) {
+			if (!ctxt->wellFormed) {
+				xmlErrorPtr err = xmlCtxtGetLastError(ctxt);
+				if (err != nullptr)
+					throw translate(err);
+				throw Error(sqlstate::invalid_xml_document, "could not parse JUnit report");
+			}
+			if (!root_seen)
+				throw Error(sqlstate::invalid_xml_document, "JUnit report is empty",
+							"The document has no root element.");
+		}
+		return true;
+	}
+};
+
+void
+check_report_size(std::size_t size, const JunitLimits &limits)
+{
+	if (size > limits.max_report_size)
+		throw Error(sqlstate::program_limit_exceeded, "JUnit report is too large",
+					"The report has " + std::to_string(size) + " bytes; the limit is " +
+						std::to_string(limits.max_report_size) + " bytes.",
+					{}, Limit::report_size);
+}
+
+JunitReader::JunitReader(std::string_view input, JunitInput kind, const JunitLimits &limits, CancelCheck cancel)
+{
+	check_report_size(input.size(), limits);
+	xmlInitParser();
+	impl_ = std::make_unique<Impl>(input, kind, limits, cancel);
+}
+
+JunitReader::~JunitReader() = default;
+
+bool
+JunitReader::next(JunitCase &out)
+{
+	while (impl_->ready.empty())
+		if (!impl_->feed())
+			return false;
+	out = std::move(impl_->ready.front());
+	impl_->ready.pop_front();
+	impl_->cases_read++;
+	return true;
+}
+
+bool
+JunitReader::repaired() const noexcept
+{
+	return impl_->repaired;
+}
+
+std::size_t
+JunitReader::cases_read() const noexcept
+{
+	return impl_->cases_read;
+}
+
+} // namespace flakeguard
