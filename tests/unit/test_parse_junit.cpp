@@ -10,6 +10,7 @@
 
 #include "flakeguard/core/parse_junit.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -487,13 +488,24 @@ BOOST_AUTO_TEST_CASE(utf16_with_and_without_bom)
 			BOOST_TEST(rows[0].name == "a");
 			BOOST_TEST(*rows[0].stack == "x\xEF\xBF\xBDy");
 		}
-	/* a surrogate pair (U+1D11E) and a lone surrogate */
+	/* a surrogate pair (U+1D11E); a lone surrogate is an invalid byte sequence */
 	std::string pair = to_utf16("<testsuite><testcase name=\"", false, true);
 	pair += std::string("\x34\xD8\x1E\xDD", 4);
-	pair += std::string("\x00\xD8", 2);
+	std::string lone = pair + std::string("\x00\xD8", 2) + to_utf16("\"/></testsuite>", false, false);
 	pair += to_utf16("\"/></testsuite>", false, false);
 	auto rows = parse(pair);
-	BOOST_TEST(rows[0].name == "\xF0\x9D\x84\x9E\xEF\xBF\xBD");
+	BOOST_TEST(rows[0].name == "\xF0\x9D\x84\x9E");
+	BOOST_TEST(error_of(lone) == "22021");
+	/* UTF-32 in both byte orders */
+	std::string doc32 = "<testsuite><testcase name=\"u32\"/></testsuite>", le, be;
+	for (char c : doc32) {
+		le += std::string(1, c) + std::string(3, '\0');
+		be += std::string(3, '\0') + std::string(1, c);
+	}
+	BOOST_TEST(parse(le)[0].name == "u32");
+	BOOST_TEST(parse(be)[0].name == "u32");
+	/* a UTF-16 report cut in the middle of a character */
+	BOOST_TEST(error_of(to_utf16("<testsuite/>", false, true) + "x") == "22021");
 }
 
 BOOST_AUTO_TEST_CASE(declared_latin1_and_windows1252)
@@ -501,7 +513,7 @@ BOOST_AUTO_TEST_CASE(declared_latin1_and_windows1252)
 	auto rows = parse("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><testsuite><testcase name=\"caf\xE9\">"
 					  "<failure message=\"a\x1b[31mb\"/></testcase></testsuite>");
 	BOOST_TEST(rows[0].name == "caf\xC3\xA9");
-	BOOST_TEST(*rows[0].message == "a?[31mb"); /* control bytes of single-byte encodings become '?' */
+	BOOST_TEST(*rows[0].message == "a\xEF\xBF\xBD[31mb");
 	rows = parse("<?xml version=\"1.0\" encoding=\"windows-1252\"?><testsuite><testcase name=\"\x80\"/></testsuite>");
 	BOOST_TEST(rows[0].name == "\xE2\x82\xAC");
 }
@@ -509,9 +521,29 @@ BOOST_AUTO_TEST_CASE(declared_latin1_and_windows1252)
 BOOST_AUTO_TEST_CASE(invalid_utf8_is_rejected_with_a_hint)
 {
 	std::string message, detail;
-	BOOST_TEST(error_of("<testsuite><testcase name=\"caf\xE9\"/></testsuite>", {}, &message, &detail) == "22021");
+	BOOST_TEST(error_of("<testsuite>\n<testcase name=\"caf\xE9\"/></testsuite>", {}, &message, &detail) == "22021");
 	BOOST_TEST(message == "invalid byte sequence in JUnit report");
-	BOOST_TEST(detail.find("Line 1, column") == 0u);
+	BOOST_TEST(detail == "Line 2, column 20: Bytes 0xE9 0x22 0x2F 0x3E are not valid UTF-8.");
+	/* overlong, surrogate, beyond U+10FFFF, stray continuation, truncated at the end */
+	for (const char *bad : {"\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\x80", "\xF0\x9D\x84"})
+		BOOST_TEST(error_of(std::string("<testsuite name=\"") + bad + "\"/>") == "22021", bad);
+	BOOST_TEST(error_of("<testsuite/><!--\xE2\x82") == "22021");
+	/* a raw U+FFFF is repaired like a control character; a four-byte character is fine */
+	auto rows = parse("<testsuite><testcase name=\"a\xEF\xBF\xBF\xF0\x9D\x84\x9E\"/></testsuite>");
+	BOOST_TEST(rows[0].name == "a\xEF\xBF\xBD\xF0\x9D\x84\x9E");
+}
+
+BOOST_AUTO_TEST_CASE(multibyte_characters_split_across_chunks)
+{
+	for (std::size_t shift = 0; shift < 4; shift++) {
+		std::string head = "<testsuite><testcase name=\"t\"><failure>";
+		std::string pad(65536 - head.size() - 2 + shift, 'p');
+		std::string doc = head + pad + "\xF0\x9D\x84\x9E\xE2\x82\xAC</failure></testcase></testsuite>";
+		JunitLimits limits;
+		limits.max_stack_length = 1 << 20;
+		auto rows = parse(doc, JunitInput::bytes, limits);
+		BOOST_TEST(rows[0].stack->substr(pad.size()) == "\xF0\x9D\x84\x9E\xE2\x82\xAC", "shift " << shift);
+	}
 }
 
 BOOST_AUTO_TEST_CASE(text_input_ignores_the_declared_encoding)
@@ -522,9 +554,31 @@ BOOST_AUTO_TEST_CASE(text_input_ignores_the_declared_encoding)
 	BOOST_TEST(rows[0].name == "caf\xC3\xA9");
 }
 
-BOOST_AUTO_TEST_CASE(unknown_encoding)
+BOOST_AUTO_TEST_CASE(unknown_and_odd_encodings)
 {
-	BOOST_TEST(error_of("<?xml version=\"1.0\" encoding=\"x-no-such\"?><testsuite/>") == "2200M");
+	std::string message, detail;
+	BOOST_TEST(error_of("<?xml version=\"1.0\" encoding=\"x-no-such\"?><testsuite/>", {}, &message, &detail) ==
+			   "2200M");
+	BOOST_TEST(message == "unsupported encoding in JUnit report");
+	BOOST_TEST(detail == "The encoding \"x-no-such\" is not known.");
+	BOOST_TEST(error_of("<?xml version=\"1.0\" encoding=\"UTF 8 please\"?><testsuite/>") == "2200M");
+	BOOST_TEST(error_of("<?xml version=\"1.0\" encoding=\"\"?><testsuite/>") == "2200M");
+	/* found by fuzzing: libxml2 2.9.14 crashed switching to this half-known name before invalid bytes */
+	BOOST_TEST(error_of("<?xml version=\"1.0\" encoding=\"UT.F-8\"?>\n<testsuite><testcase name=\"caf\xE9\"/>"
+						"</testsuite>") != "");
+	/* an 8-bit report labelled UTF-16 (PowerShell's Out-File) is read as the UTF-8 it is */
+	BOOST_TEST(parse("<?xml version=\"1.0\" encoding=\"utf-16\"?><testsuite><testcase name=\"\xC3\xA9\"/>"
+					 "</testsuite>")[0]
+				   .name == "\xC3\xA9");
+	/* Shift_JIS: a multi-byte encoding, converted across chunk boundaries */
+	std::string sjis = "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><testsuite><testcase name=\"" +
+					   std::string(70000, 'a') + "\x83\x65\x83\x58\x83\x67\"/></testsuite>";
+	auto rows = parse(sjis);
+	BOOST_TEST(rows[0].name.substr(70000) == "\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88");
+	/* line numbers still count the declaration's lines */
+	BOOST_TEST(error_of("<?xml version=\"1.0\"\n encoding=\"ISO-8859-1\"?>\n<testsuite>\n<x y=/>", {}, &message,
+						&detail) == "2200M");
+	BOOST_TEST(detail.find("Line 4,") == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(control_characters_are_repaired)
@@ -588,7 +642,8 @@ BOOST_AUTO_TEST_CASE(empty_whitespace_and_non_xml)
 	BOOST_TEST(message == "JUnit report is not XML");
 	BOOST_TEST(error_of("{\"tests\": []}", {}, &message) == "2200M");
 	BOOST_TEST(error_of("<?xml version=\"1.0\"?><!-- only a comment -->", {}, &message) == "2200M");
-	BOOST_TEST(error_of("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", {}, &message) == "2200M");
+	BOOST_TEST(error_of(std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16), {}, &message) == "22021");
+	BOOST_TEST(message == "invalid byte sequence in JUnit report");
 }
 
 BOOST_AUTO_TEST_CASE(truncated_report)
@@ -597,7 +652,7 @@ BOOST_AUTO_TEST_CASE(truncated_report)
 	BOOST_TEST(error_of("<testsuite><testcase name=\"a\"/><testcase name=\"b\"><failure>at x", {}, &message, &detail) ==
 			   "2200M");
 	BOOST_TEST(message == "JUnit report is truncated");
-	BOOST_TEST(detail == "The document ends inside <failure>, 3 element(s) are still open.");
+	BOOST_TEST(detail == "The document ends inside <failure> with 3 elements still open.");
 	BOOST_TEST(error_of("<testsuite><testcase name=\"a") == "2200M");
 }
 
@@ -757,6 +812,26 @@ BOOST_AUTO_TEST_CASE(hostile_fixture_files)
 		std::string doc = fixture(w.file);
 		BOOST_TEST(error_of(doc) == w.sqlstate, w.file);
 	}
+}
+
+BOOST_AUTO_TEST_CASE(fuzz_regressions_stay_fixed)
+{
+	/* inputs that once crashed the reader or libxml2 (tests/fuzz/regressions); run under ASan in make check */
+	int files = 0;
+	for (const auto &entry : std::filesystem::directory_iterator(FG_FUZZ_REGRESSIONS_DIR)) {
+		std::string doc = read_file(entry.path().string());
+		for (JunitInput kind : {JunitInput::bytes, JunitInput::utf8}) {
+			try {
+				JunitReader reader(doc, kind, {});
+				JunitCase c;
+				while (reader.next(c)) {
+				}
+			} catch (const Error &) {
+			}
+		}
+		files++;
+	}
+	BOOST_TEST(files >= 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

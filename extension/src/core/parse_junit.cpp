@@ -21,9 +21,13 @@
 #include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
 
+#include <iconv.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -164,16 +168,15 @@ class RetryCounter {
 };
 
 /* ---------------------------------------------------------------------
- * Byte filter: repairs control characters before libxml2 sees them.
+ * Decoding: libxml2 only ever sees UTF-8 without an XML declaration.
+ *
+ * We pick the encoding (byte-order mark, else the declaration, else UTF-8),
+ * convert anything else to UTF-8 with iconv, and replace the declaration by
+ * one that names no encoding, so
+ * libxml2 never switches encodings itself: its switching code has crashed on
+ * declared names it half-knows ("UT.F-8" followed by invalid bytes, found by
+ * fuzzing 2.9.14) and rejects names real tools write ("UTF-16 LE").
  * ------------------------------------------------------------------- */
-enum class FilterMode {
-	utf8,        /* replace raw C0 bytes with U+FFFD encoded in UTF-8 */
-	single_byte, /* another ASCII-compatible encoding: replace them with '?' */
-	utf16le,     /* transcoded to UTF-8 first, then filtered as utf8 */
-	utf16be,
-	none /* UTF-32 and friends: bytes are not characters, leave them to libxml2 */
-};
-
 bool
 is_forbidden_codepoint(unsigned long cp)
 {
@@ -183,129 +186,212 @@ is_forbidden_codepoint(unsigned long cp)
 }
 
 bool
-iequals_prefix(std::string_view s, std::string_view prefix)
+iequals(std::string_view a, std::string_view b)
 {
-	if (s.size() < prefix.size())
+	if (a.size() != b.size())
 		return false;
-	for (std::size_t i = 0; i < prefix.size(); i++)
-		if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i])
+	for (std::size_t i = 0; i < a.size(); i++)
+		if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
 			return false;
 	return true;
 }
 
-/* Decides the filter from the byte-order mark and the XML declaration. */
-FilterMode
-detect_filter_mode(std::string_view in, JunitInput kind)
+bool
+istarts_with(std::string_view s, std::string_view prefix)
 {
-	if (kind == JunitInput::utf8)
-		return FilterMode::utf8;
-	auto b = [&](std::size_t i) { return i < in.size() ? static_cast<unsigned char>(in[i]) : 0x100u; };
-	if ((b(0) == 0 && b(1) == 0) || (b(2) == 0 && b(3) == 0 && b(0) != 0))
-		return FilterMode::none; /* UTF-32 */
-	if ((b(0) == 0xFE && b(1) == 0xFF) || (b(0) == 0 && b(1) == '<'))
-		return FilterMode::utf16be;
-	if ((b(0) == 0xFF && b(1) == 0xFE) || (b(0) == '<' && b(1) == 0))
-		return FilterMode::utf16le;
-	std::size_t start = (b(0) == 0xEF && b(1) == 0xBB && b(2) == 0xBF) ? 3 : 0;
-	std::string_view head = in.substr(start, 256);
-	if (head.substr(0, 5) != "<?xml")
-		return FilterMode::utf8;
-	std::size_t end = head.find("?>");
-	std::string_view decl = head.substr(0, end);
+	return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+/* The XML declaration at the start of s (after a UTF-8 byte-order mark), if any. */
+struct Declaration {
+	std::size_t begin = 0;			 /* after the byte-order mark */
+	std::size_t end = 0;			 /* after "?>"; 0 when there is no declaration */
+	std::optional<std::string> encoding; /* the encoding pseudo-attribute's value */
+};
+
+Declaration
+find_declaration(std::string_view s)
+{
+	Declaration d;
+	if (s.substr(0, 3) == "\xEF\xBB\xBF")
+		d.begin = 3;
+	std::string_view head = s.substr(d.begin, 1024);
+	if (head.size() < 6 || head.substr(0, 5) != "<?xml" || !std::isspace(static_cast<unsigned char>(head[5])))
+		return d;
+	std::size_t close = head.find("?>");
+	if (close == std::string_view::npos)
+		return d; /* malformed: leave it to libxml2 to complain */
+	d.end = d.begin + close + 2;
+	std::string_view decl = head.substr(0, close);
 	std::size_t at = decl.find("encoding");
 	if (at == std::string_view::npos)
-		return FilterMode::utf8;
+		return d;
 	std::size_t q = decl.find_first_of("\"'", at);
 	if (q == std::string_view::npos)
-		return FilterMode::utf8;
-	std::string_view enc = decl.substr(q + 1);
-	if (iequals_prefix(enc, "utf-8") || iequals_prefix(enc, "utf8"))
-		return FilterMode::utf8;
-	if (iequals_prefix(enc, "utf-16") || iequals_prefix(enc, "utf-32") || iequals_prefix(enc, "ucs") ||
-		iequals_prefix(enc, "utf16") || iequals_prefix(enc, "utf32"))
-		return FilterMode::none;
-	return FilterMode::single_byte;
+		return d;
+	std::size_t q2 = decl.find(decl[q], q + 1);
+	d.encoding = std::string(decl.substr(q + 1, q2 == std::string_view::npos ? std::string_view::npos : q2 - q - 1));
+	return d;
 }
 
-void
-append_utf8(std::string &out, unsigned long cp)
+/* The iconv name of the input's encoding; "" means UTF-8 (no conversion). */
+std::string
+choose_encoding(std::string_view in, JunitInput kind)
 {
-	if (cp < 0x80) {
-		out.push_back(static_cast<char>(cp));
-	} else if (cp < 0x800) {
-		out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-		out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-	} else if (cp < 0x10000) {
-		out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-		out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-		out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-	} else {
-		out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-		out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-		out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-		out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-	}
+	if (kind == JunitInput::utf8)
+		return "";
+	auto b = [&](std::size_t i) { return i < in.size() ? static_cast<unsigned char>(in[i]) : 0x100u; };
+	if (b(0) == 0 && b(1) == 0 && ((b(2) == 0xFE && b(3) == 0xFF) || (b(2) == 0 && b(3) == '<')))
+		return "UTF-32BE";
+	if ((b(0) == 0xFF && b(1) == 0xFE && b(2) == 0 && b(3) == 0) || (b(0) == '<' && b(1) == 0 && b(2) == 0 && b(3) == 0))
+		return "UTF-32LE";
+	if ((b(0) == 0xFE && b(1) == 0xFF) || (b(0) == 0 && b(1) == '<'))
+		return "UTF-16BE";
+	if ((b(0) == 0xFF && b(1) == 0xFE) || (b(0) == '<' && b(1) == 0))
+		return "UTF-16LE";
+	Declaration d = find_declaration(in);
+	if (!d.encoding)
+		return "";
+	const std::string &name = *d.encoding;
+	/* the bytes are 8-bit, so a UTF-16/32 label is wrong; UTF-8 is what such files hold */
+	for (const char *utf : {"utf-8", "utf8", "utf-16", "utf16", "utf-32", "utf32", "ucs-2", "ucs-4", "ucs2", "ucs4"})
+		if (istarts_with(name, utf))
+			return "";
+	/* EncName ::= [A-Za-z] ([A-Za-z0-9._] | '-')* */
+	bool valid = !name.empty() && std::isalpha(static_cast<unsigned char>(name[0]));
+	for (char c : name)
+		valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+	if (!valid || name.size() > 40)
+		throw Error(sqlstate::invalid_xml_document, "unsupported encoding in JUnit report",
+					"The XML declaration names the encoding \"" + name.substr(0, 40) + "\".");
+	return name;
 }
+
+/* iconv from one encoding to UTF-8, chunk by chunk. */
+class Transcoder {
+  public:
+	explicit Transcoder(const std::string &from) : from_(from), cd_(iconv_open("UTF-8", from.c_str()))
+	{
+		if (cd_ == reinterpret_cast<iconv_t>(-1))
+			throw Error(sqlstate::invalid_xml_document, "unsupported encoding in JUnit report",
+						"The encoding \"" + from + "\" is not known.");
+	}
+	~Transcoder() { iconv_close(cd_); }
+	Transcoder(const Transcoder &) = delete;
+	Transcoder &operator=(const Transcoder &) = delete;
+
+	/*
+	 * Appends in[0..n) converted to out.  Returns the bytes consumed: an
+	 * incomplete sequence at the end waits for more input unless last.
+	 * offset is where in starts in the report, for error messages.
+	 */
+	std::size_t convert(const char *in, std::size_t n, bool last, std::size_t offset, std::string &out)
+	{
+		char *src = const_cast<char *>(in);
+		std::size_t left = n;
+		while (left > 0) {
+			std::size_t old = out.size();
+			out.resize(old + left * 3 + 16);
+			char *dst = &out[old];
+			std::size_t room = out.size() - old;
+			std::size_t r = iconv(cd_, &src, &left, &dst, &room);
+			int err = errno;
+			out.resize(out.size() - room);
+			if (r != static_cast<std::size_t>(-1))
+				continue;
+			if (err == E2BIG)
+				continue;
+			std::size_t at = offset + static_cast<std::size_t>(src - in);
+			if (err == EINVAL && !last)
+				break;
+			throw Error(sqlstate::character_not_in_repertoire, "invalid byte sequence in JUnit report",
+						"The bytes at offset " + std::to_string(at) + " are not valid " + from_ +
+							(err == EINVAL ? " (the report ends inside a character)." : "."),
+						"Declare the report's real encoding in its XML declaration.");
+		}
+		return n - left;
+	}
+
+  private:
+	std::string from_;
+	iconv_t cd_;
+};
 
 /*
- * Appends UTF-16 in[0..n) to out as UTF-8.  Returns the bytes consumed: an
- * odd trailing byte or a high surrogate at the end waits for more input
- * unless last.  Unpaired surrogates become U+FFFD and set *changed.
+ * What replaces a leading byte-order mark and XML declaration: a plain
+ * declaration (so a second one later is still an error) and the newlines
+ * the original spanned (so line numbers in errors stay right).
  */
-std::size_t
-utf16_to_utf8(const char *in, std::size_t n, bool big_endian, bool last, std::string &out, bool *changed)
+constexpr std::string_view kPlainDeclaration = "<?xml version=\"1.0\"?>";
+
+std::string
+replacement_prolog(std::string_view s, const Declaration &d)
 {
-	auto unit = [&](std::size_t i) {
-		auto hi = static_cast<unsigned char>(in[big_endian ? i : i + 1]);
-		auto lo = static_cast<unsigned char>(in[big_endian ? i + 1 : i]);
-		return static_cast<unsigned long>(hi << 8 | lo);
-	};
-	std::size_t i = 0;
-	while (i + 1 < n) {
-		unsigned long u = unit(i);
-		if (u >= 0xD800 && u <= 0xDBFF) {
-			if (i + 3 >= n) {
-				if (!last)
-					return i;
-				append_utf8(out, 0xFFFD);
-				*changed = true;
-				i += 2;
-				continue;
-			}
-			unsigned long u2 = unit(i + 2);
-			if (u2 >= 0xDC00 && u2 <= 0xDFFF) {
-				append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (u2 - 0xDC00));
-				i += 4;
-				continue;
-			}
-			u = 0xFFFD;
-			*changed = true;
-		} else if (u >= 0xDC00 && u <= 0xDFFF) {
-			u = 0xFFFD;
-			*changed = true;
-		}
-		append_utf8(out, u);
-		i += 2;
-	}
-	if (i < n && last) {
-		append_utf8(out, 0xFFFD);
-		*changed = true;
-		i = n;
-	}
-	return i;
+	if (d.end == 0)
+		return {};
+	std::string out(kPlainDeclaration);
+	out.append(static_cast<std::size_t>(std::count(s.begin() + d.begin, s.begin() + d.end, '\n')), '\n');
+	return out;
 }
 
-/* Drops a leading byte-order mark and XML declaration (it would name the UTF-16 we decoded). */
+/* Replaces a leading byte-order mark and XML declaration in decoded text. */
 void
-drop_prolog(std::string &s)
+replace_declaration(std::string &s)
 {
-	std::size_t at = s.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
-	if (s.compare(at, 5, "<?xml") == 0) {
-		std::size_t end = s.find("?>", at);
-		if (end != std::string::npos)
-			at = end + 2;
-	}
-	s.erase(0, at);
+	Declaration d = find_declaration(s);
+	std::string prolog = replacement_prolog(s, d);
+	s.replace(0, d.end > 0 ? d.end : d.begin, prolog);
+}
+
+/* Thrown by filter_chunk: the byte at offset at does not start a valid UTF-8 sequence. */
+struct InvalidUtf8 {
+	std::size_t at;
+};
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+std::size_t
+utf8_sequence_length(const char *p, std::size_t avail)
+{
+	auto u = [&](std::size_t k) { return static_cast<unsigned char>(p[k]); };
+	unsigned char c = u(0);
+	std::size_t len;
+	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		if (c == 0xE0)
+			lo = 0xA0; /* overlong */
+		else if (c == 0xED)
+			hi = 0x9F; /* surrogates */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		if (c == 0xF0)
+			lo = 0x90; /* overlong */
+		else if (c == 0xF4)
+			hi = 0x8F; /* beyond U+10FFFF */
+	} else
+		return 0;
+	if (avail < len || u(1) < lo || u(1) > hi)
+		return 0;
+	for (std::size_t k = 2; k < len; k++)
+		if (u(k) < 0x80 || u(k) > 0xBF)
+			return 0;
+	return len;
+}
+
+/* True when p[0..avail) could still become a valid sequence with more bytes. */
+bool
+utf8_prefix_ok(const char *p, std::size_t avail)
+{
+	unsigned char c = static_cast<unsigned char>(p[0]);
+	std::size_t len = (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+	if (len == 0 || avail >= len)
+		return false;
+	for (std::size_t k = 1; k < avail; k++)
+		if ((static_cast<unsigned char>(p[k]) & 0xC0) != 0x80)
+			return false;
+	return true;
 }
 
 /* Where the filter is in the markup; carried from one chunk to the next. */
@@ -316,8 +402,10 @@ constexpr std::string_view kCdataSplit = "]]><![CDATA[";
 
 /*
  * Filters in[0..n) into out:
- *  - raw C0 control characters (but TAB, LF, CR) become U+FFFD ('?' in
- *    single-byte encodings), and outside CDATA and comments so do character
+ *  - the input must be valid UTF-8 (else InvalidUtf8 is thrown), so libxml2
+ *    never guesses an encoding from what it sees;
+ *  - raw C0 control characters (but TAB, LF, CR), U+FFFE and U+FFFF become U+FFFD, and
+ *    outside CDATA and comments so do character
  *    references to characters XML 1.0 forbids (&#27;, &#x8;, &#0;);
  *  - a CDATA section still open at the end of the chunk is closed and
  *    reopened ("]]><![CDATA["), which leaves its text unchanged but lets
@@ -329,13 +417,9 @@ constexpr std::string_view kCdataSplit = "]]><![CDATA[";
  * *changed when a character was replaced.
  */
 std::size_t
-filter_chunk(const char *in, std::size_t n, bool last, FilterMode mode, Markup &markup, std::string &out, bool *changed)
+filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::string &out, bool *changed)
 {
 	out.clear();
-	if (mode == FilterMode::none) {
-		out.append(in, n);
-		return n;
-	}
 	std::size_t i = 0, copied = 0;
 	/* hold back from i when the construct starting there needs more than the chunk has */
 	auto needs_more = [&](std::size_t want) { return !last && i + want > n; };
@@ -353,12 +437,27 @@ filter_chunk(const char *in, std::size_t n, bool last, FilterMode mode, Markup &
 				continue;
 			}
 			out.append(in + copied, i - copied);
-			if (mode == FilterMode::single_byte)
-				out.push_back('?');
-			else
-				out.append(kReplacementUtf8);
+			out.append(kReplacementUtf8);
 			*changed = true;
 			copied = ++i;
+			continue;
+		}
+		if (c >= 0x80) {
+			std::size_t len = utf8_sequence_length(in + i, n - i);
+			if (len == 0) {
+				if (needs_more(4) && utf8_prefix_ok(in + i, n - i))
+					return hold();
+				throw InvalidUtf8{i};
+			}
+			if (len == 3 && c == 0xEF && static_cast<unsigned char>(in[i + 1]) == 0xBF &&
+				static_cast<unsigned char>(in[i + 2]) >= 0xBE) {
+				/* U+FFFE and U+FFFF are not XML characters */
+				out.append(in + copied, i - copied);
+				out.append(kReplacementUtf8);
+				*changed = true;
+				copied = i + 3;
+			}
+			i += len;
 			continue;
 		}
 		switch (markup) {
@@ -366,7 +465,7 @@ filter_chunk(const char *in, std::size_t n, bool last, FilterMode mode, Markup &
 			if (c == ']') {
 				if (needs_more(3))
 					return hold();
-				if (in[i + 1] == ']' && in[i + 2] == '>') {
+				if (i + 2 < n && in[i + 1] == ']' && in[i + 2] == '>') {
 					markup = Markup::text;
 					i += 3;
 					continue;
@@ -378,7 +477,7 @@ filter_chunk(const char *in, std::size_t n, bool last, FilterMode mode, Markup &
 			if (c == '-') {
 				if (needs_more(3))
 					return hold();
-				if (in[i + 1] == '-' && in[i + 2] == '>') {
+				if (i + 2 < n && in[i + 1] == '-' && in[i + 2] == '>') {
 					markup = Markup::text;
 					i += 3;
 					continue;
@@ -558,12 +657,6 @@ struct Attributes {
 		return text(*v);
 	}
 };
-
-bool
-iequals(std::string_view a, std::string_view b)
-{
-	return a.size() == b.size() && iequals_prefix(a, b);
-}
 
 /* Status carried by attributes (CTest status="notrun", gtest result="suppressed"). */
 std::optional<Status>
@@ -766,6 +859,7 @@ format_position(int line, int column, std::string_view what)
 {
 	std::string detail = "Line " + std::to_string(line) + ", column " + std::to_string(column) + ": ";
 	std::string w(trim(what));
+	std::replace(w.begin(), w.end(), '\n', ' '); /* libxml2 puts the offending bytes on a second line */
 	if (!w.empty())
 		w[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(w[0])));
 	detail += w;
@@ -785,7 +879,8 @@ struct JunitReader::Impl {
 	JunitInput kind;
 	JunitLimits limits;
 	CancelCheck cancel;
-	FilterMode mode;
+	std::unique_ptr<Transcoder> transcoder; /* null: the input is UTF-8 */
+	std::string prolog; /* replaces the UTF-8 input's declaration, fed first */
 
 	xmlSAXHandler sax{};
 	xmlParserCtxtPtr ctxt = nullptr;
@@ -806,8 +901,16 @@ struct JunitReader::Impl {
 	std::optional<Error> pending;
 
 	Impl(std::string_view in, JunitInput k, const JunitLimits &l, CancelCheck c)
-		: input(in), kind(k), limits(l), cancel(c), mode(detect_filter_mode(in, k))
+		: input(in), kind(k), limits(l), cancel(c)
 	{
+		std::string encoding = choose_encoding(in, k);
+		if (!encoding.empty()) {
+			transcoder = std::make_unique<Transcoder>(encoding);
+		} else {
+			Declaration d = find_declaration(in);
+			pos = d.end > 0 ? d.end : d.begin;
+			prolog = replacement_prolog(in, d);
+		}
 		sax.initialized = XML_SAX2_MAGIC;
 		sax.startElementNs = &Impl::on_start;
 		sax.endElementNs = &Impl::on_end;
@@ -922,8 +1025,10 @@ struct JunitReader::Impl {
 	{
 		if (err->code == XML_ERR_DOCUMENT_END && finished && !frames.empty())
 			return Error(sqlstate::invalid_xml_document, "JUnit report is truncated",
-						 "The document ends inside <" + std::string(frames.back().name) + ">, " +
-							 std::to_string(frames.size()) + " element(s) are still open.",
+						 "The document ends inside <" + std::string(frames.back().name) + "> with " +
+							 (frames.size() == 1 ? std::string("1 element")
+												 : std::to_string(frames.size()) + " elements") +
+							 " still open.",
 						 "Check that the test run finished writing the report before it was uploaded.");
 		std::string msg = err->message ? std::string(trim(err->message)) : "unknown libxml2 error";
 		std::string detail = format_position(err->line, err->int2, msg);
@@ -1207,6 +1312,25 @@ struct JunitReader::Impl {
 						"The report has no content; check that the test run wrote it before it was uploaded.");
 	}
 
+	/* The error for invalid UTF-8 at input offset at, with its line and column. */
+	Error invalid_utf8(std::size_t at) const
+	{
+		std::string_view before = input.substr(0, at);
+		std::size_t nl = before.rfind('\n');
+		int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+		int column = 1 + static_cast<int>(nl == std::string_view::npos ? at : at - nl - 1);
+		std::string bytes;
+		for (std::size_t k = at; k < input.size() && k < at + 4; k++) {
+			char hex[6];
+			std::snprintf(hex, sizeof(hex), "%s0x%02X", k == at ? "" : " ", static_cast<unsigned char>(input[k]));
+			bytes += hex;
+		}
+		return Error(sqlstate::character_not_in_repertoire, "invalid byte sequence in JUnit report",
+					 format_position(line, column, "bytes " + bytes + " are not valid UTF-8"),
+					 "Declare the report's real encoding in its XML declaration, for example "
+					 "<?xml version=\"1.0\" encoding=\"windows-1252\"?>.");
+	}
+
 	/* Parses the next chunk; false once the whole input has been parsed. */
 	bool
 	feed()
@@ -1221,20 +1345,34 @@ struct JunitReader::Impl {
 		bool last_bytes = pos + take == input.size();
 		bool changed = false;
 		bool terminate;
-		if (mode == FilterMode::utf16le || mode == FilterMode::utf16be) {
+		if (transcoder) {
 			bool first = pos == 0;
-			pos += utf16_to_utf8(input.data() + pos, take, mode == FilterMode::utf16be, last_bytes, decoded, &changed);
+			pos += transcoder->convert(input.data() + pos, take, last_bytes, pos, decoded);
 			if (first)
-				drop_prolog(decoded);
+				replace_declaration(decoded);
 			terminate = pos == input.size();
-			std::size_t used =
-				filter_chunk(decoded.data(), decoded.size(), terminate, FilterMode::utf8, markup, chunk, &changed);
+			std::size_t used;
+			try {
+				used = filter_chunk(decoded.data(), decoded.size(), terminate, markup, chunk, &changed);
+			} catch (const InvalidUtf8 &) {
+				/* iconv wrote UTF-8 that is not: never seen, but never let it reach libxml2 */
+				throw Error(sqlstate::character_not_in_repertoire, "invalid byte sequence in JUnit report");
+			}
 			decoded.erase(0, used);
 			terminate = terminate && decoded.empty();
 		} else {
-			std::size_t used = filter_chunk(input.data() + pos, take, last_bytes, mode, markup, chunk, &changed);
+			std::size_t used;
+			try {
+				used = filter_chunk(input.data() + pos, take, last_bytes, markup, chunk, &changed);
+			} catch (const InvalidUtf8 &bad) {
+				throw invalid_utf8(pos + bad.at);
+			}
 			pos += used;
 			terminate = pos == input.size();
+		}
+		if (!prolog.empty()) {
+			chunk.insert(0, prolog);
+			prolog.clear();
 		}
 		repaired = repaired || changed;
 
@@ -1246,10 +1384,7 @@ struct JunitReader::Impl {
 			ctxt = xmlCreatePushParserCtxt(&sax, this, data, static_cast<int>(head), nullptr);
 			if (ctxt == nullptr)
 				throw std::bad_alloc();
-			int options = XML_PARSE_NONET;
-			if (kind == JunitInput::utf8 || mode == FilterMode::utf16le || mode == FilterMode::utf16be)
-				options |= XML_PARSE_IGNORE_ENC;
-			xmlCtxtUseOptions(ctxt, options);
+			xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
 			data += head;
 			size -= head;
 		}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh [SECONDS] [BUILD_DIR] -- fuzz the JUnit reader with libFuzzer
+# under ASan and UBSan.  The seed corpus is every fixture of tests/fixtures/junit
+# plus ../shared/junit-corpus when present; new inputs go to BUILD_DIR/corpus.
+# `make fuzz` runs it for 10 minutes, `make check` for 30 seconds.  A crash
+# leaves crash-<sha1> here: minimise it, add it to tests/fuzz/regressions/
+# (the unit tests replay that folder under ASan), then fix the reader.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=${1:-600}
+build=${2:-$ROOT/build/fuzz}
+cd "$ROOT"
+if [ ! -x "$build/fuzz_parse_junit" ]; then
+	cmake -S . -B "$build" -DFG_FUZZ=ON -DFG_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$build" -j 2 --target fuzz_parse_junit >/dev/null
+fi
+seeds=$build/seeds
+rm -rf "$seeds"
+mkdir -p "$seeds" "$build/corpus"
+find tests/fixtures/junit tests/fuzz/regressions -name '*.xml' -size -64k -exec cp -t "$seeds" {} + 2>/dev/null || true
+if [ -d ../shared/junit-corpus ]; then
+	i=0
+	find ../shared/junit-corpus -type f \( -name '*.xml' -o -name '*.golden' \) -size -64k | while read -r f; do
+		i=$((i + 1))
+		cp "$f" "$seeds/corpus-$i.xml"
+	done
+fi
+cp tests/fuzz/junit.dict "$build/" 2>/dev/null || true
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+"$build/fuzz_parse_junit" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
+	-dict=tests/fuzz/junit.dict -print_final_stats=1 "$build/corpus" "$seeds"
