@@ -1,0 +1,191 @@
+/*
+ * parse_junit.cpp
+ *	  flakeguard.parse_junit(text) and flakeguard.parse_junit(bytea).
+ *
+ * A value-per-call set-returning function: the report is parsed while rows
+ * are fetched, so a ProjectSet or a LIMIT never waits for (or holds) the
+ * whole report's rows.  The C++ reader lives on the heap across calls and
+ * is owned by a reset callback of the SRF's multi-call memory context, which
+ * PostgreSQL deletes when the scan ends, stops early, or errors out.
+ */
+#include "flakeguard/core/parse_junit.hpp"
+#include "flakeguard/pg/guard.hpp"
+#include "flakeguard/pg/settings.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(parse_junit_text);
+PG_FUNCTION_INFO_V1(parse_junit_bytea);
+}
+
+namespace {
+
+using flakeguard::JunitCase;
+using flakeguard::JunitInput;
+using flakeguard::JunitReader;
+
+enum Column {
+	col_suite,
+	col_class_name,
+	col_name,
+	col_full_name,
+	col_file,
+	col_line,
+	col_status,
+	col_retry,
+	col_duration_ms,
+	col_failure_type,
+	col_message,
+	col_stack,
+	col_synthetic,
+	n_columns
+};
+
+/* The C++ state of one scan; deleted by the multi-call context's reset callback. */
+struct Scan {
+	Scan(std::string_view input, JunitInput kind)
+		: reader(input, kind, flakeguard::pg::junit_limits(), &flakeguard::pg::interrupt_pending)
+	{
+	}
+	JunitReader reader;
+	JunitCase current;
+};
+
+struct ScanHolder {
+	Scan *scan;
+	MemoryContextCallback on_reset;
+};
+
+void
+delete_scan(void *arg)
+{
+	auto *holder = static_cast<ScanHolder *>(arg);
+	delete holder->scan; /* noexcept: frees libxml2's parser */
+	holder->scan = nullptr;
+}
+
+/* A UTF-8 string as a text Datum in the database encoding. */
+Datum
+text_datum(const std::string &s)
+{
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())));
+	char *converted = pg_any_to_server(s.data(), static_cast<int>(s.size()), PG_UTF8);
+	return PointerGetDatum(cstring_to_text(converted));
+}
+
+void
+set_text(Datum *values, bool *nulls, int col, const std::optional<std::string> &s)
+{
+	nulls[col] = !s.has_value();
+	if (s)
+		values[col] = text_datum(*s);
+}
+
+HeapTuple
+case_tuple(TupleDesc desc, const JunitCase &c)
+{
+	Datum values[n_columns];
+	bool nulls[n_columns] = {};
+
+	set_text(values, nulls, col_suite, c.suite);
+	set_text(values, nulls, col_class_name, c.class_name);
+	values[col_name] = text_datum(c.name);
+	values[col_full_name] = text_datum(c.full_name);
+	set_text(values, nulls, col_file, c.file);
+	nulls[col_line] = !c.line.has_value();
+	values[col_line] = Int32GetDatum(c.line.value_or(0));
+	values[col_status] = CStringGetTextDatum(flakeguard::status_name(c.status));
+	values[col_retry] = Int32GetDatum(c.retry);
+	nulls[col_duration_ms] = !c.duration_ms.has_value();
+	values[col_duration_ms] = Float8GetDatum(c.duration_ms.value_or(0.0));
+	set_text(values, nulls, col_failure_type, c.failure_type);
+	set_text(values, nulls, col_message, c.message);
+	set_text(values, nulls, col_stack, c.stack);
+	values[col_synthetic] = BoolGetDatum(c.synthetic);
+	return heap_form_tuple(desc, values, nulls);
+}
+
+/*
+ * The first call: checks the size before detoasting, detoasts into the
+ * multi-call context, and starts the reader.
+ */
+void
+start_scan(FunctionCallInfo fcinfo, FuncCallContext *funcctx, JunitInput kind)
+{
+	MemoryContext old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+	TupleDesc desc;
+
+	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("function returning record called in context that cannot accept type record")));
+	funcctx->tuple_desc = BlessTupleDesc(desc);
+
+	Datum raw = PG_GETARG_DATUM(0);
+	Size raw_size = toast_raw_datum_size(raw) - VARHDRSZ;
+	flakeguard::JunitLimits limits = flakeguard::pg::junit_limits();
+	flakeguard::pg::guarded([&] { flakeguard::check_report_size(raw_size, limits); });
+
+	struct varlena *report = PG_DETOAST_DATUM_PACKED(raw);
+	const char *data = VARDATA_ANY(report);
+	Size size = VARSIZE_ANY_EXHDR(report);
+	if (kind == JunitInput::utf8 && GetDatabaseEncoding() != PG_UTF8) {
+		data = pg_server_to_any(data, static_cast<int>(size), PG_UTF8);
+		size = strlen(data);
+	}
+
+	auto *holder = static_cast<ScanHolder *>(palloc0(sizeof(ScanHolder)));
+	holder->on_reset.func = delete_scan;
+	holder->on_reset.arg = holder;
+	MemoryContextRegisterResetCallback(funcctx->multi_call_memory_ctx, &holder->on_reset);
+	flakeguard::pg::guarded([&] { holder->scan = new Scan(std::string_view(data, size), kind); });
+	funcctx->user_fctx = holder;
+
+	MemoryContextSwitchTo(old);
+}
+
+Datum
+parse_junit_common(FunctionCallInfo fcinfo, JunitInput kind)
+{
+	FuncCallContext *funcctx;
+
+	if (SRF_IS_FIRSTCALL()) {
+		funcctx = SRF_FIRSTCALL_INIT();
+		start_scan(fcinfo, funcctx, kind);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+
+	auto *holder = static_cast<ScanHolder *>(funcctx->user_fctx);
+	Scan *scan = holder->scan;
+	bool have = false;
+	flakeguard::pg::guarded([&] { have = scan->reader.next(scan->current); });
+	if (!have)
+		SRF_RETURN_DONE(funcctx);
+
+	HeapTuple tuple = case_tuple(funcctx->tuple_desc, scan->current);
+	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+}
+
+} // namespace
+
+/* flakeguard.parse_junit(report text): the text is already decoded, the prolog's encoding is ignored */
+Datum
+parse_junit_text(PG_FUNCTION_ARGS)
+{
+	return parse_junit_common(fcinfo, JunitInput::utf8);
+}
+
+/* flakeguard.parse_junit(report bytea): the byte-order mark and XML declaration give the encoding */
+Datum
+parse_junit_bytea(PG_FUNCTION_ARGS)
+{
+	return parse_junit_common(fcinfo, JunitInput::bytes);
+}
