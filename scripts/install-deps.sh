@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages FlakeGuard needs to build, test, benchmark and
+# run its demo.  Does nothing when they are all present; as root it runs
+# apt-get, otherwise it uses sudo when it can and else says what is missing.
+set -euo pipefail
+
+packages=(
+	g++ make cmake pkg-config clang libclang-rt-14-dev
+	postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
+	libxml2-dev libxml2-utils
+	libhiredis-dev redis-server
+	libboost-test-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+	sudo=(sudo)
+else
+	echo "install-deps: missing packages: ${missing[*]}; run as root or install them with apt-get" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the packaged servers; FlakeGuard runs its own on loopback and never uses them.

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# tests/check.sh -- every test tier of FlakeGuard; `make check` runs it.
+#
+#   tests/check.sh all               everything below, in order
+#   tests/check.sh unit              core unit tests only (plain and ASan/UBSan builds)
+#   tests/check.sh fuzz              the 30-second fuzz smoke run
+#   tests/check.sh regress [TEST...] pg_regress: the schedule, or the named tests
+#   tests/check.sh corpus            the shared JUnit corpus through parse_junit
+#
+# Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
+# 30 s), regress (pg_regress on a temporary instance), corpus (every JUnit
+# file of ../shared/junit-corpus through parse_junit).  Each tier adds to
+# the closing "N passed, N failed" line; the exit status is non-zero when
+# anything failed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+. tests/lib/common.sh
+
+what=${1:-all}
+shift || true
+PASSED=0
+FAILED=0
+FAILED_TIERS=()
+JOBS=${JOBS:-2}
+
+say() { printf '\n== %s\n' "$*"; }
+
+# tally TIER PASSED FAILED
+tally() {
+	PASSED=$((PASSED + $2))
+	FAILED=$((FAILED + $3))
+	[ "$3" -eq 0 ] || FAILED_TIERS+=("$1")
+	printf -- '-- %s: %d passed, %d failed\n' "$1" "$2" "$3"
+}
+
+# boost_counts LOG: "passed failed" from Boost.Test's --report_level=short summary
+boost_counts() {
+	local log=$1 total passed failed
+	if grep -q 'has passed with' "$log"; then
+		passed=$(sed -n 's/^ *\([0-9]*\) test cases\? out of [0-9]* passed.*/\1/p' "$log" | head -n1)
+		echo "${passed:-0} 0"
+		return
+	fi
+	total=$(sed -n 's/^ *[0-9]* test cases\? out of \([0-9]*\) .*/\1/p' "$log" | head -n1)
+	failed=$(sed -n 's/^ *\([0-9]*\) test cases\? out of [0-9]* \(failed\|aborted\).*/\1/p' "$log" | paste -sd+ | bc 2>/dev/null)
+	passed=$(sed -n 's/^ *\([0-9]*\) test cases\? out of [0-9]* passed.*/\1/p' "$log" | head -n1)
+	[ -n "$total" ] || { echo "0 1"; return; }
+	echo "${passed:-0} ${failed:-1}"
+}
+
+# cmake_build DIR ARGS...: configure and build the core, tests and tools
+cmake_build() {
+	local dir=$1
+	shift
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.configure.log" 2>&1 &&
+		cmake --build "$dir" -j "$JOBS" >"$dir.build.log" 2>&1 ||
+		{ tail -n 40 "$dir.configure.log" "$dir.build.log" 2>/dev/null; return 1; }
+}
+
+tier_unit() {
+	local name=$1 dir=$2
+	shift 2
+	say "$name"
+	mkdir -p build
+	if ! cmake_build "$dir" "$@"; then
+		tally "$name" 0 1
+		return
+	fi
+	local log=$dir/unit.log
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		"$dir/unit_tests" --report_level=short --color_output=no >"$log" 2>&1
+	local rc=$?
+	grep -E 'error|failed|runtime error|Sanitizer' "$log" | head -n 40
+	tail -n 6 "$log"
+	read -r p f < <(boost_counts "$log")
+	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+	tally "$name" "$p" "$f"
+}
+
+tier_fuzz() {
+	say "fuzz smoke (libFuzzer + ASan/UBSan, 30 s)"
+	if ! command -v clang++ >/dev/null; then
+		tally fuzz 0 1
+		return
+	fi
+	if ! cmake_build build/fuzz -DFG_FUZZ=ON -DFG_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++; then
+		tally fuzz 0 1
+		return
+	fi
+	if tests/fuzz/run.sh 30 build/fuzz >build/fuzz/smoke.log 2>&1; then
+		tail -n 3 build/fuzz/smoke.log
+		tally fuzz 1 0
+	else
+		tail -n 40 build/fuzz/smoke.log
+		tally fuzz 0 1
+	fi
+}
+
+tier_extension() {
+	say "extension build and install (PGXS)"
+	if make -j "$JOBS" >build/pgxs.log 2>&1 && install_extension >>build/pgxs.log 2>&1; then
+		tally "extension build" 1 0
+		return 0
+	fi
+	tail -n 40 build/pgxs.log
+	tally "extension build" 0 1
+	return 1
+}
+
+install_extension() {
+	if [ "$(id -u)" -eq 0 ]; then
+		make install
+	else
+		sudo -n make install
+	fi
+}
+
+# stage: the tests and fixtures, copied where the unprivileged server user can read them
+stage() {
+	local dir=$1
+	mkdir -p "$dir/tests"
+	cp -r tests/regress tests/fixtures "$dir/tests/"
+	rm -rf "$dir/tests/regress/output" "$dir/tests/regress/results"
+	[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$dir"
+}
+
+check_schedule() {
+	local f missing=0
+	for f in tests/regress/sql/*.sql; do
+		f=$(basename "$f" .sql)
+		grep -qx "test: $f" tests/regress/schedule || { echo "tests/regress/sql/$f.sql is not in tests/regress/schedule"; missing=1; }
+	done
+	return $missing
+}
+
+# tier_regress [TEST...]: the whole schedule, or only the named tests
+tier_regress() {
+	say "regress (pg_regress, temporary instance)"
+	local dir pgxs log tests
+	tests=("$@")
+	dir=$(scratch_dir regress)
+	stage "$dir"
+	pgxs=$(dirname "$(pg_config --pgxs)")/..
+	log=$dir/pg_regress.log
+	check_schedule || { tally regress 0 1; return; }
+	[ ${#tests[@]} -gt 0 ] || tests=(--schedule="$dir/tests/regress/schedule")
+	as_user "$pgxs/test/regress/pg_regress" \
+		--temp-instance="$dir/tmp_check" --port="$(free_port)" --bindir="$PG_BINDIR" \
+		--inputdir="$dir/tests/regress" --outputdir="$dir/tests/regress" \
+		--encoding=UTF8 --no-locale "${tests[@]}" >"$log" 2>&1
+	local rc=$?
+	grep -E '^(ok|not ok|test|     |#)|tests? (passed|failed)' "$log" | grep -v '^#' | tail -n 40
+	local p f
+	p=$(grep -cE '^ok |^test .* \.\.\. ok' "$log")
+	f=$(grep -cE '^not ok |^test .* \.\.\. FAILED' "$log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		cat "$log"
+		f=1
+	fi
+	if [ -f "$dir/tests/regress/regression.diffs" ] && [ "$f" -gt 0 ]; then
+		head -n 200 "$dir/tests/regress/regression.diffs"
+		mkdir -p tests/regress/output && cp "$dir/tests/regress/regression.diffs" tests/regress/output/ 2>/dev/null
+		cp -r "$dir/tests/regress/results" tests/regress/output/ 2>/dev/null
+	fi
+	tally regress "$p" "$f"
+	rm -rf "$dir"
+}
+
+tier_corpus() {
+	say "corpus (../shared/junit-corpus through parse_junit)"
+	local corpus=$ROOT/../shared/junit-corpus
+	if [ ! -d "$corpus" ]; then
+		echo "no corpus at $corpus: tier skipped"
+		return
+	fi
+	local out
+	out=$(mktemp)
+	tests/corpus/run_corpus.sh "$corpus" | tee "$out"
+	local line
+	line=$(tail -n 1 "$out")
+	rm -f "$out"
+	if [[ $line =~ ^corpus:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		tally corpus "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+	else
+		tally corpus 0 1
+	fi
+}
+
+main() {
+	scripts/install-deps.sh || exit 1
+	mkdir -p build
+	case "$what" in
+	unit)
+		tier_unit "unit" build/check
+		tier_unit "unit (ASan+UBSan)" build/asan -DFG_SANITIZE=ON
+		;;
+	all)
+		tier_unit "unit" build/check
+		tier_unit "unit (ASan+UBSan)" build/asan -DFG_SANITIZE=ON
+		tier_fuzz
+		if tier_extension; then
+			tier_regress
+			tier_corpus
+		fi
+		;;
+	regress)
+		tier_extension && tier_regress "$@"
+		;;
+	corpus)
+		tier_extension && tier_corpus
+		;;
+	fuzz)
+		tier_fuzz
+		;;
+	*)
+		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | corpus]" >&2
+		exit 2
+		;;
+	esac
+	echo
+	[ ${#FAILED_TIERS[@]} -eq 0 ] || echo "failed tiers: ${FAILED_TIERS[*]}"
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
+
+main

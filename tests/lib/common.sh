@@ -1,0 +1,73 @@
+# Shared shell helpers of the test tiers, benchmarks and demo (sourced, not run).
+#
+# PostgreSQL refuses to run as root.  When we are root, servers and clients
+# run as the unprivileged user $FG_USER (created on first use); otherwise as
+# ourselves.  Servers listen on a Unix socket in their scratch folder and on
+# 127.0.0.1 only, and are stopped by whoever started them.
+
+FG_USER=${FG_USER:-flakeguard}
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null)}
+
+# as_user CMD...: run CMD as the unprivileged user when we are root.
+as_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		if ! id "$FG_USER" >/dev/null 2>&1; then
+			useradd --system --no-create-home --shell /usr/sbin/nologin "$FG_USER"
+		fi
+		runuser -u "$FG_USER" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# scratch_dir NAME: a fresh folder the unprivileged user owns.
+scratch_dir() {
+	local dir
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/flakeguard-$1.XXXXXX")
+	if [ "$(id -u)" -eq 0 ]; then
+		as_user true # creates the user
+		chown "$FG_USER" "$dir"
+	fi
+	chmod 755 "$dir"
+	echo "$dir"
+}
+
+# free_port: a TCP port nobody listens on (best effort).
+free_port() {
+	local port
+	for _ in $(seq 1 50); do
+		port=$((20000 + RANDOM % 20000))
+		if ! (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+			echo "$port"
+			return
+		fi
+	done
+	echo 25432
+}
+
+# pg_start DIR: initdb in DIR/data and start a server on DIR's socket and
+# 127.0.0.1:$PGPORT.  Exports PGHOST, PGPORT, PGDATABASE, PGUSER.
+pg_start() {
+	local dir=$1
+	export PGPORT
+	PGPORT=$(free_port)
+	export PGHOST=$dir PGDATABASE=postgres
+	as_user "$PG_BINDIR/initdb" -D "$dir/data" -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+		{ cat "$dir/initdb.log"; return 1; }
+	PGUSER=$(as_user id -un)
+	export PGUSER
+	as_user "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+		-o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $dir -c fsync=off -c shared_buffers=256MB" start >/dev/null ||
+		{ cat "$dir/server.log"; return 1; }
+}
+
+# pg_stop DIR: stop the server started by pg_start DIR.
+pg_stop() {
+	as_user "$PG_BINDIR/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# psql_as_user ARGS...: psql against the current PGHOST/PGPORT, quiet, stop on error.
+psql_as_user() {
+	as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$PGDATABASE" PGUSER="$PGUSER" \
+		"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"
+}
