@@ -5,11 +5,12 @@
 #                            -Werror, install, and run every test tier (tests/check.sh)
 #   make unit | fuzz         only the core's unit tests / a 10-minute fuzz run
 #   make bench               run the benchmarks and rewrite bench/RESULTS.md
+#   make demo | demo-stop    a private cluster under .demo/ reading sample reports
 #
 # The driver goals do not include PGXS: its own "check" target only says
 # that it is not supported.
 
-DRIVER_GOALS := check unit fuzz bench
+DRIVER_GOALS := check unit fuzz bench demo demo-stop
 
 ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
 
@@ -22,6 +23,10 @@ fuzz:
 	@./tests/fuzz/run.sh $(or $(FUZZ_SECONDS),600)
 bench:
 	@./bench/run.sh
+demo:
+	@./scripts/demo.sh start
+demo-stop:
+	@./scripts/demo.sh stop
 
 else
 
