@@ -26,7 +26,7 @@ check(std::string_view input, flakeguard::JunitInput kind, const flakeguard::Jun
 		flakeguard::JunitReader reader(input, kind, limits);
 		flakeguard::JunitCase c;
 		while (reader.next(c)) {
-			std::int32_t &want = next_retry[c.full_name];
+			std::int32_t &want = next_retry[std::string(c.full_name)];
 			if (c.retry != want)
 				std::abort();
 			want++;

@@ -29,14 +29,46 @@ operator<<(std::ostream &os, Status s)
 
 namespace {
 
-std::vector<JunitCase>
+/* An owned copy of a JunitCase (whose views only last until the next call of next()). */
+struct Case {
+	std::optional<std::string> suite;
+	std::optional<std::string> class_name;
+	std::string name;
+	std::string full_name;
+	std::optional<std::string> file;
+	std::optional<std::int32_t> line;
+	Status status;
+	std::int32_t retry;
+	std::optional<double> duration_ms;
+	std::optional<std::string> failure_type;
+	std::optional<std::string> message;
+	std::optional<std::string> stack;
+	bool synthetic;
+};
+
+std::optional<std::string>
+own(std::optional<std::string_view> v)
+{
+	return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+}
+
+Case
+own(const JunitCase &c)
+{
+	return Case{
+		own(c.suite), own(c.class_name), std::string(c.name), std::string(c.full_name), own(c.file),    c.line,
+		c.status,     c.retry,           c.duration_ms,       own(c.failure_type),      own(c.message), own(c.stack),
+		c.synthetic};
+}
+
+std::vector<Case>
 parse(const std::string &xml, JunitInput kind = JunitInput::bytes, JunitLimits limits = {})
 {
 	JunitReader reader(xml, kind, limits);
-	std::vector<JunitCase> rows;
+	std::vector<Case> rows;
 	JunitCase c;
 	while (reader.next(c))
-		rows.push_back(c);
+		rows.push_back(own(c));
 	BOOST_TEST(reader.cases_read() == rows.size());
 	return rows;
 }
@@ -571,10 +603,12 @@ BOOST_AUTO_TEST_CASE(unknown_and_odd_encodings)
 					 "</testsuite>")[0]
 				   .name == "\xC3\xA9");
 	/* Shift_JIS: a multi-byte encoding, converted across chunk boundaries */
-	std::string sjis = "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><testsuite><testcase name=\"" +
-					   std::string(70000, 'a') + "\x83\x65\x83\x58\x83\x67\"/></testsuite>";
-	auto rows = parse(sjis);
-	BOOST_TEST(rows[0].name.substr(70000) == "\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88");
+	std::string sjis = "<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><testsuite><testcase name=\"t\"><failure>" +
+					   std::string(70000, 'a') + "\x83\x65\x83\x58\x83\x67</failure></testcase></testsuite>";
+	JunitLimits big;
+	big.max_stack_length = 1 << 20;
+	auto rows = parse(sjis, JunitInput::bytes, big);
+	BOOST_TEST(rows[0].stack->substr(70000) == "\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88");
 	/* line numbers still count the declaration's lines */
 	BOOST_TEST(error_of("<?xml version=\"1.0\"\n encoding=\"ISO-8859-1\"?>\n<testsuite>\n<x y=/>", {}, &message,
 						&detail) == "2200M");
@@ -769,6 +803,41 @@ BOOST_AUTO_TEST_CASE(cdata_text_is_unchanged_across_chunk_splits)
 		BOOST_REQUIRE_EQUAL(rows.size(), 1u);
 		BOOST_TEST(rows[0].stack->substr(pad.size()) == "a]]>b&#27;<!--c-->\xEF\xBF\xBD", "shift " << shift);
 	}
+}
+
+BOOST_AUTO_TEST_CASE(long_names)
+{
+	/*
+	 * Rows share their suite's name instead of copying it (4000 tiny cases
+	 * under a 60 kB suite name once meant 240 MB of queued copies), and
+	 * names over 64 kB are refused: every row repeats its names.
+	 */
+	std::string name(60 * 1024, 's');
+	std::string doc = "<testsuite name=\"" + name + "\">";
+	for (int i = 0; i < 4000; i++)
+		doc += "<testcase name=\"t\"/>";
+	doc += "</testsuite>";
+	JunitReader reader(doc, JunitInput::bytes, {});
+	JunitCase c;
+	std::size_t rows = 0;
+	while (reader.next(c)) {
+		BOOST_REQUIRE(c.suite->size() == name.size());
+		BOOST_REQUIRE(c.full_name.size() == name.size() + 2);
+		rows++;
+	}
+	BOOST_TEST(rows == 4000u);
+
+	std::string huge(64 * 1024 + 1, 'n');
+	std::string message;
+	for (const std::string &xml :
+		 {"<testsuite name=\"" + huge + "\"/>", "<testsuite><testcase name=\"" + huge + "\"/></testsuite>",
+		  "<testsuite><testcase classname=\"" + huge + "\" name=\"t\"/></testsuite>",
+		  "<testsuite><testcase class=\"" + huge + "\" name=\"t\"/></testsuite>",
+		  "<testsuite><testcase file=\"" + huge + "\" name=\"t\"/></testsuite>"}) {
+		BOOST_TEST(error_of(xml, {}, &message) == "54000");
+		BOOST_TEST(message == "JUnit report has a name that is too long");
+	}
+	BOOST_TEST(parse("<testsuite><testcase name=\"" + std::string(64 * 1024, 'n') + "\"/></testsuite>").size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(cancel_check_interrupts_between_chunks)

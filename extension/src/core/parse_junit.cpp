@@ -23,6 +23,10 @@
 
 #include <iconv.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -30,6 +34,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <type_traits>
 #include <vector>
 
 namespace flakeguard {
@@ -96,16 +101,30 @@ namespace {
 
 constexpr std::size_t kChunkSize = 64 * 1024;
 constexpr std::size_t kMaxAttemptsPerCase = 10000;
+/* suite, class and test names longer than this are refused: each row repeats them */
+constexpr std::size_t kMaxNameLength = 64 * 1024;
 constexpr std::string_view kReplacementUtf8 = "\xEF\xBF\xBD";
 constexpr std::string_view kReplacementRef = "&#xFFFD;";
 constexpr std::string_view kSuiteLevelName = "<init>";
 
 /* ---------------------------------------------------------------------
  * Retry numbering: identity -> next retry number, open addressing over
- * 64-bit FNV-1a hashes (16 bytes per distinct identity).
+ * 64-bit hashes (16 bytes a slot, at most half full).  Two identities with
+ * the same hash would share a numbering: about 1 in 10^7 for a report with a
+ * million distinct tests.
  * ------------------------------------------------------------------- */
 class RetryCounter {
   public:
+	/* Sizes the table for about `identities` entries up front (growing it page-faults fresh memory). */
+	void
+	reserve(std::size_t identities)
+	{
+		std::size_t slots = 256;
+		while (slots < identities * 2 && slots < (std::size_t{1} << 20))
+			slots *= 2;
+		slots_.assign(slots, Slot{});
+	}
+
 	/* Reserves n consecutive retry numbers for identity; returns the first. */
 	std::int32_t
 	take(std::string_view identity, std::int32_t n)
@@ -136,14 +155,25 @@ class RetryCounter {
 		std::int32_t next = 0;
 	};
 
+	/* 64-bit hash, a word at a time (splitmix-style mixing); identities are short */
 	static std::uint64_t
 	hash(std::string_view s) noexcept
 	{
-		std::uint64_t h = 0xcbf29ce484222325ULL;
-		for (unsigned char c : s) {
-			h ^= c;
-			h *= 0x100000001b3ULL;
+		std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
+		const char *p = s.data();
+		std::size_t left = s.size();
+		while (left > 0) {
+			std::uint64_t w = 0;
+			std::size_t k = left < 8 ? left : 8;
+			std::memcpy(&w, p, k);
+			h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+			h ^= h >> 31;
+			p += k;
+			left -= k;
 		}
+		h ^= h >> 29;
+		h *= 0x94D049BB133111EBULL;
+		h ^= h >> 32;
 		return h == 0 ? 1 : h;
 	}
 
@@ -204,8 +234,8 @@ istarts_with(std::string_view s, std::string_view prefix)
 
 /* The XML declaration at the start of s (after a UTF-8 byte-order mark), if any. */
 struct Declaration {
-	std::size_t begin = 0;			 /* after the byte-order mark */
-	std::size_t end = 0;			 /* after "?>"; 0 when there is no declaration */
+	std::size_t begin = 0;               /* after the byte-order mark */
+	std::size_t end = 0;                 /* after "?>"; 0 when there is no declaration */
 	std::optional<std::string> encoding; /* the encoding pseudo-attribute's value */
 };
 
@@ -243,7 +273,8 @@ choose_encoding(std::string_view in, JunitInput kind)
 	auto b = [&](std::size_t i) { return i < in.size() ? static_cast<unsigned char>(in[i]) : 0x100u; };
 	if (b(0) == 0 && b(1) == 0 && ((b(2) == 0xFE && b(3) == 0xFF) || (b(2) == 0 && b(3) == '<')))
 		return "UTF-32BE";
-	if ((b(0) == 0xFF && b(1) == 0xFE && b(2) == 0 && b(3) == 0) || (b(0) == '<' && b(1) == 0 && b(2) == 0 && b(3) == 0))
+	if ((b(0) == 0xFF && b(1) == 0xFE && b(2) == 0 && b(3) == 0) ||
+		(b(0) == '<' && b(1) == 0 && b(2) == 0 && b(3) == 0))
 		return "UTF-32LE";
 	if ((b(0) == 0xFE && b(1) == 0xFF) || (b(0) == 0 && b(1) == '<'))
 		return "UTF-16BE";
@@ -285,7 +316,8 @@ class Transcoder {
 	 * incomplete sequence at the end waits for more input unless last.
 	 * offset is where in starts in the report, for error messages.
 	 */
-	std::size_t convert(const char *in, std::size_t n, bool last, std::size_t offset, std::string &out)
+	std::size_t
+	convert(const char *in, std::size_t n, bool last, std::size_t offset, std::string &out)
 	{
 		char *src = const_cast<char *>(in);
 		std::size_t left = n;
@@ -397,6 +429,42 @@ utf8_prefix_ok(const char *p, std::size_t avail)
 /* Where the filter is in the markup; carried from one chunk to the next. */
 enum class Markup { text, comment, cdata };
 
+/*
+ * Index of the first byte at or after i that the filter must look at: a
+ * control character other than TAB/LF/CR, a byte >= 0x80, or the markup's
+ * own delimiters ('&' and '<' in text, ']' in CDATA, '-' in comments).
+ * Sixteen bytes at a time where SSE2 exists (every x86-64).
+ */
+std::size_t
+skip_plain(const char *in, std::size_t i, std::size_t n, Markup markup)
+{
+	char d1 = markup == Markup::text ? '&' : markup == Markup::cdata ? ']' : '-';
+	char d2 = markup == Markup::text ? '<' : d1;
+#if defined(__SSE2__)
+	const __m128i space = _mm_set1_epi8(0x20);
+	const __m128i lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r');
+	const __m128i v1 = _mm_set1_epi8(d1), v2 = _mm_set1_epi8(d2);
+	while (i + 16 <= n) {
+		__m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(in + i));
+		/* signed compare: true for bytes below 0x20 and for bytes >= 0x80 */
+		__m128i odd = _mm_cmplt_epi8(v, space);
+		__m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, tab)), _mm_cmpeq_epi8(v, cr));
+		odd = _mm_andnot_si128(ws, odd);
+		odd = _mm_or_si128(odd, _mm_or_si128(_mm_cmpeq_epi8(v, v1), _mm_cmpeq_epi8(v, v2)));
+		int mask = _mm_movemask_epi8(odd);
+		if (mask != 0)
+			return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+		i += 16;
+	}
+#endif
+	for (; i < n; i++) {
+		unsigned char c = static_cast<unsigned char>(in[i]);
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x80 || c == d1 || c == d2)
+			return i;
+	}
+	return n;
+}
+
 constexpr std::string_view kCdataOpen = "<![CDATA[";
 constexpr std::string_view kCdataSplit = "]]><![CDATA[";
 
@@ -430,6 +498,9 @@ filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::stri
 		return i;
 	};
 	while (i < n) {
+		i = skip_plain(in, i, n, markup);
+		if (i >= n)
+			break;
 		unsigned char c = static_cast<unsigned char>(in[i]);
 		if (c < 0x20) {
 			if (c == '\t' || c == '\n' || c == '\r') {
@@ -489,6 +560,10 @@ filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::stri
 			break;
 		}
 		if (c == '<') {
+			if (i + 1 < n && in[i + 1] != '!') {
+				i++; /* an element tag: the common case */
+				continue;
+			}
 			if (needs_more(kCdataOpen.size()))
 				return hold();
 			std::string_view rest(in + i, std::min(n - i, kCdataOpen.size()));
@@ -634,18 +709,20 @@ struct Attributes {
 		return std::nullopt;
 	}
 
-	/* The value as text: libxml2 hands out '&' as "&#38;" when it does not substitute entities. */
-	static std::string
-	text(std::string_view v)
+	/*
+	 * Sets dst to the value as text: libxml2 hands out '&' as "&#38;" when it
+	 * does not substitute entities.  Returns true (for has_... flags).
+	 */
+	static bool
+	assign_text(std::string &dst, std::string_view v)
 	{
-		std::string out;
-		out.reserve(v.size());
+		dst.clear();
 		for (std::size_t at; (at = v.find("&#38;")) != std::string_view::npos; v.remove_prefix(at + 5)) {
-			out.append(v.data(), at);
-			out.push_back('&');
+			dst.append(v.data(), at);
+			dst.push_back('&');
 		}
-		out.append(v.data(), v.size());
-		return out;
+		dst.append(v.data(), v.size());
+		return true;
 	}
 
 	std::optional<std::string>
@@ -654,19 +731,18 @@ struct Attributes {
 		auto v = get(name);
 		if (!v || v->empty())
 			return std::nullopt;
-		return text(*v);
+		std::string out;
+		assign_text(out, *v);
+		return out;
 	}
 };
 
 /* Status carried by attributes (CTest status="notrun", gtest result="suppressed"). */
 std::optional<Status>
-status_from_attributes(const Attributes &attrs)
+status_from_attributes(std::optional<std::string_view> status, std::optional<std::string_view> result)
 {
-	if (auto result = attrs.get("result")) {
-		if (iequals(*result, "skipped") || iequals(*result, "suppressed"))
-			return Status::skipped;
-	}
-	auto status = attrs.get("status");
+	if (result && (iequals(*result, "skipped") || iequals(*result, "suppressed")))
+		return Status::skipped;
 	if (!status)
 		return std::nullopt;
 	for (const char *s : {"notrun", "not run", "disabled", "skipped", "skip", "ignored", "pending"})
@@ -754,13 +830,58 @@ struct Attempt {
 	TextBuf text;
 };
 
+using SharedText = std::shared_ptr<const std::string>;
+
+SharedText
+shared_text(std::optional<std::string> s)
+{
+	return s ? std::make_shared<const std::string>(std::move(*s)) : nullptr;
+}
+
 struct CaseBuilder {
+	/* Makes the builder as new, keeping its buffers' capacity (builders are pooled). */
+	void
+	reset()
+	{
+		depth = 0;
+		suite_level = has_class = has_file = false;
+		suite.reset();
+		suite_file.reset();
+		class_name.clear();
+		file.clear();
+		name.clear();
+		line.reset();
+		duration_ms.reset();
+		attr_status.reset();
+		for (Result *r : {&error, &failure, &skipped}) {
+			r->present = false;
+			r->type.reset();
+			r->message.reset();
+			r->text.text.clear();
+			r->text.dropped = 0;
+		}
+		attempts.clear();
+	}
+
+	/* classname or class, else the suite's name */
+	std::optional<std::string_view>
+	effective_class() const
+	{
+		if (has_class)
+			return std::string_view(class_name);
+		if (suite)
+			return std::string_view(*suite);
+		return std::nullopt;
+	}
+
 	int depth = 0;
 	bool suite_level = false;
-	std::optional<std::string> suite;
-	std::optional<std::string> class_name;
-	std::optional<std::string> file;
-	bool file_from_suite = false; /* a failure's file (Catch2) is more precise than the suite's */
+	SharedText suite;      /* shared with the suite and the rows: never copied per case */
+	SharedText suite_file; /* the suite's file attribute */
+	std::string class_name;
+	bool has_class = false;
+	std::string file; /* the case's own file (or its failure's, Catch2) */
+	bool has_file = false;
 	std::string name;
 	std::optional<std::int32_t> line;
 	std::optional<double> duration_ms;
@@ -772,9 +893,52 @@ struct CaseBuilder {
 };
 
 struct Suite {
-	std::optional<std::string> name;
-	std::optional<std::string> file;
+	SharedText name;
+	SharedText file;
 };
+
+/* A piece of the row arena. */
+struct Span {
+	std::size_t at = 0;
+	std::size_t len = 0;
+	bool set = false;
+};
+
+/*
+ * A finished execution waiting to be handed out.  Its text lives in the
+ * reader's row arena (or, for suite names, in the suite's shared string), so
+ * a chunk of input never makes more row text than it holds itself; next()
+ * turns it into a JunitCase of views.
+ */
+struct Row {
+	SharedText suite;
+	SharedText suite_file;
+	Span class_name; /* unset: the suite's name */
+	Span name;
+	Span file; /* unset: the suite's file */
+	Span failure_type;
+	Span message;
+	Span stack;
+	std::optional<std::int32_t> line;
+	Status status = Status::passed;
+	std::int32_t retry = 0;
+	std::optional<double> duration_ms;
+	bool synthetic = false;
+};
+
+/* class_name.name, or name alone when there is no class name or it repeats the name */
+std::string_view
+compose_full_name(std::optional<std::string_view> cls, std::string_view name, std::string &buf)
+{
+	if (!cls || cls->empty() || *cls == name)
+		return name;
+	if (name.empty())
+		return *cls;
+	buf.assign(cls->data(), cls->size());
+	buf.push_back('.');
+	buf.append(name.data(), name.size());
+	return buf;
+}
 
 struct Frame {
 	Kind kind;
@@ -805,7 +969,7 @@ is_synthetic(const CaseBuilder &b)
 	if (b.suite_level || b.name.empty())
 		return true;
 	std::string_view name = b.name;
-	if (b.class_name && *b.class_name == "Test suite failed to run")
+	if (b.effective_class() == std::string_view("Test suite failed to run"))
 		return true;
 	if (starts_with(name, "Test execution failure: could be caused by test hooks"))
 		return true;
@@ -818,15 +982,18 @@ is_synthetic(const CaseBuilder &b)
 	return false;
 }
 
-std::optional<std::string>
-first_line(const std::string &text, std::size_t limit)
+/* The first non-empty line of text, trimmed and cut to limit bytes. */
+std::string_view
+first_line(std::string_view text, std::size_t limit)
 {
 	std::string_view t = trim(text);
-	std::size_t nl = t.find('\n');
-	std::string line(trim(t.substr(0, nl)));
-	if (line.empty())
-		return std::nullopt;
-	truncate_utf8(line, limit);
+	std::string_view line = trim(t.substr(0, t.find('\n')));
+	if (line.size() > limit) {
+		std::size_t cut = limit;
+		while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80)
+			cut--;
+		line = line.substr(0, cut);
+	}
 	return line;
 }
 
@@ -835,22 +1002,6 @@ bounded(std::optional<std::string> s, std::size_t limit)
 {
 	if (s)
 		truncate_utf8(*s, limit);
-	return s;
-}
-
-std::optional<std::string>
-stack_text(const TextBuf &buf)
-{
-	std::string_view t = trim(buf.text);
-	if (t.empty())
-		return std::nullopt;
-	std::string s(t);
-	std::size_t dropped = buf.dropped;
-	std::size_t before = s.size();
-	truncate_utf8(s, buf.limit);
-	dropped += before - s.size();
-	if (dropped > 0)
-		s += "\n[... " + std::to_string(dropped) + " more bytes truncated]";
 	return s;
 }
 
@@ -880,7 +1031,7 @@ struct JunitReader::Impl {
 	JunitLimits limits;
 	CancelCheck cancel;
 	std::unique_ptr<Transcoder> transcoder; /* null: the input is UTF-8 */
-	std::string prolog; /* replaces the UTF-8 input's declaration, fed first */
+	std::string prolog;                     /* replaces the UTF-8 input's declaration, fed first */
 
 	xmlSAXHandler sax{};
 	xmlParserCtxtPtr ctxt = nullptr;
@@ -895,8 +1046,15 @@ struct JunitReader::Impl {
 
 	std::vector<Frame> frames;
 	std::vector<Suite> suites;
-	std::deque<CaseBuilder> cases; /* a deque: open frames keep pointers into it */
-	std::deque<JunitCase> ready;
+	/* open test cases, innermost last; builders are pooled and never move, so
+	   open frames can keep pointers into them */
+	std::vector<std::unique_ptr<CaseBuilder>> case_pool;
+	std::vector<CaseBuilder *> cases;
+	std::vector<Row> ready; /* finished rows; next() hands out ready[ready_at..] */
+	std::size_t ready_at = 0;
+	std::string arena;         /* the text of the rows in ready */
+	std::string key_buf;       /* full name of the case being closed */
+	std::string full_name_buf; /* full name of the case handed out */
 	RetryCounter retries;
 	std::optional<Error> pending;
 
@@ -911,6 +1069,8 @@ struct JunitReader::Impl {
 			pos = d.end > 0 ? d.end : d.begin;
 			prolog = replacement_prolog(in, d);
 		}
+		/* most test cases take 300 bytes or more; a guess too small only means growing later */
+		retries.reserve(in.size() / 300);
 		sax.initialized = XML_SAX2_MAGIC;
 		sax.startElementNs = &Impl::on_start;
 		sax.endElementNs = &Impl::on_end;
@@ -1024,12 +1184,12 @@ struct JunitReader::Impl {
 	translate(xmlErrorPtr err) const
 	{
 		if (err->code == XML_ERR_DOCUMENT_END && finished && !frames.empty())
-			return Error(sqlstate::invalid_xml_document, "JUnit report is truncated",
-						 "The document ends inside <" + std::string(frames.back().name) + "> with " +
-							 (frames.size() == 1 ? std::string("1 element")
-												 : std::to_string(frames.size()) + " elements") +
-							 " still open.",
-						 "Check that the test run finished writing the report before it was uploaded.");
+			return Error(
+				sqlstate::invalid_xml_document, "JUnit report is truncated",
+				"The document ends inside <" + std::string(frames.back().name) + "> with " +
+					(frames.size() == 1 ? std::string("1 element") : std::to_string(frames.size()) + " elements") +
+					" still open.",
+				"Check that the test run finished writing the report before it was uploaded.");
 		std::string msg = err->message ? std::string(trim(err->message)) : "unknown libxml2 error";
 		std::string detail = format_position(err->line, err->int2, msg);
 		if (err->code == XML_ERR_DOCUMENT_EMPTY)
@@ -1068,7 +1228,8 @@ struct JunitReader::Impl {
 		TextBuf *capture = nullptr;
 		switch (k) {
 		case Kind::testsuite:
-			suites.push_back(Suite{attrs.get_nonempty("name"), attrs.get_nonempty("file")});
+			suites.push_back(Suite{shared_text(check_name(attrs.get_nonempty("name"))),
+								   shared_text(check_name(attrs.get_nonempty("file")))});
 			break;
 		case Kind::testcase:
 			open_case(attrs, false);
@@ -1112,7 +1273,7 @@ struct JunitReader::Impl {
 		case Kind::failure:
 		case Kind::error:
 		case Kind::skipped:
-			if (!cases.empty() && cases.back().suite_level && cases.back().depth == depth)
+			if (!cases.empty() && cases.back()->suite_level && cases.back()->depth == depth)
 				close_case();
 			break;
 		default:
@@ -1121,40 +1282,95 @@ struct JunitReader::Impl {
 		depth--;
 	}
 
+	/* Refuses names that would make every row of the report huge. */
+	template <typename T>
+	T
+	check_name(T name) const
+	{
+		std::size_t size;
+		if constexpr (std::is_same_v<T, std::string_view>)
+			size = name.size();
+		else
+			size = name ? name->size() : 0;
+		if (size > kMaxNameLength)
+			throw Error(sqlstate::program_limit_exceeded, "JUnit report has a name that is too long",
+						position_detail("A suite, class, test or file name has " + std::to_string(size) +
+										" bytes; the limit is " + std::to_string(kMaxNameLength)));
+		return name;
+	}
+
 	void
 	open_case(const Attributes &attrs, bool suite_level)
 	{
-		CaseBuilder b;
+		if (case_pool.size() == cases.size())
+			case_pool.push_back(std::make_unique<CaseBuilder>());
+		CaseBuilder &b = *case_pool[cases.size()];
+		b.reset();
+		cases.push_back(&b);
 		b.depth = depth;
 		b.suite_level = suite_level;
 		if (!suites.empty()) {
 			b.suite = suites.back().name;
-			b.file = suites.back().file;
-			b.file_from_suite = b.file.has_value();
+			b.suite_file = suites.back().file;
 		}
 		if (suite_level) {
-			b.name = std::string(kSuiteLevelName);
-			b.class_name = b.suite;
+			b.name.assign(kSuiteLevelName);
 		} else {
-			if (auto name = attrs.get("name"))
-				b.name = Attributes::text(*name);
-			b.class_name = attrs.get_nonempty("classname");
-			if (!b.class_name)
-				b.class_name = attrs.get_nonempty("class");
-			if (!b.class_name)
-				b.class_name = b.suite;
-			if (auto file = attrs.get_nonempty("file")) {
-				b.file = std::move(file);
-				b.file_from_suite = false;
+			/* one pass over the attributes: this runs for every test case */
+			std::optional<std::string_view> name, classname, cls, file, line, time, status, result;
+			for (int i = 0; i < attrs.n; i++) {
+				const xmlChar **attr = attrs.a + i * 5;
+				if (attr[1] != nullptr)
+					continue; /* prefixed: xsi:..., not ours */
+				const char *an = reinterpret_cast<const char *>(attr[0]);
+				std::string_view value(reinterpret_cast<const char *>(attr[3]),
+									   static_cast<std::size_t>(attr[4] - attr[3]));
+				std::optional<std::string_view> *slot = nullptr;
+				switch (an[0]) {
+				case 'n':
+					slot = std::strcmp(an, "name") == 0 ? &name : nullptr;
+					break;
+				case 'c':
+					slot = std::strcmp(an, "classname") == 0 ? &classname
+						   : std::strcmp(an, "class") == 0   ? &cls
+															 : nullptr;
+					break;
+				case 'f':
+					slot = std::strcmp(an, "file") == 0 ? &file : nullptr;
+					break;
+				case 'l':
+					slot = std::strcmp(an, "line") == 0 ? &line : nullptr;
+					break;
+				case 't':
+					slot = std::strcmp(an, "time") == 0 ? &time : nullptr;
+					break;
+				case 's':
+					slot = std::strcmp(an, "status") == 0 ? &status : nullptr;
+					break;
+				case 'r':
+					slot = std::strcmp(an, "result") == 0 ? &result : nullptr;
+					break;
+				default:
+					break;
+				}
+				if (slot != nullptr && !slot->has_value())
+					*slot = value;
 			}
-			b.line = parse_line(attrs.get("line"));
-			if (auto t = attrs.get("time"))
-				b.duration_ms = parse_junit_seconds(*t);
-			b.attr_status = status_from_attributes(attrs);
+			if (name)
+				Attributes::assign_text(b.name, check_name(*name));
+			if (classname && !classname->empty())
+				b.has_class = Attributes::assign_text(b.class_name, check_name(*classname));
+			else if (cls && !cls->empty())
+				b.has_class = Attributes::assign_text(b.class_name, check_name(*cls));
+			if (file && !file->empty())
+				b.has_file = Attributes::assign_text(b.file, check_name(*file));
+			b.line = parse_line(line);
+			if (time)
+				b.duration_ms = parse_junit_seconds(*time);
+			b.attr_status = status_from_attributes(status, result);
 		}
 		b.error.text.limit = b.failure.text.limit = limits.max_stack_length;
 		b.skipped.text.limit = limits.max_message_length;
-		cases.push_back(std::move(b));
 	}
 
 	TextBuf *
@@ -1162,7 +1378,7 @@ struct JunitReader::Impl {
 	{
 		if (cases.empty())
 			open_case(attrs, true); /* <failure> or <error> directly under a suite */
-		CaseBuilder &b = cases.back();
+		CaseBuilder &b = *cases.back();
 		Result &r = k == Kind::error ? b.error : k == Kind::failure ? b.failure : b.skipped;
 		if (!r.present) {
 			r.present = true;
@@ -1172,11 +1388,9 @@ struct JunitReader::Impl {
 			r.text.append("\n", 1); /* one <failure> per assertion (gtest, jest): keep them all */
 		}
 		/* Catch2 puts file and line on the failure element */
-		if (!b.file || b.file_from_suite) {
-			if (auto file = attrs.get_nonempty("file")) {
-				b.file = std::move(file);
-				b.file_from_suite = false;
-			}
+		if (!b.has_file) {
+			if (auto file = attrs.get("file"); file && !file->empty())
+				b.has_file = Attributes::assign_text(b.file, *file);
 		}
 		if (!b.line)
 			b.line = parse_line(attrs.get("line"));
@@ -1188,7 +1402,7 @@ struct JunitReader::Impl {
 	{
 		if (cases.empty())
 			return nullptr; /* rerun elements outside a case carry no identity */
-		CaseBuilder &b = cases.back();
+		CaseBuilder &b = *cases.back();
 		if (b.attempts.size() >= kMaxAttemptsPerCase)
 			throw Error(sqlstate::program_limit_exceeded, "JUnit test case has too many reruns",
 						position_detail("More than " + std::to_string(kMaxAttemptsPerCase) +
@@ -1205,37 +1419,85 @@ struct JunitReader::Impl {
 		return &b.attempts.back().text;
 	}
 
+	/* -- finished rows -- */
+
+	Span
+	put(std::string_view v)
+	{
+		Span sp{arena.size(), v.size(), true};
+		arena.append(v.data(), v.size());
+		return sp;
+	}
+
+	Span
+	put_optional(const std::optional<std::string> &v)
+	{
+		return v ? put(std::string_view(*v)) : Span{};
+	}
+
+	/* message attribute, else the first line of the element's text; unset when both are empty */
+	Span
+	put_message(const std::optional<std::string> &attr, const TextBuf &text)
+	{
+		if (attr)
+			return put(std::string_view(*attr));
+		std::string_view line = first_line(text.text, limits.max_message_length);
+		return line.empty() ? Span{} : put(line);
+	}
+
+	/* the element's text, trimmed; a cut one ends with how much was dropped */
+	Span
+	put_stack(const TextBuf &buf)
+	{
+		std::string_view t = trim(buf.text);
+		if (t.empty())
+			return Span{};
+		std::size_t keep = std::min(t.size(), buf.limit);
+		while (keep < t.size() && keep > 0 && (static_cast<unsigned char>(t[keep]) & 0xC0) == 0x80)
+			keep--;
+		std::size_t dropped = buf.dropped + (t.size() - keep);
+		Span sp = put(t.substr(0, keep));
+		if (dropped > 0) {
+			arena += "\n[... " + std::to_string(dropped) + " more bytes truncated]";
+			sp.len = arena.size() - sp.at;
+		}
+		return sp;
+	}
+
+	std::string_view
+	view(const Span &sp) const
+	{
+		return std::string_view(arena).substr(sp.at, sp.len);
+	}
+
 	void
 	close_case()
 	{
 		if (cases.empty())
 			return;
-		CaseBuilder b = std::move(cases.back());
-		cases.pop_back();
-		/* frames may still point into the popped builder's buffers: none can be open now */
-
-		JunitCase base;
-		base.suite = b.suite;
-		base.class_name = b.class_name;
-		base.name = b.name;
-		if (!b.class_name || b.class_name->empty() || *b.class_name == b.name)
-			base.full_name = b.name;
-		else if (b.name.empty())
-			base.full_name = *b.class_name;
-		else
-			base.full_name = *b.class_name + "." + b.name;
-		base.file = b.file;
-		base.line = b.line;
-		base.synthetic = is_synthetic(b);
+		CaseBuilder &b = *cases.back();
+		cases.pop_back(); /* back to the pool; no frame can still point into it */
 
 		std::int32_t n = static_cast<std::int32_t>(b.attempts.size()) + 1;
-		std::int32_t retry = retries.take(base.full_name, n);
+		std::int32_t retry = retries.take(compose_full_name(b.effective_class(), b.name, key_buf), n);
+
+		/* the identity, shared by every execution of the case */
+		Row ident;
+		ident.suite = b.suite;
+		ident.suite_file = b.suite_file;
+		if (b.has_class)
+			ident.class_name = put(b.class_name);
+		ident.name = put(b.name);
+		if (b.has_file)
+			ident.file = put(b.file);
+		ident.line = b.line;
+		ident.synthetic = is_synthetic(b);
 
 		for (Attempt &a : b.attempts)
 			if (a.flaky)
-				emit_attempt(base, a, retry++);
+				emit_attempt(ident, a, retry++);
 
-		JunitCase main = base;
+		Row main = ident;
 		const Result *r = nullptr;
 		if (b.error.present) {
 			main.status = Status::error;
@@ -1250,10 +1512,10 @@ struct JunitReader::Impl {
 			main.status = b.attr_status.value_or(Status::passed);
 		}
 		if (r != nullptr) {
-			main.failure_type = r->type;
-			main.message = r->message ? r->message : first_line(r->text.text, limits.max_message_length);
+			main.failure_type = put_optional(r->type);
+			main.message = put_message(r->message, r->text);
 			if (r != &b.skipped)
-				main.stack = stack_text(r->text);
+				main.stack = put_stack(r->text);
 		}
 		main.duration_ms = b.duration_ms;
 		main.retry = retry++;
@@ -1261,20 +1523,42 @@ struct JunitReader::Impl {
 
 		for (Attempt &a : b.attempts)
 			if (!a.flaky)
-				emit_attempt(base, a, retry++);
+				emit_attempt(ident, a, retry++);
 	}
 
 	void
-	emit_attempt(const JunitCase &base, Attempt &a, std::int32_t retry)
+	emit_attempt(const Row &ident, const Attempt &a, std::int32_t retry)
 	{
-		JunitCase c = base;
-		c.status = a.status;
-		c.retry = retry;
-		c.failure_type = std::move(a.type);
-		c.message = a.message ? std::move(a.message) : first_line(a.text.text, limits.max_message_length);
-		c.stack = stack_text(a.text);
-		c.duration_ms = a.duration_ms;
-		ready.push_back(std::move(c));
+		Row row = ident;
+		row.status = a.status;
+		row.retry = retry;
+		row.failure_type = put_optional(a.type);
+		row.message = put_message(a.message, a.text);
+		row.stack = put_stack(a.text);
+		row.duration_ms = a.duration_ms;
+		ready.push_back(std::move(row));
+	}
+
+	/* Hands out ready[ready_at] as views into the arena. */
+	void
+	hand_out(JunitCase &out)
+	{
+		const Row &r = ready[ready_at++];
+		auto opt = [&](const Span &sp) { return sp.set ? std::optional<std::string_view>(view(sp)) : std::nullopt; };
+		auto shared = [](const SharedText &t) { return t ? std::optional<std::string_view>(*t) : std::nullopt; };
+		out.suite = shared(r.suite);
+		out.class_name = r.class_name.set ? opt(r.class_name) : out.suite;
+		out.name = view(r.name);
+		out.full_name = compose_full_name(out.class_name, out.name, full_name_buf);
+		out.file = r.file.set ? opt(r.file) : shared(r.suite_file);
+		out.line = r.line;
+		out.status = r.status;
+		out.retry = r.retry;
+		out.duration_ms = r.duration_ms;
+		out.failure_type = opt(r.failure_type);
+		out.message = opt(r.message);
+		out.stack = opt(r.stack);
+		out.synthetic = r.synthetic;
 	}
 
 	/* -- chunk loop -- */
@@ -1313,7 +1597,8 @@ struct JunitReader::Impl {
 	}
 
 	/* The error for invalid UTF-8 at input offset at, with its line and column. */
-	Error invalid_utf8(std::size_t at) const
+	Error
+	invalid_utf8(std::size_t at) const
 	{
 		std::string_view before = input.substr(0, at);
 		std::size_t nl = before.rfind('\n');
@@ -1429,12 +1714,16 @@ JunitReader::~JunitReader() = default;
 bool
 JunitReader::next(JunitCase &out)
 {
-	while (impl_->ready.empty())
-		if (!impl_->feed())
+	Impl &r = *impl_;
+	while (r.ready_at == r.ready.size()) {
+		r.ready.clear();
+		r.arena.clear(); /* the views handed out last time end here */
+		r.ready_at = 0;
+		if (!r.feed())
 			return false;
-	out = std::move(impl_->ready.front());
-	impl_->ready.pop_front();
-	impl_->cases_read++;
+	}
+	r.hand_out(out);
+	r.cases_read++;
 	return true;
 }
 

@@ -74,16 +74,18 @@ delete_scan(void *arg)
 
 /* A UTF-8 string as a text Datum in the database encoding. */
 Datum
-text_datum(const std::string &s)
+text_datum(std::string_view s)
 {
 	if (GetDatabaseEncoding() == PG_UTF8)
 		return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())));
-	char *converted = pg_any_to_server(s.data(), static_cast<int>(s.size()), PG_UTF8);
+	/* pg_any_to_server returns its input when nothing needs converting: give it a terminated copy */
+	char *copy = pnstrdup(s.data(), s.size());
+	char *converted = pg_any_to_server(copy, static_cast<int>(s.size()), PG_UTF8);
 	return PointerGetDatum(cstring_to_text(converted));
 }
 
 void
-set_text(Datum *values, bool *nulls, int col, const std::optional<std::string> &s)
+set_text(Datum *values, bool *nulls, int col, const std::optional<std::string_view> &s)
 {
 	nulls[col] = !s.has_value();
 	if (s)

@@ -44,20 +44,23 @@ enum class Status : std::uint8_t { passed, failed, error, skipped };
 /* "passed", "failed", "error" or "skipped" */
 const char *status_name(Status status) noexcept;
 
-/* One test execution, the row type of flakeguard.junit_case. */
+/*
+ * One test execution, the row type of flakeguard.junit_case.  The views
+ * point into the reader: they stay valid until the next call of next().
+ */
 struct JunitCase {
-	std::optional<std::string> suite;
-	std::optional<std::string> class_name;
-	std::string name;
-	std::string full_name;
-	std::optional<std::string> file;
+	std::optional<std::string_view> suite;
+	std::optional<std::string_view> class_name;
+	std::string_view name;
+	std::string_view full_name;
+	std::optional<std::string_view> file;
 	std::optional<std::int32_t> line;
 	Status status = Status::passed;
 	std::int32_t retry = 0;
 	std::optional<double> duration_ms;
-	std::optional<std::string> failure_type;
-	std::optional<std::string> message;
-	std::optional<std::string> stack;
+	std::optional<std::string_view> failure_type;
+	std::optional<std::string_view> message;
+	std::optional<std::string_view> stack;
 	bool synthetic = false;
 };
 
@@ -88,7 +91,7 @@ class JunitReader {
 	JunitReader(const JunitReader &) = delete;
 	JunitReader &operator=(const JunitReader &) = delete;
 
-	/* Moves the next execution into *out; false at the end of the report. */
+	/* Sets *out to the next execution; false at the end of the report. */
 	bool next(JunitCase &out);
 
 	/* True once control characters had to be replaced. */
