@@ -2,11 +2,13 @@
  * parse_junit.cpp
  *	  flakeguard.parse_junit(text) and flakeguard.parse_junit(bytea).
  *
- * A value-per-call set-returning function: the report is parsed while rows
- * are fetched, so a ProjectSet or a LIMIT never waits for (or holds) the
- * whole report's rows.  The C++ reader lives on the heap across calls and
- * is owned by a reset callback of the SRF's multi-call memory context, which
- * PostgreSQL deletes when the scan ends, stops early, or errors out.
+ * In the select list it is a value-per-call set-returning function: the
+ * report is parsed while rows are fetched, so a ProjectSet or a LIMIT never
+ * waits for (or holds) the whole report's rows.  In FROM, where PostgreSQL
+ * materialises the rows anyway and says it prefers to be handed a
+ * tuplestore, it fills one directly.  Either way the C++ reader lives on the
+ * heap, owned by a reset callback of a memory context that PostgreSQL
+ * deletes when the scan ends, stops early, or errors out.
  */
 #include "flakeguard/core/parse_junit.hpp"
 #include "flakeguard/pg/guard.hpp"
@@ -20,7 +22,10 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(parse_junit_text);
 PG_FUNCTION_INFO_V1(parse_junit_bytea);
@@ -92,44 +97,40 @@ set_text(Datum *values, bool *nulls, int col, const std::optional<std::string_vi
 		values[col] = text_datum(*s);
 }
 
-HeapTuple
-case_tuple(TupleDesc desc, const JunitCase &c)
+void
+case_values(const JunitCase &c, Datum *values, bool *nulls)
 {
-	Datum values[n_columns];
-	bool nulls[n_columns] = {};
-
 	set_text(values, nulls, col_suite, c.suite);
 	set_text(values, nulls, col_class_name, c.class_name);
 	values[col_name] = text_datum(c.name);
+	nulls[col_name] = false;
 	values[col_full_name] = text_datum(c.full_name);
+	nulls[col_full_name] = false;
 	set_text(values, nulls, col_file, c.file);
 	nulls[col_line] = !c.line.has_value();
 	values[col_line] = Int32GetDatum(c.line.value_or(0));
 	values[col_status] = CStringGetTextDatum(flakeguard::status_name(c.status));
+	nulls[col_status] = false;
 	values[col_retry] = Int32GetDatum(c.retry);
+	nulls[col_retry] = false;
 	nulls[col_duration_ms] = !c.duration_ms.has_value();
 	values[col_duration_ms] = Float8GetDatum(c.duration_ms.value_or(0.0));
 	set_text(values, nulls, col_failure_type, c.failure_type);
 	set_text(values, nulls, col_message, c.message);
 	set_text(values, nulls, col_stack, c.stack);
 	values[col_synthetic] = BoolGetDatum(c.synthetic);
-	return heap_form_tuple(desc, values, nulls);
+	nulls[col_synthetic] = false;
 }
 
 /*
- * The first call: checks the size before detoasting, detoasts into the
- * multi-call context, and starts the reader.
+ * Checks the report's size before detoasting it, detoasts it into ctx, and
+ * starts a reader over it whose lifetime ends with ctx (on success, early
+ * stop, error or cancel alike).
  */
-void
-start_scan(FunctionCallInfo fcinfo, FuncCallContext *funcctx, JunitInput kind)
+ScanHolder *
+open_scan(FunctionCallInfo fcinfo, MemoryContext ctx, JunitInput kind)
 {
-	MemoryContext old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-	TupleDesc desc;
-
-	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("function returning record called in context that cannot accept type record")));
-	funcctx->tuple_desc = BlessTupleDesc(desc);
+	MemoryContext old = MemoryContextSwitchTo(ctx);
 
 	Datum raw = PG_GETARG_DATUM(0);
 	Size raw_size = toast_raw_datum_size(raw) - VARHDRSZ;
@@ -147,33 +148,88 @@ start_scan(FunctionCallInfo fcinfo, FuncCallContext *funcctx, JunitInput kind)
 	auto *holder = static_cast<ScanHolder *>(palloc0(sizeof(ScanHolder)));
 	holder->on_reset.func = delete_scan;
 	holder->on_reset.arg = holder;
-	MemoryContextRegisterResetCallback(funcctx->multi_call_memory_ctx, &holder->on_reset);
+	MemoryContextRegisterResetCallback(ctx, &holder->on_reset);
 	flakeguard::pg::guarded([&] { holder->scan = new Scan(std::string_view(data, size), kind); });
-	funcctx->user_fctx = holder;
 
 	MemoryContextSwitchTo(old);
+	return holder;
 }
 
+/*
+ * In FROM, PostgreSQL collects a function's rows in a tuplestore anyway and
+ * says it prefers to be handed one: fill it directly, one row at a time in a
+ * short-lived context, saving a tuple copy and a function call per row.
+ */
 Datum
-parse_junit_common(FunctionCallInfo fcinfo, JunitInput kind)
+parse_junit_materialize(FunctionCallInfo fcinfo, JunitInput kind)
+{
+#ifdef MAT_SRF_USE_EXPECTED_DESC
+	InitMaterializedSRF(fcinfo, 0);
+#else
+	SetSingleFuncCall(fcinfo, 0);
+#endif
+	auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	MemoryContext scan_ctx = AllocSetContextCreate(CurrentMemoryContext, "parse_junit", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext row_ctx = AllocSetContextCreate(scan_ctx, "parse_junit row", ALLOCSET_DEFAULT_SIZES);
+	Scan *scan = open_scan(fcinfo, scan_ctx, kind)->scan;
+
+	for (;;) {
+		bool have = false;
+		flakeguard::pg::guarded([&] { have = scan->reader.next(scan->current); });
+		if (!have)
+			break;
+		Datum values[n_columns];
+		bool nulls[n_columns];
+		MemoryContext old = MemoryContextSwitchTo(row_ctx);
+		case_values(scan->current, values, nulls);
+		MemoryContextSwitchTo(old);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextReset(row_ctx);
+		CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextDelete(scan_ctx); /* runs delete_scan */
+	return (Datum)0;
+}
+
+/* In the select list, stream: one row per call, the reader kept between calls. */
+Datum
+parse_junit_value_per_call(FunctionCallInfo fcinfo, JunitInput kind)
 {
 	FuncCallContext *funcctx;
 
 	if (SRF_IS_FIRSTCALL()) {
 		funcctx = SRF_FIRSTCALL_INIT();
-		start_scan(fcinfo, funcctx, kind);
+		TupleDesc desc;
+		MemoryContext old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("function returning record called in context that cannot accept type record")));
+		funcctx->tuple_desc = BlessTupleDesc(desc);
+		MemoryContextSwitchTo(old);
+		funcctx->user_fctx = open_scan(fcinfo, funcctx->multi_call_memory_ctx, kind);
 	}
 	funcctx = SRF_PERCALL_SETUP();
 
-	auto *holder = static_cast<ScanHolder *>(funcctx->user_fctx);
-	Scan *scan = holder->scan;
+	Scan *scan = static_cast<ScanHolder *>(funcctx->user_fctx)->scan;
 	bool have = false;
 	flakeguard::pg::guarded([&] { have = scan->reader.next(scan->current); });
 	if (!have)
 		SRF_RETURN_DONE(funcctx);
 
-	HeapTuple tuple = case_tuple(funcctx->tuple_desc, scan->current);
-	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+	Datum values[n_columns];
+	bool nulls[n_columns];
+	case_values(scan->current, values, nulls);
+	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(heap_form_tuple(funcctx->tuple_desc, values, nulls)));
+}
+
+Datum
+parse_junit_common(FunctionCallInfo fcinfo, JunitInput kind)
+{
+	auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	if (rsinfo != nullptr && IsA(rsinfo, ReturnSetInfo) && (rsinfo->allowedModes & SFRM_Materialize) &&
+		(rsinfo->allowedModes & SFRM_Materialize_Preferred))
+		return parse_junit_materialize(fcinfo, kind);
+	return parse_junit_value_per_call(fcinfo, kind);
 }
 
 } // namespace

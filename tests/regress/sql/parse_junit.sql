@@ -53,6 +53,17 @@ LIMIT 3;
 SELECT count(*), min(retry), max(retry) FROM flakeguard.parse_junit(
     '<testsuite>' || repeat('<testcase classname="c" name="t"/>', 5000) || '</testsuite>');
 
+-- FROM fills a tuplestore in one call, the select list streams: the same rows either way
+CREATE TEMP TABLE from_form AS
+SELECT * FROM flakeguard.parse_junit(pg_read_binary_file(:'fixtures' || 'generated/gotestsum/rerun_fails.xml'));
+CREATE TEMP TABLE select_form AS
+SELECT (c).* FROM (SELECT flakeguard.parse_junit(pg_read_binary_file(:'fixtures' || 'generated/gotestsum/rerun_fails.xml')) AS c) s;
+SELECT (SELECT count(*) FROM from_form) AS rows,
+       (SELECT count(*) FROM (TABLE from_form EXCEPT ALL TABLE select_form) a)
+     + (SELECT count(*) FROM (TABLE select_form EXCEPT ALL TABLE from_form) b) AS rows_in_one_form_only;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM flakeguard.parse_junit('<testsuite/>'::text);
+EXPLAIN (COSTS OFF) SELECT flakeguard.parse_junit('<testsuite/>'::text) LIMIT 1;
+
 -- many reports at once, through a lateral join
 CREATE TEMP TABLE uploads (id int, report text);
 INSERT INTO uploads VALUES
