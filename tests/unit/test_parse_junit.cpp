@@ -95,6 +95,26 @@ suite(const std::string &cases)
 	return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"S\">" + cases + "</testsuite>";
 }
 
+/*
+ * Puts `body` inside a failure's text so that it straddles the reader's
+ * 64 kB chunk boundary at every offset from `before` bytes before it to
+ * `after` bytes after it, and checks the stack ends with `want`.
+ */
+void
+check_across_chunk_boundary(const std::string &open, const std::string &body, const std::string &want,
+							std::size_t before, std::size_t shifts)
+{
+	JunitLimits limits;
+	limits.max_stack_length = 1 << 20;
+	std::string head = "<testsuite><testcase name=\"t\"><failure>" + open;
+	for (std::size_t shift = 0; shift < shifts; shift++) {
+		std::string pad(65536 - head.size() - before + shift, 'p');
+		auto rows = parse(head + pad + body + "</failure></testcase></testsuite>", JunitInput::bytes, limits);
+		BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+		BOOST_TEST(rows[0].stack->substr(pad.size()) == want, "shift " << shift);
+	}
+}
+
 std::string
 read_file(const std::string &path)
 {
@@ -567,15 +587,7 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_is_rejected_with_a_hint)
 
 BOOST_AUTO_TEST_CASE(multibyte_characters_split_across_chunks)
 {
-	for (std::size_t shift = 0; shift < 4; shift++) {
-		std::string head = "<testsuite><testcase name=\"t\"><failure>";
-		std::string pad(65536 - head.size() - 2 + shift, 'p');
-		std::string doc = head + pad + "\xF0\x9D\x84\x9E\xE2\x82\xAC</failure></testcase></testsuite>";
-		JunitLimits limits;
-		limits.max_stack_length = 1 << 20;
-		auto rows = parse(doc, JunitInput::bytes, limits);
-		BOOST_TEST(rows[0].stack->substr(pad.size()) == "\xF0\x9D\x84\x9E\xE2\x82\xAC", "shift " << shift);
-	}
+	check_across_chunk_boundary("", "\xF0\x9D\x84\x9E\xE2\x82\xAC", "\xF0\x9D\x84\x9E\xE2\x82\xAC", 2, 6);
 }
 
 BOOST_AUTO_TEST_CASE(text_input_ignores_the_declared_encoding)
@@ -650,16 +662,7 @@ BOOST_AUTO_TEST_CASE(plain_report_is_not_marked_repaired)
 
 BOOST_AUTO_TEST_CASE(character_reference_split_across_chunks)
 {
-	/* put "&#27;" across the 64 kB chunk boundary at every offset */
-	for (std::size_t shift = 0; shift < 6; shift++) {
-		std::string head = "<testsuite><testcase name=\"t\"><failure>";
-		std::string pad(65536 - head.size() - 5 + shift, 'p');
-		std::string doc = head + pad + "&#27;q</failure></testcase></testsuite>";
-		JunitLimits limits;
-		limits.max_stack_length = 1 << 20;
-		auto rows = parse(doc, JunitInput::bytes, limits);
-		BOOST_TEST(rows[0].stack->substr(pad.size()) == "\xEF\xBF\xBDq", "shift " << shift);
-	}
+	check_across_chunk_boundary("", "&#27;q", "\xEF\xBF\xBDq", 5, 6);
 }
 
 /* ---------------- hostile and broken input (edge 8-14) ---------------- */
@@ -792,17 +795,8 @@ BOOST_AUTO_TEST_CASE(huge_text_nodes_stream_without_xml_parse_huge)
 BOOST_AUTO_TEST_CASE(cdata_text_is_unchanged_across_chunk_splits)
 {
 	/* CDATA is split at chunk ends; a "]]>" or "<![CDATA[" across the boundary must survive */
-	for (std::size_t shift = 0; shift < 12; shift++) {
-		std::string head = "<testsuite><testcase name=\"t\"><failure><![CDATA[";
-		std::string pad(65536 - head.size() - 6 + shift, 'p');
-		std::string doc =
-			head + pad + "a]]]]><![CDATA[>b&#27;<!--c-->]]>&#27;<!-- ]]> --></failure></testcase></testsuite>";
-		JunitLimits limits;
-		limits.max_stack_length = 1 << 20;
-		auto rows = parse(doc, JunitInput::bytes, limits);
-		BOOST_REQUIRE_EQUAL(rows.size(), 1u);
-		BOOST_TEST(rows[0].stack->substr(pad.size()) == "a]]>b&#27;<!--c-->\xEF\xBF\xBD", "shift " << shift);
-	}
+	check_across_chunk_boundary("<![CDATA[", "a]]]]><![CDATA[>b&#27;<!--c-->]]>&#27;<!-- ]]> -->",
+								"a]]>b&#27;<!--c-->\xEF\xBF\xBD", 6, 12);
 }
 
 BOOST_AUTO_TEST_CASE(long_names)
