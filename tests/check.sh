@@ -44,7 +44,7 @@ boost_counts() {
 		return
 	fi
 	total=$(sed -n 's/^ *[0-9]* test cases\? out of \([0-9]*\) .*/\1/p' "$log" | head -n1)
-	failed=$(sed -n 's/^ *\([0-9]*\) test cases\? out of [0-9]* \(failed\|aborted\).*/\1/p' "$log" | paste -sd+ | bc 2>/dev/null)
+	failed=$(sed -n 's/^ *\([0-9]*\) test cases\? out of [0-9]* \(failed\|aborted\).*/\1/p' "$log" | awk '{ n += $1 } END { print n + 0 }')
 	passed=$(sed -n 's/^ *\([0-9]*\) test cases\? out of [0-9]* passed.*/\1/p' "$log" | head -n1)
 	[ -n "$total" ] || { echo "0 1"; return; }
 	echo "${passed:-0} ${failed:-1}"
