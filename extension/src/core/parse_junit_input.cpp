@@ -292,33 +292,20 @@ filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::stri
 			i += len;
 			continue;
 		}
-		switch (markup) {
-		case Markup::cdata:
-			if (c == ']') {
-				if (needs_more(3))
+		if (markup != Markup::text) {
+			/* inside CDATA or a comment only the closing delimiter matters */
+			std::string_view close = markup == Markup::cdata ? "]]>" : "-->";
+			if (c == static_cast<unsigned char>(close[0])) {
+				if (needs_more(close.size()))
 					return hold();
-				if (i + 2 < n && in[i + 1] == ']' && in[i + 2] == '>') {
+				if (std::string_view(in + i, std::min(close.size(), n - i)) == close) {
 					markup = Markup::text;
-					i += 3;
+					i += close.size();
 					continue;
 				}
 			}
 			i++;
 			continue;
-		case Markup::comment:
-			if (c == '-') {
-				if (needs_more(3))
-					return hold();
-				if (i + 2 < n && in[i + 1] == '-' && in[i + 2] == '>') {
-					markup = Markup::text;
-					i += 3;
-					continue;
-				}
-			}
-			i++;
-			continue;
-		case Markup::text:
-			break;
 		}
 		if (c == '<') {
 			if (i + 1 < n && in[i + 1] != '!') {
