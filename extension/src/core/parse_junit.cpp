@@ -15,6 +15,7 @@
  * PostgreSQL server's own xml type finds them as it left them.
  */
 #include "flakeguard/core/parse_junit.hpp"
+#include "flakeguard/core/test_id.hpp"
 #include "parse_junit_input.hpp"
 
 #include <libxml/SAX2.h>
@@ -119,9 +120,9 @@ constexpr std::string_view kSuiteLevelName = "<init>";
 
 /* ---------------------------------------------------------------------
  * Retry numbering: identity -> next retry number, open addressing over
- * 64-bit hashes (16 bytes a slot, at most half full).  Two identities with
- * the same hash would share a numbering: about 1 in 10^7 for a report with a
- * million distinct tests.
+ * test_id() (16 bytes a slot, at most half full).  Two names with the same
+ * test_id share a numbering, as they would share stored rows; ingestion
+ * refuses such collisions.
  * ------------------------------------------------------------------- */
 class RetryCounter {
   public:
@@ -141,7 +142,7 @@ class RetryCounter {
 	{
 		if ((used_ + 1) * 2 > slots_.size())
 			grow();
-		std::uint64_t key = hash(identity);
+		std::uint64_t key = test_id(identity); /* the stored identity, so no two numberings share one */
 		std::size_t mask = slots_.size() - 1;
 		for (std::size_t i = key & mask;; i = (i + 1) & mask) {
 			Slot &slot = slots_[i];
@@ -164,28 +165,6 @@ class RetryCounter {
 		std::uint64_t key = 0;
 		std::int32_t next = 0;
 	};
-
-	/* 64-bit hash, a word at a time (splitmix-style mixing); identities are short */
-	static std::uint64_t
-	hash(std::string_view s) noexcept
-	{
-		std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
-		const char *p = s.data();
-		std::size_t left = s.size();
-		while (left > 0) {
-			std::uint64_t w = 0;
-			std::size_t k = left < 8 ? left : 8;
-			std::memcpy(&w, p, k);
-			h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
-			h ^= h >> 31;
-			p += k;
-			left -= k;
-		}
-		h ^= h >> 29;
-		h *= 0x94D049BB133111EBULL;
-		h ^= h >> 32;
-		return h == 0 ? 1 : h;
-	}
 
 	void
 	grow()
