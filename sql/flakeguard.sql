@@ -51,6 +51,527 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
 ROWS 1000;
 
 -- ---------------------------------------------------------------------------
+-- Tables.  Every per-repository key starts with repo_id (DESIGN.md section 9).
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE flakeguard.test_status AS ENUM ('passed', 'failed', 'error', 'skipped');
+
+CREATE SEQUENCE flakeguard.repository_repo_id_seq;
+
+CREATE TABLE flakeguard.repository (
+    repo_id        bigint PRIMARY KEY DEFAULT nextval('flakeguard.repository_repo_id_seq'),
+    name           text NOT NULL UNIQUE CHECK (name <> '' AND octet_length(name) <= 512),
+    default_branch text,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE flakeguard.repository_repo_id_seq OWNED BY flakeguard.repository.repo_id;
+
+-- bumped in the same transaction as every change of a repository's results;
+-- the sidecar's cache follows it (NOTIFY flakeguard is only a hint)
+CREATE TABLE flakeguard.repository_version (
+    repo_id    bigint PRIMARY KEY REFERENCES flakeguard.repository ON DELETE CASCADE,
+    version    bigint NOT NULL DEFAULT 0,
+    changed_at timestamptz
+);
+
+CREATE TABLE flakeguard.test (
+    repo_id    bigint NOT NULL REFERENCES flakeguard.repository ON DELETE CASCADE,
+    test_id    bigint NOT NULL,
+    suite      text,
+    class_name text,
+    name       text NOT NULL,
+    full_name  text NOT NULL,
+    file       text,
+    synthetic  boolean NOT NULL DEFAULT false,
+    first_seen timestamptz NOT NULL,
+    PRIMARY KEY (repo_id, test_id)
+);
+
+CREATE TABLE flakeguard.run (
+    repo_id         bigint NOT NULL REFERENCES flakeguard.repository ON DELETE CASCADE,
+    run_id          text NOT NULL,
+    attempt         integer NOT NULL CHECK (attempt >= 1),
+    job             text NOT NULL DEFAULT '',
+    commit_sha      text,
+    branch          text,
+    created_at      timestamptz NOT NULL,
+    source          text NOT NULL,
+    retries_visible boolean NOT NULL,
+    executions      integer NOT NULL,
+    ingested_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (repo_id, run_id, attempt, job)
+);
+
+-- no foreign keys: the ingestion functions keep result consistent with run and
+-- test, and per-row foreign-key checks would halve bulk ingestion
+CREATE TABLE flakeguard.result (
+    repo_id      bigint NOT NULL,
+    test_id      bigint NOT NULL,
+    run_id       text NOT NULL,
+    attempt      integer NOT NULL,
+    job          text NOT NULL,
+    retry        integer NOT NULL CHECK (retry >= 0),
+    status       flakeguard.test_status NOT NULL,
+    duration_ms  double precision,
+    created_at   timestamptz NOT NULL,
+    commit_sha   text,
+    failure_type text,
+    message      text,
+    -- one upload's rows are neighbours in the key: ingestion writes few pages
+    PRIMARY KEY (repo_id, run_id, attempt, job, test_id, retry)
+);
+
+CREATE TABLE flakeguard.quarantine (
+    repo_id        bigint NOT NULL,
+    test_id        bigint NOT NULL,
+    reason         text NOT NULL,
+    quarantined_by text NOT NULL DEFAULT current_user,
+    since          timestamptz NOT NULL DEFAULT now(),
+    until          timestamptz,
+    PRIMARY KEY (repo_id, test_id),
+    FOREIGN KEY (repo_id, test_id) REFERENCES flakeguard.test ON DELETE CASCADE,
+    CHECK (until IS NULL OR until > since)
+);
+
+-- per-repository overrides of the scoring policy; NULL means the setting's value
+CREATE TABLE flakeguard.policy (
+    repo_id              bigint PRIMARY KEY REFERENCES flakeguard.repository ON DELETE CASCADE,
+    window_runs          integer CHECK (window_runs > 0),
+    warn_threshold       double precision CHECK (warn_threshold BETWEEN 0 AND 1),
+    quarantine_threshold double precision CHECK (quarantine_threshold BETWEEN 0 AND 1),
+    min_runs             integer CHECK (min_runs > 0),
+    min_recent_failures  integer CHECK (min_recent_failures >= 0),
+    recent_lookback      interval CHECK (recent_lookback > interval '0'),
+    broken_streak        integer CHECK (broken_streak > 0)
+);
+
+CREATE SEQUENCE flakeguard.rejected_report_rejected_id_seq;
+
+-- every upload that could not be ingested, as received, with the reason
+CREATE TABLE flakeguard.rejected_report (
+    rejected_id bigint PRIMARY KEY DEFAULT nextval('flakeguard.rejected_report_rejected_id_seq'),
+    rejected_at timestamptz NOT NULL DEFAULT now(),
+    source      text NOT NULL CHECK (source IN ('junit_inbox', 'result_inbox')),
+    repo        text,
+    run_id      text,
+    attempt     integer,
+    job         text,
+    commit_sha  text,
+    branch      text,
+    created_at  timestamptz,
+    report      text,
+    sqlstate    text NOT NULL,
+    error       text NOT NULL,
+    detail      text,
+    hint        text
+);
+ALTER SEQUENCE flakeguard.rejected_report_rejected_id_seq OWNED BY flakeguard.rejected_report.rejected_id;
+
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.repository', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.repository_repo_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.repository_version', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.test', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.run', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.result', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.quarantine', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.policy', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.rejected_report', '');
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.rejected_report_rejected_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- Indexes (the reasoning for each is in sql/README.md)
+-- ---------------------------------------------------------------------------
+
+-- a test's history, newest first, answered from the index alone
+CREATE INDEX result_history_idx ON flakeguard.result (repo_id, test_id, created_at DESC) INCLUDE (status);
+-- failures only: recent failures of a repository (created_at >= now() - '30 days' in the query)
+CREATE INDEX result_failures_idx ON flakeguard.result (repo_id, created_at DESC) INCLUDE (test_id)
+    WHERE status IN ('failed', 'error');
+-- time ranges over everything (retention, backfills): results arrive in time order
+CREATE INDEX result_created_brin ON flakeguard.result USING brin (created_at);
+CREATE INDEX run_created_idx ON flakeguard.run (repo_id, created_at DESC);
+
+-- ---------------------------------------------------------------------------
+-- Ingestion (DESIGN.md section 3).  The functions that write run as the
+-- extension's owner (SECURITY DEFINER, search_path pinned): an ingesting role
+-- needs EXECUTE on ingest_junit or INSERT on the inboxes, not the tables.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION flakeguard.test_id(full_name text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'test_id_text'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- the repository's id; the repository is created on first use
+CREATE FUNCTION flakeguard.repository_id(repo text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF repo IS NULL OR repo = '' THEN
+        RAISE EXCEPTION 'repository name must not be empty'
+            USING ERRCODE = CASE WHEN repo IS NULL THEN '22004' ELSE '22023' END;
+    END IF;
+    IF octet_length(repo) > 512 THEN
+        RAISE EXCEPTION 'repository name is too long'
+            USING ERRCODE = '22001', DETAIL = format('The name has %s bytes; the limit is 512.', octet_length(repo));
+    END IF;
+    SELECT r.repo_id INTO v_id FROM flakeguard.repository r WHERE r.name = repo;
+    IF v_id IS NULL THEN
+        INSERT INTO flakeguard.repository AS r (name) VALUES (repo)
+            ON CONFLICT (name) DO UPDATE SET name = excluded.name
+            RETURNING r.repo_id INTO v_id;
+        INSERT INTO flakeguard.repository_version (repo_id) VALUES (v_id) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+-- the checks every upload's key and metadata pass, whatever path it takes
+CREATE FUNCTION flakeguard.check_upload(run_id text, attempt integer, job text, commit_sha text, branch text,
+                                        created_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF run_id IS NULL OR run_id = '' THEN
+        RAISE EXCEPTION 'run_id must not be empty' USING ERRCODE = CASE WHEN run_id IS NULL THEN '22004' ELSE '22023' END,
+            HINT = 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.';
+    END IF;
+    IF attempt IS NULL OR attempt < 1 THEN
+        RAISE EXCEPTION 'attempt must be 1 or more' USING ERRCODE = '22023',
+            DETAIL = format('The attempt given is %s.', coalesce(attempt::text, 'NULL'));
+    END IF;
+    IF octet_length(run_id) > 256 OR octet_length(job) > 256 OR octet_length(commit_sha) > 256
+       OR octet_length(branch) > 1024 THEN
+        RAISE EXCEPTION 'upload key or metadata is too long' USING ERRCODE = '22001',
+            DETAIL = 'run_id, job and commit_sha are limited to 256 bytes, branch to 1024.';
+    END IF;
+    IF created_at IS NULL OR created_at < '2000-01-01' OR created_at > now() + interval '1 day' THEN
+        RAISE EXCEPTION 'created_at is out of range' USING ERRCODE = '22008',
+            DETAIL = format('created_at is %s; it must lie between 2000-01-01 and a day from now.',
+                            coalesce(created_at::text, 'NULL'));
+    END IF;
+END
+$$;
+
+-- Bumps the repository's version and tells listeners which tests changed, in
+-- one notification ("all" when p_tests is NULL or the list does not fit).
+CREATE FUNCTION flakeguard.publish_changes(p_repo_id bigint, p_tests bigint[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_version bigint;
+    v_name text;
+    v_payload text;
+BEGIN
+    UPDATE flakeguard.repository_version v SET version = v.version + 1, changed_at = now()
+        WHERE v.repo_id = p_repo_id RETURNING v.version INTO v_version;
+    SELECT r.name INTO v_name FROM flakeguard.repository r WHERE r.repo_id = p_repo_id;
+    v_payload := json_build_object('repo', v_name, 'version', v_version,
+                                   'tests', (SELECT json_agg(t::text ORDER BY t) FROM unnest(p_tests) t))::text;
+    IF p_tests IS NULL OR octet_length(v_payload) > 7900 THEN
+        v_payload := json_build_object('repo', v_name, 'version', v_version, 'tests', 'all')::text;
+    END IF;
+    PERFORM pg_notify('flakeguard', v_payload);
+    RETURN v_version;
+END
+$$;
+
+-- Upserts one upload's executions.  Changes are published at once, or, when
+-- p_defer is set, collected for publish_deferred() at the end of the
+-- statement (the inboxes: one notification per COPY, not per report).
+CREATE FUNCTION flakeguard.ingest_cases(
+    p_repo text, p_cases flakeguard.junit_case[], p_run_id text, p_attempt integer, p_job text,
+    p_commit_sha text, p_branch text, p_created_at timestamptz, p_source text, p_defer boolean,
+    OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
+    OUT retries integer, OUT new_tests integer)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint;
+    v_a text;
+    v_b text;
+    v_changed bigint[];
+BEGIN
+    p_job := coalesce(p_job, '');  -- no job is the one job
+    PERFORM flakeguard.check_upload(p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at);
+    v_repo_id := flakeguard.repository_id(p_repo);
+
+    -- two names with one test_id would merge two tests' histories: refuse
+    SELECT c.full_name, t.full_name INTO v_a, v_b
+    FROM (SELECT DISTINCT x.full_name FROM unnest(p_cases) x) c
+    JOIN flakeguard.test t ON t.repo_id = v_repo_id AND t.test_id = flakeguard.test_id(c.full_name)
+    WHERE t.full_name <> c.full_name
+    LIMIT 1;
+    IF v_a IS NULL THEN
+        SELECT min(d.full_name), max(d.full_name) INTO v_a, v_b
+        FROM (SELECT DISTINCT x.full_name FROM unnest(p_cases) x) d
+        GROUP BY flakeguard.test_id(d.full_name) HAVING count(*) > 1
+        LIMIT 1;
+    END IF;
+    IF v_a IS NOT NULL THEN
+        RAISE EXCEPTION 'test identity collision in repository "%"', p_repo
+            USING ERRCODE = '23505',
+                  DETAIL = format('Tests "%s" and "%s" have the same test_id %s.', v_a, v_b, flakeguard.test_id(v_a)),
+                  HINT = 'Rename one of the two tests.';
+    END IF;
+
+    INSERT INTO flakeguard.run AS r (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
+                                     retries_visible, executions)
+    VALUES (v_repo_id, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at, p_source,
+            EXISTS (SELECT 1 FROM unnest(p_cases) x WHERE x.retry > 0), cardinality(p_cases))
+    ON CONFLICT (repo_id, run_id, attempt, job) DO UPDATE
+        SET commit_sha = excluded.commit_sha, branch = excluded.branch, source = excluded.source,
+            retries_visible = excluded.retries_visible, executions = excluded.executions
+        WHERE (r.commit_sha, r.branch, r.source, r.retries_visible, r.executions)
+              IS DISTINCT FROM (excluded.commit_sha, excluded.branch, excluded.source, excluded.retries_visible,
+                                excluded.executions);
+    -- an upload keeps the time it was first ingested with: uploading it again
+    -- (a CI retry of the upload step, created_at defaulting to now()) changes nothing
+    SELECT r.created_at INTO p_created_at FROM flakeguard.run r
+    WHERE r.repo_id = v_repo_id AND r.run_id = p_run_id AND r.attempt = p_attempt AND r.job = p_job;
+
+    -- new tests; existing ones are left unlocked (DO NOTHING), so concurrent
+    -- uploads that share tests never wait on each other here
+    WITH ins AS (
+        INSERT INTO flakeguard.test (repo_id, test_id, suite, class_name, name, full_name, file, synthetic, first_seen)
+        SELECT DISTINCT ON (x.test_id) v_repo_id, x.test_id, x.suite, x.class_name, x.name, x.full_name, x.file,
+               x.synthetic, p_created_at
+        FROM (SELECT flakeguard.test_id(c.full_name) AS test_id, c.* FROM unnest(p_cases) c) x
+        ORDER BY x.test_id, x.retry
+        ON CONFLICT (repo_id, test_id) DO NOTHING
+        RETURNING 1)
+    SELECT count(*) INTO new_tests FROM ins;
+    -- a backfill of older reports moves first_seen back
+    UPDATE flakeguard.test t SET first_seen = p_created_at
+    WHERE t.repo_id = v_repo_id AND t.first_seen > p_created_at
+      AND t.test_id IN (SELECT flakeguard.test_id(c.full_name) FROM unnest(p_cases) c);
+
+    -- the upload's executions: insert, update what changed, delete what it no longer has
+    WITH incoming AS (
+        SELECT flakeguard.test_id(c.full_name) AS test_id, c.retry, c.status::flakeguard.test_status AS status,
+               c.duration_ms, c.failure_type, c.message
+        FROM unnest(p_cases) c
+    ), up AS (
+        INSERT INTO flakeguard.result AS r (repo_id, run_id, attempt, job, test_id, retry, status, duration_ms,
+                                            created_at, commit_sha, failure_type, message)
+        SELECT v_repo_id, p_run_id, p_attempt, p_job, i.test_id, i.retry, i.status, i.duration_ms,
+               p_created_at, p_commit_sha, i.failure_type, i.message
+        FROM incoming i
+        ORDER BY i.test_id, i.retry
+        ON CONFLICT (repo_id, run_id, attempt, job, test_id, retry) DO UPDATE
+            SET status = excluded.status, duration_ms = excluded.duration_ms, created_at = excluded.created_at,
+                commit_sha = excluded.commit_sha, failure_type = excluded.failure_type, message = excluded.message
+            WHERE (r.status, r.duration_ms, r.created_at, r.commit_sha, r.failure_type, r.message)
+                  IS DISTINCT FROM (excluded.status, excluded.duration_ms, excluded.created_at, excluded.commit_sha,
+                                    excluded.failure_type, excluded.message)
+        RETURNING r.test_id
+    ), gone AS (
+        DELETE FROM flakeguard.result r
+        WHERE r.repo_id = v_repo_id AND r.run_id = p_run_id AND r.attempt = p_attempt AND r.job = p_job
+          AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.test_id = r.test_id AND i.retry = r.retry)
+        RETURNING r.test_id
+    )
+    SELECT array_agg(DISTINCT c.test_id) INTO v_changed
+    FROM (SELECT u.test_id FROM up u UNION ALL SELECT g.test_id FROM gone g) c;
+
+    IF v_changed IS NOT NULL THEN
+        IF p_defer THEN
+            PERFORM flakeguard.defer_changes(v_repo_id, v_changed);
+        ELSE
+            PERFORM flakeguard.publish_changes(v_repo_id, v_changed);
+        END IF;
+    END IF;
+
+    -- the summary: each test counted once, by the outcome of its last execution
+    SELECT count(*), count(*) FILTER (WHERE f.status = 'passed'), count(*) FILTER (WHERE f.status = 'failed'),
+           count(*) FILTER (WHERE f.status = 'error'), count(*) FILTER (WHERE f.status = 'skipped')
+    INTO tests, passed, failed, errors, skipped
+    FROM (SELECT DISTINCT ON (c.full_name) c.status FROM unnest(p_cases) c ORDER BY c.full_name, c.retry DESC) f;
+    retries := (SELECT count(*) FROM unnest(p_cases) c WHERE c.retry > 0);
+END
+$$;
+
+-- changes of the current statement, published by publish_deferred()
+CREATE FUNCTION flakeguard.defer_changes(p_repo_id bigint, p_tests bigint[])
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('pg_temp.flakeguard_deferred_changes') IS NULL THEN
+        CREATE TEMP TABLE flakeguard_deferred_changes (repo_id bigint NOT NULL, test_id bigint NOT NULL)
+            ON COMMIT DROP;
+    END IF;
+    INSERT INTO pg_temp.flakeguard_deferred_changes SELECT p_repo_id, t FROM unnest(p_tests) t;
+END
+$$;
+
+CREATE FUNCTION flakeguard.publish_deferred()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v record;
+BEGIN
+    IF to_regclass('pg_temp.flakeguard_deferred_changes') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR v IN SELECT d.repo_id, array_agg(DISTINCT d.test_id) AS tests
+             FROM pg_temp.flakeguard_deferred_changes d GROUP BY d.repo_id ORDER BY d.repo_id LOOP
+        PERFORM flakeguard.publish_changes(v.repo_id, v.tests);
+    END LOOP;
+    DELETE FROM pg_temp.flakeguard_deferred_changes;
+END
+$$;
+
+CREATE FUNCTION flakeguard.ingest_junit(
+    repo text, report text, run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now(),
+    OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
+    OUT retries integer, OUT new_tests integer)
+RETURNS record
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM flakeguard.ingest_cases($1, ARRAY(SELECT c FROM flakeguard.parse_junit($2) c), $3, $4, $5, $6,
+                                          $7, $8, 'junit', false)
+$$;
+
+CREATE FUNCTION flakeguard.ingest_junit(
+    repo text, report bytea, run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now(),
+    OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
+    OUT retries integer, OUT new_tests integer)
+RETURNS record
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM flakeguard.ingest_cases($1, ARRAY(SELECT c FROM flakeguard.parse_junit($2) c), $3, $4, $5, $6,
+                                          $7, $8, 'junit', false)
+$$;
+
+-- ---------------------------------------------------------------------------
+-- The JUnit inbox: COPY flakeguard.junit_inbox (...) FROM STDIN.  Each row is
+-- one report, ingested as it arrives and never stored here; a report that
+-- cannot be ingested (bad XML, limits, bad keys) goes to rejected_report and
+-- the rest of the COPY goes on.  Transient errors (deadlock, cancel, out of
+-- memory) still abort the COPY, so the client retries it.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE flakeguard.junit_inbox (
+    repo       text,
+    run_id     text,
+    attempt    integer DEFAULT 1,
+    job        text DEFAULT '',
+    commit_sha text,
+    branch     text,
+    created_at timestamptz DEFAULT now(),
+    report     text
+);
+
+CREATE FUNCTION flakeguard.junit_inbox_ingest()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_state text;
+    v_error text;
+    v_detail text;
+    v_hint text;
+BEGIN
+    BEGIN
+        IF NEW.report IS NULL THEN
+            RAISE EXCEPTION 'report must not be null' USING ERRCODE = '22004';
+        END IF;
+        -- an empty CSV field is NULL: it takes the column's default, as a column left out does
+        PERFORM flakeguard.ingest_cases(NEW.repo, ARRAY(SELECT c FROM flakeguard.parse_junit(NEW.report) c),
+                                        NEW.run_id, coalesce(NEW.attempt, 1), NEW.job, NEW.commit_sha, NEW.branch,
+                                        coalesce(NEW.created_at, now()), 'junit', true);
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT,
+                                v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
+                                                report, sqlstate, error, detail, hint)
+        VALUES ('junit_inbox', NEW.repo, NEW.run_id, NEW.attempt, NEW.job, NEW.commit_sha, NEW.branch,
+                NEW.created_at, NEW.report, v_state, v_error, nullif(v_detail, ''), nullif(v_hint, ''));
+    END;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION flakeguard.inbox_publish()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard.publish_deferred();
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER ingest BEFORE INSERT ON flakeguard.junit_inbox
+    FOR EACH ROW EXECUTE FUNCTION flakeguard.junit_inbox_ingest();
+CREATE TRIGGER publish AFTER INSERT ON flakeguard.junit_inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION flakeguard.inbox_publish();
+
+-- ---------------------------------------------------------------------------
+-- Retention
+-- ---------------------------------------------------------------------------
+
+-- Deletes executions older than older_than, then the runs and tests left
+-- without any; returns the number of executions removed.
+CREATE FUNCTION flakeguard.prune(older_than interval)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cutoff timestamptz;
+    v_removed bigint;
+    v_repos bigint[];
+    v_repo bigint;
+BEGIN
+    IF older_than IS NULL OR older_than <= interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval' USING ERRCODE = '22023';
+    END IF;
+    v_cutoff := now() - older_than;
+    WITH gone AS (
+        DELETE FROM flakeguard.result r WHERE r.created_at < v_cutoff RETURNING r.repo_id)
+    SELECT count(*), array_agg(DISTINCT g.repo_id) INTO v_removed, v_repos FROM gone g;
+    DELETE FROM flakeguard.run u WHERE u.created_at < v_cutoff
+        AND NOT EXISTS (SELECT 1 FROM flakeguard.result r WHERE r.repo_id = u.repo_id AND r.run_id = u.run_id
+                        AND r.attempt = u.attempt AND r.job = u.job);
+    DELETE FROM flakeguard.test t
+    WHERE NOT EXISTS (SELECT 1 FROM flakeguard.result r WHERE r.repo_id = t.repo_id AND r.test_id = t.test_id)
+      AND NOT EXISTS (SELECT 1 FROM flakeguard.quarantine q WHERE q.repo_id = t.repo_id AND q.test_id = t.test_id);
+    FOREACH v_repo IN ARRAY coalesce(v_repos, '{}') LOOP
+        PERFORM flakeguard.publish_changes(v_repo, NULL);
+    END LOOP;
+    RETURN v_removed;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Privileges.  The tables are readable and writable by the extension's owner
+-- only; a DBA grants what each role needs:
+--   CI:  GRANT EXECUTE ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) TO ci;
+--        GRANT INSERT ON flakeguard.junit_inbox TO ci;
+--   BI:  GRANT SELECT on the views (later versions) to a read-only role.
+-- ---------------------------------------------------------------------------
+
+REVOKE ALL ON FUNCTION flakeguard.repository_id(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.publish_changes(bigint, bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_cases(text, flakeguard.junit_case[], text, integer, text, text, text,
+                                               timestamptz, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.defer_changes(bigint, bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.publish_deferred() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.prune(interval) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
 -- Comments
 -- ---------------------------------------------------------------------------
 

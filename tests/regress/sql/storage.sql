@@ -1,0 +1,82 @@
+--
+-- The data model: tables, keys, indexes, pg_dump registration, privileges
+--
+SELECT c.relname, c.relkind, c.relpersistence
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'flakeguard' AND c.relkind IN ('r', 'S', 'p') ORDER BY 1;
+
+-- every per-repository table's primary key starts with repo_id, ready to be distributed by it
+SELECT conrelid::regclass AS table, pg_get_constraintdef(oid) AS key
+FROM pg_constraint WHERE contype = 'p' AND connamespace = 'flakeguard'::regnamespace ORDER BY 1;
+
+SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) AS definition
+FROM pg_index WHERE indrelid = 'flakeguard.result'::regclass ORDER BY 1;
+
+-- every table and sequence is dumped by pg_dump with its data
+SELECT unnest(extconfig)::regclass AS dumped FROM pg_extension WHERE extname = 'flakeguard' ORDER BY 1;
+
+-- some history to plan against
+INSERT INTO flakeguard.repository (name) VALUES ('plan/a'), ('plan/b');
+INSERT INTO flakeguard.result (repo_id, run_id, attempt, job, test_id, retry, status, created_at)
+SELECT 1 + (i % 2), 'run-' || (i / 500), 1, '', i % 500, 0,
+       (CASE WHEN i % 37 = 0 THEN 'failed' ELSE 'passed' END)::flakeguard.test_status,
+       '2026-01-01'::timestamptz + (i || ' minutes')::interval
+FROM generate_series(1, 100000) i;
+ANALYZE flakeguard.result;
+
+-- A test's history, newest first: the flake-detection index, no heap access
+EXPLAIN (COSTS OFF)
+SELECT created_at, status FROM flakeguard.result
+WHERE repo_id = 1 AND test_id = 42 ORDER BY created_at DESC LIMIT 50;
+
+-- "Recent failures": an index predicate cannot use now(), so the partial index
+-- holds every failure ordered by time and the query names the window
+EXPLAIN (COSTS OFF)
+SELECT test_id, created_at FROM flakeguard.result
+WHERE repo_id = 1 AND status IN ('failed', 'error') AND created_at >= '2026-02-01'::timestamptz - interval '30 days';
+SELECT count(*) FROM flakeguard.result
+WHERE repo_id = 1 AND status IN ('failed', 'error') AND created_at >= '2026-02-01'::timestamptz - interval '30 days';
+-- ... and with now() in the query, which is fine there
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM flakeguard.result
+WHERE repo_id = 2 AND status IN ('failed', 'error') AND created_at >= now() - interval '30 days';
+
+-- Retention and time-range scans over every repository: BRIN, a few hundred bytes for the whole table
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM flakeguard.result WHERE created_at < '2026-01-10';
+RESET enable_seqscan;
+
+-- One upload's rows: the primary key's prefix (re-ingestion, per-run pages)
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM flakeguard.result WHERE repo_id = 1 AND run_id = 'run-7' AND attempt = 1 AND job = '';
+
+TRUNCATE flakeguard.result;
+DELETE FROM flakeguard.repository WHERE name LIKE 'plan/%';
+
+-- privileges: nothing is readable or callable by default, the owner grants what a role needs
+CREATE ROLE fg_regress_reader;
+CREATE ROLE fg_regress_ci;
+SET ROLE fg_regress_reader;
+SELECT count(*) FROM flakeguard.result;
+SELECT count(*) FROM flakeguard.parse_junit('<testsuite><testcase name="t"/></testsuite>'::text);
+SELECT flakeguard.ingest_junit('acme/priv', '<testsuite/>', 'r');
+INSERT INTO flakeguard.junit_inbox (repo, run_id, report) VALUES ('acme/priv', 'r', '<testsuite/>');
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) TO fg_regress_ci;
+GRANT INSERT ON flakeguard.junit_inbox TO fg_regress_ci;
+SET ROLE fg_regress_ci;
+SELECT tests FROM flakeguard.ingest_junit('acme/priv', '<testsuite><testcase name="t"/></testsuite>', 'r1');
+INSERT INTO flakeguard.junit_inbox (repo, run_id, report) VALUES ('acme/priv', 'r2', '<testsuite/>');
+SELECT count(*) FROM flakeguard.run;
+SELECT flakeguard.prune('1 day');
+RESET ROLE;
+SELECT run_id FROM flakeguard.run r JOIN flakeguard.repository p USING (repo_id) WHERE p.name = 'acme/priv' ORDER BY 1;
+REVOKE ALL ON flakeguard.junit_inbox FROM fg_regress_ci;
+REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) FROM fg_regress_ci;
+DROP ROLE fg_regress_reader;
+DROP ROLE fg_regress_ci;
+
+-- leave the tables empty for the next tests
+TRUNCATE flakeguard.result, flakeguard.run, flakeguard.test, flakeguard.repository_version, flakeguard.repository CASCADE;
+ALTER SEQUENCE flakeguard.repository_repo_id_seq RESTART;
