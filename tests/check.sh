@@ -5,6 +5,7 @@
 #   tests/check.sh unit              core unit tests only (plain and ASan/UBSan builds)
 #   tests/check.sh fuzz              the 30-second fuzz smoke run
 #   tests/check.sh regress [TEST...] pg_regress: the schedule, or the named tests
+#   tests/check.sh integration       notifications, concurrency, dump and restore on a real cluster
 #   tests/check.sh corpus            the shared JUnit corpus through parse_junit
 #
 # Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
@@ -168,6 +169,34 @@ tier_regress() {
 	rm -rf "$dir"
 }
 
+# tier_integration: every tests/integration/*.sh against a real cluster, each in
+# a fresh database with the extension; each prints "ok - ..." / "not ok - ..." lines
+tier_integration() {
+	say "integration (real PostgreSQL: notifications, concurrency, dump and restore)"
+	local dir script name out p=0 f=0
+	dir=$(scratch_dir integration)
+	stage "$dir"
+	if ! pg_start "$dir"; then
+		tally integration 0 1
+		return
+	fi
+	export FG_FIXTURES=$dir/tests/fixtures/junit
+	for script in tests/integration/*.sh; do
+		name=$(basename "$script" .sh)
+		[ "$name" = lib ] && continue
+		as_user "$PG_BINDIR/createdb" "$name" &&
+			PGDATABASE=$name psql_as_user -c 'CREATE EXTENSION flakeguard' >/dev/null || { f=$((f + 1)); continue; }
+		out=$(PGDATABASE=$name bash "$script" 2>&1)
+		printf '%s\n' "$out" | sed "s/^/[$name] /"
+		p=$((p + $(printf '%s\n' "$out" | grep -c '^ok ')))
+		f=$((f + $(printf '%s\n' "$out" | grep -c '^not ok ')))
+		printf '%s\n' "$out" | grep -q '^\(not \)\?ok ' || f=$((f + 1))
+	done
+	pg_stop "$dir"
+	rm -rf "$dir"
+	tally integration "$p" "$f"
+}
+
 tier_corpus() {
 	say "corpus (../shared/junit-corpus through parse_junit)"
 	local corpus=$ROOT/../shared/junit-corpus
@@ -202,6 +231,7 @@ main() {
 		tier_fuzz
 		if tier_extension; then
 			tier_regress
+			tier_integration
 			tier_corpus
 		fi
 		;;
@@ -211,11 +241,14 @@ main() {
 	corpus)
 		tier_extension && tier_corpus
 		;;
+	integration)
+		tier_extension && tier_integration
+		;;
 	fuzz)
 		tier_fuzz
 		;;
 	*)
-		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | corpus]" >&2
+		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | integration | corpus]" >&2
 		exit 2
 		;;
 	esac

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Two sessions ingesting overlapping uploads at the same time, through both
+# paths: no deadlock, no duplicate, the same rows as one session alone.
+. "$(dirname "$0")/lib.sh"
+FIX=$FG_FIXTURES
+dir=$(scratch_dir concurrency)
+trap 'rm -rf "$dir"' EXIT
+
+# eight uploads of the same suite, with overlapping keys between the sessions
+script() {
+	local order=$1
+	for i in $order; do
+		echo "SELECT tests FROM flakeguard.ingest_junit('conc/a', pg_read_file('$FIX/generated/gotestsum/rerun_fails.xml'), 'run-$i', 1, '', created_at => '2026-11-0$i');"
+		echo "COPY flakeguard.junit_inbox (repo, run_id, job, created_at, report) FROM STDIN (FORMAT csv);"
+		echo "conc/a,run-$i,inbox,2026-11-0$i,\"<testsuite><testcase classname=\"\"c\"\" name=\"\"shared\"\"/><testcase classname=\"\"c\"\" name=\"\"t$i\"\"/></testsuite>\""
+		echo "conc/b,run-$i,inbox,2026-11-0$i,\"<testsuite><testcase classname=\"\"c\"\" name=\"\"shared\"\"/></testsuite>\""
+		echo '\.'
+	done
+}
+for round in 1 2 3; do
+	script "1 2 3 4 5 6 7 8" >"$dir/a.sql"
+	script "8 7 6 5 4 3 2 1" >"$dir/b.sql"
+	chmod 644 "$dir"/*.sql
+	psql_as_user -f "$dir/a.sql" >"$dir/a.out" 2>&1 &
+	pa=$!
+	psql_as_user -f "$dir/b.sql" >"$dir/b.out" 2>&1 &
+	pb=$!
+	wait $pa; ra=$?
+	wait $pb; rb=$?
+	if [ $ra -ne 0 ] || [ $rb -ne 0 ] || grep -qi 'deadlock\|ERROR' "$dir/a.out" "$dir/b.out"; then
+		not_ok "round $round: both sessions finish without error"
+		grep -i 'deadlock\|ERROR' "$dir/a.out" "$dir/b.out" | head -5
+	else
+		ok "round $round: both sessions finish without error"
+	fi
+done
+check "no upload lost or duplicated (8 x 21 + 8 x 2 + 8 x 1 executions)" 192 "$(q 'SELECT count(*) FROM flakeguard.result')"
+check "no test duplicated" 22 "$(q 'SELECT count(*) FROM flakeguard.test')"
+check "nothing rejected" 0 "$(q 'SELECT count(*) FROM flakeguard.rejected_report')"
+check "every key once" 192 "$(q 'SELECT count(DISTINCT (repo_id, run_id, attempt, job, test_id, retry)) FROM flakeguard.result')"
+finish
