@@ -518,6 +518,179 @@ CREATE TRIGGER publish AFTER INSERT ON flakeguard.junit_inbox
     FOR EACH STATEMENT EXECUTE FUNCTION flakeguard.inbox_publish();
 
 -- ---------------------------------------------------------------------------
+-- The result inbox: COPY flakeguard.result_inbox (...) FROM STDIN (FORMAT csv)
+-- for executions parsed elsewhere (other CI formats, backfills).  The rows of
+-- one statement are checked and upserted together when it ends; a bad row
+-- goes to rejected_report with its reason and the others commit.  Empty
+-- fields take the column's default, as columns left out do.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION flakeguard.full_name(class_name text, name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'full_name_text'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE TABLE flakeguard.result_inbox (
+    repo         text,
+    run_id       text,
+    attempt      integer DEFAULT 1,
+    job          text DEFAULT '',
+    retry        integer DEFAULT 0,
+    commit_sha   text,
+    branch       text,
+    created_at   timestamptz DEFAULT now(),
+    suite        text,
+    class_name   text,
+    name         text,
+    file         text,
+    status       text,
+    duration_ms  double precision,
+    failure_type text,
+    message      text
+);
+
+CREATE FUNCTION flakeguard.result_inbox_ingest()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max_message bigint;
+    v_changes record;
+BEGIN
+    SELECT s.setting::bigint INTO v_max_message FROM pg_settings s WHERE s.name = 'flakeguard.max_message_length';
+    IF to_regclass('pg_temp.flakeguard_result_stage') IS NULL THEN
+        CREATE TEMP TABLE flakeguard_result_stage (
+            problem text, repo text, repo_id bigint, run_id text, attempt integer, job text, retry integer,
+            commit_sha text, branch text, created_at timestamptz, suite text, class_name text, name text,
+            full_name text, test_id bigint, file text, status flakeguard.test_status, duration_ms double precision,
+            failure_type text, message text, received text
+        ) ON COMMIT DELETE ROWS;
+    END IF;
+
+    -- repositories named by rows that can be ingested are created first
+    PERFORM flakeguard.repository_id(d.repo)
+    FROM (SELECT DISTINCT x.repo FROM received x WHERE x.repo <> '' AND octet_length(x.repo) <= 512) d
+    ORDER BY d.repo;
+
+    -- each row with its defaults, its identity and the first problem found ("SQLSTATE message")
+    INSERT INTO pg_temp.flakeguard_result_stage
+    SELECT CASE
+             WHEN y.repo IS NULL OR y.repo = '' THEN '22004 repository name must not be empty'
+             WHEN octet_length(y.repo) > 512 THEN '22001 repository name is too long'
+             WHEN y.run_id IS NULL OR y.run_id = '' THEN '22004 run_id must not be empty'
+             WHEN y.attempt < 1 THEN '22023 attempt must be 1 or more'
+             WHEN y.retry < 0 THEN '22023 retry must be 0 or more'
+             WHEN octet_length(y.run_id) > 256 OR octet_length(y.job) > 256 OR octet_length(y.commit_sha) > 256
+                  OR octet_length(y.branch) > 1024 THEN '22001 upload key or metadata is too long'
+             WHEN y.created_at < '2000-01-01' OR y.created_at > now() + interval '1 day'
+                  THEN '22008 created_at is out of range'
+             WHEN y.name IS NULL OR y.name = '' THEN '22004 name must not be empty'
+             WHEN octet_length(y.full_name) > 65536 OR octet_length(y.suite) > 65536 OR octet_length(y.file) > 65536
+                  THEN '22001 a suite, class, test or file name is longer than 64 kB'
+             WHEN y.status IS NULL THEN '22023 status must be passed, failed, error or skipped'
+             WHEN y.duration_ms < 0 OR y.duration_ms = 'infinity' OR y.duration_ms = 'NaN'
+                  THEN '22023 duration_ms must be a finite number of 0 or more'
+             WHEN octet_length(y.message) > v_max_message OR octet_length(y.failure_type) > v_max_message
+                  THEN '54000 message is longer than flakeguard.max_message_length'
+             WHEN y.known_as <> y.full_name OR y.min_name <> y.max_name
+                  THEN '23505 test identity collision: another test has the same test_id'
+             WHEN y.copies > 1 THEN '23505 the same execution is given more than once in one statement'
+           END,
+           y.repo, y.repo_id, y.run_id, y.attempt, y.job, y.retry, y.commit_sha, y.branch, y.created_at, y.suite,
+           y.class_name, y.name, y.full_name, y.test_id, y.file, y.status, y.duration_ms, y.failure_type, y.message,
+           y.received
+    FROM (
+        SELECT z.*, t.full_name AS known_as,
+               min(z.full_name) OVER (PARTITION BY z.repo_id, z.test_id) AS min_name,
+               max(z.full_name) OVER (PARTITION BY z.repo_id, z.test_id) AS max_name,
+               count(*) OVER (PARTITION BY z.repo_id, z.run_id, z.attempt, z.job, z.test_id, z.retry) AS copies
+        FROM (
+            SELECT x.repo, r.repo_id, x.run_id, coalesce(x.attempt, 1) AS attempt, coalesce(x.job, '') AS job,
+                   coalesce(x.retry, 0) AS retry, x.commit_sha, x.branch, coalesce(x.created_at, now()) AS created_at,
+                   x.suite, coalesce(nullif(x.class_name, ''), nullif(x.suite, '')) AS class_name, x.name,
+                   flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')), x.name) AS full_name,
+                   flakeguard.test_id(flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')),
+                                                           x.name)) AS test_id,
+                   x.file,
+                   CASE WHEN lower(btrim(x.status)) IN ('passed', 'failed', 'error', 'skipped')
+                        THEN lower(btrim(x.status))::flakeguard.test_status END AS status,
+                   x.duration_ms, x.failure_type, x.message, row_to_json(x)::text AS received
+            FROM received x
+            LEFT JOIN flakeguard.repository r ON r.name = x.repo
+        ) z
+        LEFT JOIN flakeguard.test t ON t.repo_id = z.repo_id AND t.test_id = z.test_id
+    ) y;
+
+    INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at, report,
+                                            sqlstate, error)
+    SELECT 'result_inbox', s.repo, s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at, s.received,
+           left(s.problem, 5), substr(s.problem, 7)
+    FROM pg_temp.flakeguard_result_stage s WHERE s.problem IS NOT NULL;
+    DELETE FROM pg_temp.flakeguard_result_stage s WHERE s.problem IS NOT NULL;
+
+    INSERT INTO flakeguard.run AS u (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
+                                     retries_visible, executions)
+    SELECT s.repo_id, s.run_id, s.attempt, s.job, max(s.commit_sha), max(s.branch), min(s.created_at),
+           'result_inbox', bool_or(s.retry > 0), 0
+    FROM pg_temp.flakeguard_result_stage s
+    GROUP BY s.repo_id, s.run_id, s.attempt, s.job
+    ORDER BY s.repo_id, s.run_id, s.attempt, s.job
+    ON CONFLICT (repo_id, run_id, attempt, job) DO NOTHING;
+
+    INSERT INTO flakeguard.test (repo_id, test_id, suite, class_name, name, full_name, file, first_seen)
+    SELECT DISTINCT ON (s.repo_id, s.test_id) s.repo_id, s.test_id, s.suite, s.class_name, s.name, s.full_name,
+           s.file, s.created_at
+    FROM pg_temp.flakeguard_result_stage s
+    ORDER BY s.repo_id, s.test_id, s.created_at
+    ON CONFLICT (repo_id, test_id) DO NOTHING;
+    UPDATE flakeguard.test t SET first_seen = f.first_seen
+    FROM (SELECT s.repo_id, s.test_id, min(s.created_at) AS first_seen
+          FROM pg_temp.flakeguard_result_stage s GROUP BY s.repo_id, s.test_id) f
+    WHERE t.repo_id = f.repo_id AND t.test_id = f.test_id AND t.first_seen > f.first_seen;
+
+    FOR v_changes IN
+        WITH up AS (
+            INSERT INTO flakeguard.result AS r (repo_id, run_id, attempt, job, test_id, retry, status, duration_ms,
+                                                created_at, commit_sha, failure_type, message)
+            SELECT s.repo_id, s.run_id, s.attempt, s.job, s.test_id, s.retry, s.status, s.duration_ms, s.created_at,
+                   s.commit_sha, s.failure_type, s.message
+            FROM pg_temp.flakeguard_result_stage s
+            ORDER BY s.repo_id, s.run_id, s.attempt, s.job, s.test_id, s.retry
+            ON CONFLICT (repo_id, run_id, attempt, job, test_id, retry) DO UPDATE
+                SET status = excluded.status, duration_ms = excluded.duration_ms, created_at = excluded.created_at,
+                    commit_sha = excluded.commit_sha, failure_type = excluded.failure_type, message = excluded.message
+                WHERE (r.status, r.duration_ms, r.created_at, r.commit_sha, r.failure_type, r.message)
+                      IS DISTINCT FROM (excluded.status, excluded.duration_ms, excluded.created_at,
+                                        excluded.commit_sha, excluded.failure_type, excluded.message)
+            RETURNING r.repo_id, r.test_id)
+        SELECT up.repo_id, array_agg(DISTINCT up.test_id) AS tests FROM up GROUP BY up.repo_id ORDER BY up.repo_id
+    LOOP
+        PERFORM flakeguard.publish_changes(v_changes.repo_id, v_changes.tests);
+    END LOOP;
+
+    -- the uploads' execution counts, as stored now
+    UPDATE flakeguard.run u SET executions = c.n, retries_visible = c.retries
+    FROM (SELECT r.repo_id, r.run_id, r.attempt, r.job, count(*) AS n, bool_or(r.retry > 0) AS retries
+          FROM flakeguard.result r
+          WHERE (r.repo_id, r.run_id, r.attempt, r.job) IN
+                (SELECT DISTINCT s.repo_id, s.run_id, s.attempt, s.job FROM pg_temp.flakeguard_result_stage s)
+          GROUP BY r.repo_id, r.run_id, r.attempt, r.job) c
+    WHERE u.repo_id = c.repo_id AND u.run_id = c.run_id AND u.attempt = c.attempt AND u.job = c.job
+      AND (u.executions, u.retries_visible) IS DISTINCT FROM (c.n, c.retries);
+
+    DELETE FROM pg_temp.flakeguard_result_stage;
+    -- the inbox keeps nothing: every row visible here is this transaction's own,
+    -- since every other writer's statement empties it before committing
+    DELETE FROM flakeguard.result_inbox;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER ingest AFTER INSERT ON flakeguard.result_inbox
+    REFERENCING NEW TABLE AS received
+    FOR EACH STATEMENT EXECUTE FUNCTION flakeguard.result_inbox_ingest();
+
+-- ---------------------------------------------------------------------------
 -- Retention
 -- ---------------------------------------------------------------------------
 
@@ -557,7 +730,7 @@ $$;
 -- Privileges.  The tables are readable and writable by the extension's owner
 -- only; a DBA grants what each role needs:
 --   CI:  GRANT EXECUTE ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) TO ci;
---        GRANT INSERT ON flakeguard.junit_inbox TO ci;
+--        GRANT INSERT ON flakeguard.junit_inbox, flakeguard.result_inbox TO ci;
 --   BI:  GRANT SELECT on the views (later versions) to a read-only role.
 -- ---------------------------------------------------------------------------
 

@@ -258,4 +258,4 @@ main() {
 	[ "$FAILED" -eq 0 ]
 }
 
-main
+main "$@"

@@ -82,6 +82,19 @@ truncate_utf8(std::string &s, std::size_t max) noexcept
 	return true;
 }
 
+std::string_view
+full_name(std::optional<std::string_view> class_name, std::string_view name, std::string &buf)
+{
+	if (!class_name || class_name->empty() || *class_name == name)
+		return name;
+	if (name.empty())
+		return *class_name;
+	buf.assign(class_name->data(), class_name->size());
+	buf.push_back('.');
+	buf.append(name.data(), name.size());
+	return buf;
+}
+
 std::optional<double>
 parse_junit_seconds(std::string_view text) noexcept
 {
@@ -470,20 +483,6 @@ struct Row {
 	std::optional<double> duration_ms;
 	bool synthetic = false;
 };
-
-/* class_name.name, or name alone when there is no class name or it repeats the name */
-std::string_view
-compose_full_name(std::optional<std::string_view> cls, std::string_view name, std::string &buf)
-{
-	if (!cls || cls->empty() || *cls == name)
-		return name;
-	if (name.empty())
-		return *cls;
-	buf.assign(cls->data(), cls->size());
-	buf.push_back('.');
-	buf.append(name.data(), name.size());
-	return buf;
-}
 
 struct Frame {
 	Kind kind;
@@ -987,7 +986,7 @@ struct JunitReader::Impl {
 		cases.pop_back(); /* back to the pool; no frame can still point into it */
 
 		std::int32_t n = static_cast<std::int32_t>(b.attempts.size()) + 1;
-		std::int32_t retry = retries.take(compose_full_name(b.effective_class(), b.name, key_buf), n);
+		std::int32_t retry = retries.take(full_name(b.effective_class(), b.name, key_buf), n);
 
 		/* the identity, shared by every execution of the case */
 		Row ident;
@@ -1057,7 +1056,7 @@ struct JunitReader::Impl {
 		out.suite = shared(r.suite);
 		out.class_name = r.class_name.set ? opt(r.class_name) : out.suite;
 		out.name = view(r.name);
-		out.full_name = compose_full_name(out.class_name, out.name, full_name_buf);
+		out.full_name = full_name(out.class_name, out.name, full_name_buf);
 		out.file = r.file.set ? opt(r.file) : shared(r.suite_file);
 		out.line = r.line;
 		out.status = r.status;

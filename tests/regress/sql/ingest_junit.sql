@@ -1,6 +1,10 @@
 --
 -- flakeguard.ingest_junit: parse and upsert one upload in the caller's transaction
 --
+-- runs alone or after the other tests
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS flakeguard;
+RESET client_min_messages;
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set fixtures :abs_srcdir '/../fixtures/junit/'
 

@@ -2,6 +2,10 @@
 -- flakeguard.parse_junit: limits, settings, cancel
 --
 -- the settings exist once the library is loaded (by a first call, LOAD, or a preload setting)
+-- runs alone or after the other tests
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS flakeguard;
+RESET client_min_messages;
 LOAD 'flakeguard';
 SHOW flakeguard.max_report_size;
 SHOW flakeguard.max_depth;

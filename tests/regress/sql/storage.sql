@@ -1,6 +1,10 @@
 --
 -- The data model: tables, keys, indexes, pg_dump registration, privileges
 --
+-- runs alone or after the other tests
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS flakeguard;
+RESET client_min_messages;
 SELECT c.relname, c.relkind, c.relpersistence
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'flakeguard' AND c.relkind IN ('r', 'S', 'p') ORDER BY 1;

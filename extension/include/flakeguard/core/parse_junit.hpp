@@ -105,6 +105,13 @@ class JunitReader {
 	std::unique_ptr<Impl> impl_;
 };
 
+/*
+ * A test's identity: class_name.name, or name alone when there is no class
+ * name or it repeats the name (jest-junit, CTest).  Returns a view of name,
+ * of class_name, or of buf, which it fills when it must concatenate.
+ */
+std::string_view full_name(std::optional<std::string_view> class_name, std::string_view name, std::string &buf);
+
 /* Throws the "report is too large" Error when size exceeds limits.max_report_size. */
 void check_report_size(std::size_t size, const JunitLimits &limits);
 
