@@ -281,104 +281,168 @@ BEGIN
 END
 $$;
 
--- Upserts one upload's executions.  Changes are published at once, or, when
--- p_defer is set, collected for publish_deferred() at the end of the
+-- The executions of the upload being ingested, one row each with its
+-- test_id: a session temp table, emptied per upload.  (An array would do,
+-- but building one of 10k composites costs more than the upserts, and the
+-- planner sees a table's size where it can only guess an array's.)
+CREATE FUNCTION flakeguard.stage_open()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('pg_temp.flakeguard_stage') IS NULL THEN
+        CREATE TEMP TABLE flakeguard_stage (
+            test_id bigint NOT NULL, suite text, class_name text, name text NOT NULL, full_name text NOT NULL,
+            file text, status flakeguard.test_status NOT NULL, retry integer NOT NULL, duration_ms double precision,
+            failure_type text, message text, synthetic boolean NOT NULL
+        ) ON COMMIT DELETE ROWS;
+    ELSE
+        TRUNCATE pg_temp.flakeguard_stage;
+    END IF;
+END
+$$;
+
+-- Stages one JUnit report (text or bytes: the other argument is NULL).
+CREATE FUNCTION flakeguard.stage_junit(p_text text, p_bytes bytea)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard.stage_open();
+    INSERT INTO pg_temp.flakeguard_stage
+    SELECT flakeguard.test_id(c.full_name), c.suite, c.class_name, c.name, c.full_name, c.file,
+           c.status::flakeguard.test_status, c.retry, c.duration_ms, c.failure_type, c.message, c.synthetic
+    FROM (SELECT * FROM flakeguard.parse_junit(p_text) UNION ALL SELECT * FROM flakeguard.parse_junit(p_bytes)) c;
+END
+$$;
+
+-- Upserts the staged upload (stage_junit).  Changes are published at once, or,
+-- when p_defer is set, collected for publish_deferred() at the end of the
 -- statement (the inboxes: one notification per COPY, not per report).
-CREATE FUNCTION flakeguard.ingest_cases(
-    p_repo text, p_cases flakeguard.junit_case[], p_run_id text, p_attempt integer, p_job text,
+CREATE FUNCTION flakeguard.ingest_staged(
+    p_repo text, p_run_id text, p_attempt integer, p_job text,
     p_commit_sha text, p_branch text, p_created_at timestamptz, p_source text, p_defer boolean,
     OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
     OUT retries integer, OUT new_tests integer)
 RETURNS record
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER
+-- a nested loop planned on stale statistics turns 10k names into 10^8
+-- comparisons: joins here hash
+SET search_path = pg_catalog, pg_temp SET enable_nestloop = off
 AS $$
 DECLARE
     v_repo_id bigint;
     v_a text;
     v_b text;
+    v_new_upload boolean;
     v_changed bigint[];
 BEGIN
     p_job := coalesce(p_job, '');  -- no job is the one job
     PERFORM flakeguard.check_upload(p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at);
     v_repo_id := flakeguard.repository_id(p_repo);
 
-    -- two names with one test_id would merge two tests' histories: refuse
-    SELECT c.full_name, t.full_name INTO v_a, v_b
-    FROM (SELECT DISTINCT x.full_name FROM unnest(p_cases) x) c
-    JOIN flakeguard.test t ON t.repo_id = v_repo_id AND t.test_id = flakeguard.test_id(c.full_name)
-    WHERE t.full_name <> c.full_name
-    LIMIT 1;
-    IF v_a IS NULL THEN
-        SELECT min(d.full_name), max(d.full_name) INTO v_a, v_b
-        FROM (SELECT DISTINCT x.full_name FROM unnest(p_cases) x) d
-        GROUP BY flakeguard.test_id(d.full_name) HAVING count(*) > 1
-        LIMIT 1;
+    INSERT INTO flakeguard.run AS r (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
+                                     retries_visible, executions)
+    VALUES (v_repo_id, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at, p_source,
+            EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage x WHERE x.retry > 0),
+            (SELECT count(*) FROM pg_temp.flakeguard_stage))
+    ON CONFLICT (repo_id, run_id, attempt, job) DO UPDATE
+        SET commit_sha = excluded.commit_sha, branch = excluded.branch, source = excluded.source,
+            retries_visible = excluded.retries_visible, executions = excluded.executions
+        WHERE (r.commit_sha, r.branch, r.source, r.retries_visible, r.executions)
+              IS DISTINCT FROM (excluded.commit_sha, excluded.branch, excluded.source, excluded.retries_visible,
+                                excluded.executions)
+    RETURNING r.xmax = 0 INTO v_new_upload;
+    v_new_upload := coalesce(v_new_upload, false);
+    -- an upload keeps the time it was first ingested with: uploading it again
+    -- (a CI retry of the upload step, created_at defaulting to now()) changes nothing
+    IF NOT v_new_upload THEN
+        SELECT r.created_at INTO p_created_at FROM flakeguard.run r
+        WHERE r.repo_id = v_repo_id AND r.run_id = p_run_id AND r.attempt = p_attempt AND r.job = p_job;
     END IF;
+
+    -- New tests, and test identity collisions in one pass over the upload's
+    -- names: two names with one test_id would merge two tests' histories, so
+    -- a name whose test_id is stored (or used in this upload) under another
+    -- name is refused; raising undoes the whole upload.  Existing tests are not
+    -- even locked, so concurrent uploads that share tests never wait here.
+    WITH names AS (
+        SELECT DISTINCT ON (x.test_id, x.full_name) x.test_id, x.full_name, x.suite, x.class_name, x.name, x.file,
+               x.synthetic, count(*) OVER (PARTITION BY x.test_id) AS spellings
+        FROM (SELECT DISTINCT ON (y.test_id, y.full_name) y.* FROM pg_temp.flakeguard_stage y
+              ORDER BY y.test_id, y.full_name, y.retry) x
+        ORDER BY x.test_id, x.full_name
+    ), matched AS MATERIALIZED (
+        SELECT n.*, t.full_name AS stored
+        FROM names n LEFT JOIN flakeguard.test t ON t.repo_id = v_repo_id AND t.test_id = n.test_id
+    ), ins AS (
+        INSERT INTO flakeguard.test (repo_id, test_id, suite, class_name, name, full_name, file, synthetic, first_seen)
+        SELECT v_repo_id, m.test_id, m.suite, m.class_name, m.name, m.full_name, m.file, m.synthetic, p_created_at
+        FROM matched m WHERE m.stored IS NULL AND m.spellings = 1
+        ON CONFLICT (repo_id, test_id) DO NOTHING
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM ins),
+           (SELECT m.full_name FROM matched m WHERE m.stored <> m.full_name OR m.spellings > 1
+            ORDER BY m.test_id, m.full_name LIMIT 1),
+           (SELECT coalesce(m.stored, (SELECT max(o.full_name) FROM matched o WHERE o.test_id = m.test_id))
+            FROM matched m WHERE m.stored <> m.full_name OR m.spellings > 1 ORDER BY m.test_id, m.full_name LIMIT 1)
+    INTO new_tests, v_a, v_b;
     IF v_a IS NOT NULL THEN
         RAISE EXCEPTION 'test identity collision in repository "%"', p_repo
             USING ERRCODE = '23505',
                   DETAIL = format('Tests "%s" and "%s" have the same test_id %s.', v_a, v_b, flakeguard.test_id(v_a)),
                   HINT = 'Rename one of the two tests.';
     END IF;
-
-    INSERT INTO flakeguard.run AS r (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
-                                     retries_visible, executions)
-    VALUES (v_repo_id, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at, p_source,
-            EXISTS (SELECT 1 FROM unnest(p_cases) x WHERE x.retry > 0), cardinality(p_cases))
-    ON CONFLICT (repo_id, run_id, attempt, job) DO UPDATE
-        SET commit_sha = excluded.commit_sha, branch = excluded.branch, source = excluded.source,
-            retries_visible = excluded.retries_visible, executions = excluded.executions
-        WHERE (r.commit_sha, r.branch, r.source, r.retries_visible, r.executions)
-              IS DISTINCT FROM (excluded.commit_sha, excluded.branch, excluded.source, excluded.retries_visible,
-                                excluded.executions);
-    -- an upload keeps the time it was first ingested with: uploading it again
-    -- (a CI retry of the upload step, created_at defaulting to now()) changes nothing
-    SELECT r.created_at INTO p_created_at FROM flakeguard.run r
-    WHERE r.repo_id = v_repo_id AND r.run_id = p_run_id AND r.attempt = p_attempt AND r.job = p_job;
-
-    -- new tests; existing ones are left unlocked (DO NOTHING), so concurrent
-    -- uploads that share tests never wait on each other here
-    WITH ins AS (
-        INSERT INTO flakeguard.test (repo_id, test_id, suite, class_name, name, full_name, file, synthetic, first_seen)
-        SELECT DISTINCT ON (x.test_id) v_repo_id, x.test_id, x.suite, x.class_name, x.name, x.full_name, x.file,
-               x.synthetic, p_created_at
-        FROM (SELECT flakeguard.test_id(c.full_name) AS test_id, c.* FROM unnest(p_cases) c) x
-        ORDER BY x.test_id, x.retry
-        ON CONFLICT (repo_id, test_id) DO NOTHING
-        RETURNING 1)
-    SELECT count(*) INTO new_tests FROM ins;
     -- a backfill of older reports moves first_seen back
-    UPDATE flakeguard.test t SET first_seen = p_created_at
-    WHERE t.repo_id = v_repo_id AND t.first_seen > p_created_at
-      AND t.test_id IN (SELECT flakeguard.test_id(c.full_name) FROM unnest(p_cases) c);
+    IF new_tests < (SELECT count(DISTINCT x.test_id) FROM pg_temp.flakeguard_stage x) THEN
+        UPDATE flakeguard.test t SET first_seen = p_created_at
+        FROM (SELECT DISTINCT x.test_id FROM pg_temp.flakeguard_stage x) n
+        WHERE t.repo_id = v_repo_id AND t.test_id = n.test_id AND t.first_seen > p_created_at;
+    END IF;
 
-    -- the upload's executions: insert, update what changed, delete what it no longer has
-    WITH incoming AS (
-        SELECT flakeguard.test_id(c.full_name) AS test_id, c.retry, c.status::flakeguard.test_status AS status,
-               c.duration_ms, c.failure_type, c.message
-        FROM unnest(p_cases) c
-    ), up AS (
-        INSERT INTO flakeguard.result AS r (repo_id, run_id, attempt, job, test_id, retry, status, duration_ms,
-                                            created_at, commit_sha, failure_type, message)
-        SELECT v_repo_id, p_run_id, p_attempt, p_job, i.test_id, i.retry, i.status, i.duration_ms,
-               p_created_at, p_commit_sha, i.failure_type, i.message
-        FROM incoming i
-        ORDER BY i.test_id, i.retry
-        ON CONFLICT (repo_id, run_id, attempt, job, test_id, retry) DO UPDATE
-            SET status = excluded.status, duration_ms = excluded.duration_ms, created_at = excluded.created_at,
-                commit_sha = excluded.commit_sha, failure_type = excluded.failure_type, message = excluded.message
-            WHERE (r.status, r.duration_ms, r.created_at, r.commit_sha, r.failure_type, r.message)
-                  IS DISTINCT FROM (excluded.status, excluded.duration_ms, excluded.created_at, excluded.commit_sha,
-                                    excluded.failure_type, excluded.message)
-        RETURNING r.test_id
-    ), gone AS (
-        DELETE FROM flakeguard.result r
-        WHERE r.repo_id = v_repo_id AND r.run_id = p_run_id AND r.attempt = p_attempt AND r.job = p_job
-          AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.test_id = r.test_id AND i.retry = r.retry)
-        RETURNING r.test_id
-    )
-    SELECT array_agg(DISTINCT c.test_id) INTO v_changed
-    FROM (SELECT u.test_id FROM up u UNION ALL SELECT g.test_id FROM gone g) c;
+    IF v_new_upload THEN
+        -- a new upload: nothing to compare with (a concurrent ingestion of the
+        -- same upload waits on the run row inserted above)
+        WITH ins AS (
+            INSERT INTO flakeguard.result (repo_id, run_id, attempt, job, test_id, retry, status, duration_ms,
+                                           created_at, commit_sha, failure_type, message)
+            SELECT v_repo_id, p_run_id, p_attempt, p_job, c.test_id, c.retry, c.status, c.duration_ms, p_created_at,
+                   p_commit_sha, c.failure_type, c.message
+            FROM pg_temp.flakeguard_stage c
+            RETURNING test_id)
+        SELECT array_agg(DISTINCT i.test_id) INTO v_changed FROM ins i;
+    ELSE
+        -- the upload again: insert, update what changed, delete what it no longer has
+        WITH incoming AS (
+            SELECT c.test_id, c.retry, c.status, c.duration_ms, c.failure_type, c.message
+            FROM pg_temp.flakeguard_stage c
+        ), up AS (
+            INSERT INTO flakeguard.result AS r (repo_id, run_id, attempt, job, test_id, retry, status, duration_ms,
+                                                created_at, commit_sha, failure_type, message)
+            SELECT v_repo_id, p_run_id, p_attempt, p_job, i.test_id, i.retry, i.status, i.duration_ms,
+                   p_created_at, p_commit_sha, i.failure_type, i.message
+            FROM incoming i
+            ORDER BY i.test_id, i.retry
+            ON CONFLICT (repo_id, run_id, attempt, job, test_id, retry) DO UPDATE
+                SET status = excluded.status, duration_ms = excluded.duration_ms, created_at = excluded.created_at,
+                    commit_sha = excluded.commit_sha, failure_type = excluded.failure_type, message = excluded.message
+                WHERE (r.status, r.duration_ms, r.created_at, r.commit_sha, r.failure_type, r.message)
+                      IS DISTINCT FROM (excluded.status, excluded.duration_ms, excluded.created_at,
+                                        excluded.commit_sha, excluded.failure_type, excluded.message)
+            RETURNING r.test_id
+        ), gone AS (
+            DELETE FROM flakeguard.result r
+            USING (SELECT e.test_id, e.retry FROM flakeguard.result e
+                   WHERE e.repo_id = v_repo_id AND e.run_id = p_run_id AND e.attempt = p_attempt AND e.job = p_job
+                   EXCEPT
+                   SELECT i.test_id, i.retry FROM incoming i) d
+            WHERE r.repo_id = v_repo_id AND r.run_id = p_run_id AND r.attempt = p_attempt AND r.job = p_job
+              AND r.test_id = d.test_id AND r.retry = d.retry
+            RETURNING r.test_id
+        )
+        SELECT array_agg(DISTINCT c.test_id) INTO v_changed
+        FROM (SELECT u.test_id FROM up u UNION ALL SELECT g.test_id FROM gone g) c;
+    END IF;
 
     IF v_changed IS NOT NULL THEN
         IF p_defer THEN
@@ -390,10 +454,11 @@ BEGIN
 
     -- the summary: each test counted once, by the outcome of its last execution
     SELECT count(*), count(*) FILTER (WHERE f.status = 'passed'), count(*) FILTER (WHERE f.status = 'failed'),
-           count(*) FILTER (WHERE f.status = 'error'), count(*) FILTER (WHERE f.status = 'skipped')
-    INTO tests, passed, failed, errors, skipped
-    FROM (SELECT DISTINCT ON (c.full_name) c.status FROM unnest(p_cases) c ORDER BY c.full_name, c.retry DESC) f;
-    retries := (SELECT count(*) FROM unnest(p_cases) c WHERE c.retry > 0);
+           count(*) FILTER (WHERE f.status = 'error'), count(*) FILTER (WHERE f.status = 'skipped'),
+           coalesce(sum(f.executions) - count(*), 0)
+    INTO tests, passed, failed, errors, skipped, retries
+    FROM (SELECT (array_agg(c.status ORDER BY c.retry DESC))[1] AS status, count(*) AS executions
+          FROM pg_temp.flakeguard_stage c GROUP BY c.test_id) f;
 END
 $$;
 
@@ -435,10 +500,13 @@ CREATE FUNCTION flakeguard.ingest_junit(
     OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
     OUT retries integer, OUT new_tests integer)
 RETURNS record
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM flakeguard.ingest_cases($1, ARRAY(SELECT c FROM flakeguard.parse_junit($2) c), $3, $4, $5, $6,
-                                          $7, $8, 'junit', false)
+BEGIN
+    PERFORM flakeguard.stage_junit(report, NULL);
+    SELECT * INTO tests, passed, failed, errors, skipped, retries, new_tests
+    FROM flakeguard.ingest_staged(repo, run_id, attempt, job, commit_sha, branch, created_at, 'junit', false);
+END
 $$;
 
 CREATE FUNCTION flakeguard.ingest_junit(
@@ -447,10 +515,13 @@ CREATE FUNCTION flakeguard.ingest_junit(
     OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
     OUT retries integer, OUT new_tests integer)
 RETURNS record
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM flakeguard.ingest_cases($1, ARRAY(SELECT c FROM flakeguard.parse_junit($2) c), $3, $4, $5, $6,
-                                          $7, $8, 'junit', false)
+BEGIN
+    PERFORM flakeguard.stage_junit(NULL, report);
+    SELECT * INTO tests, passed, failed, errors, skipped, retries, new_tests
+    FROM flakeguard.ingest_staged(repo, run_id, attempt, job, commit_sha, branch, created_at, 'junit', false);
+END
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -487,9 +558,9 @@ BEGIN
             RAISE EXCEPTION 'report must not be null' USING ERRCODE = '22004';
         END IF;
         -- an empty CSV field is NULL: it takes the column's default, as a column left out does
-        PERFORM flakeguard.ingest_cases(NEW.repo, ARRAY(SELECT c FROM flakeguard.parse_junit(NEW.report) c),
-                                        NEW.run_id, coalesce(NEW.attempt, 1), NEW.job, NEW.commit_sha, NEW.branch,
-                                        coalesce(NEW.created_at, now()), 'junit', true);
+        PERFORM flakeguard.stage_junit(NEW.report, NULL);
+        PERFORM flakeguard.ingest_staged(NEW.repo, NEW.run_id, coalesce(NEW.attempt, 1), NEW.job, NEW.commit_sha,
+                                         NEW.branch, coalesce(NEW.created_at, now()), 'junit', true);
     EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT,
                                 v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
@@ -736,8 +807,10 @@ $$;
 
 REVOKE ALL ON FUNCTION flakeguard.repository_id(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.publish_changes(bigint, bigint[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION flakeguard.ingest_cases(text, flakeguard.junit_case[], text, integer, text, text, text,
-                                               timestamptz, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_staged(text, text, integer, text, text, text, timestamptz, text, boolean)
+    FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.stage_open() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.stage_junit(text, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.defer_changes(bigint, bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.publish_deferred() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) FROM PUBLIC;
