@@ -634,7 +634,7 @@ BEGIN
             problem text, repo text, repo_id bigint, run_id text, attempt integer, job text, retry integer,
             commit_sha text, branch text, created_at timestamptz, suite text, class_name text, name text,
             full_name text, test_id bigint, file text, status flakeguard.test_status, duration_ms double precision,
-            failure_type text, message text, received text
+            failure_type text, message text, status_given text
         ) ON COMMIT DELETE ROWS;
     END IF;
 
@@ -669,44 +669,43 @@ BEGIN
            END,
            y.repo, y.repo_id, y.run_id, y.attempt, y.job, y.retry, y.commit_sha, y.branch, y.created_at, y.suite,
            y.class_name, y.name, y.full_name, y.test_id, y.file, y.status, y.duration_ms, y.failure_type, y.message,
-           y.received
+           y.status_given
     FROM (
         SELECT z.*, t.full_name AS known_as,
                min(z.full_name) OVER (PARTITION BY z.repo_id, z.test_id) AS min_name,
                max(z.full_name) OVER (PARTITION BY z.repo_id, z.test_id) AS max_name,
                count(*) OVER (PARTITION BY z.repo_id, z.run_id, z.attempt, z.job, z.test_id, z.retry) AS copies
         FROM (
-            SELECT x.repo, r.repo_id, x.run_id, coalesce(x.attempt, 1) AS attempt, coalesce(x.job, '') AS job,
-                   coalesce(x.retry, 0) AS retry, x.commit_sha, x.branch, coalesce(x.created_at, now()) AS created_at,
-                   x.suite, coalesce(nullif(x.class_name, ''), nullif(x.suite, '')) AS class_name, x.name,
-                   flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')), x.name) AS full_name,
-                   flakeguard.test_id(flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')),
-                                                           x.name)) AS test_id,
-                   x.file,
-                   CASE WHEN lower(btrim(x.status)) IN ('passed', 'failed', 'error', 'skipped')
-                        THEN lower(btrim(x.status))::flakeguard.test_status END AS status,
-                   x.duration_ms, x.failure_type, x.message, row_to_json(x)::text AS received
-            FROM received x
-            LEFT JOIN flakeguard.repository r ON r.name = x.repo
+            SELECT w.*, flakeguard.test_id(w.full_name) AS test_id
+            FROM (
+                SELECT x.repo, r.repo_id, x.run_id, coalesce(x.attempt, 1) AS attempt, coalesce(x.job, '') AS job,
+                       coalesce(x.retry, 0) AS retry, x.commit_sha, x.branch,
+                       coalesce(x.created_at, now()) AS created_at, x.suite,
+                       coalesce(nullif(x.class_name, ''), nullif(x.suite, '')) AS class_name, x.name,
+                       flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')), x.name)
+                           AS full_name,
+                       x.file,
+                       CASE WHEN lower(btrim(x.status)) IN ('passed', 'failed', 'error', 'skipped')
+                            THEN lower(btrim(x.status))::flakeguard.test_status END AS status,
+                       x.status AS status_given, x.duration_ms, x.failure_type, x.message
+                FROM received x
+                LEFT JOIN flakeguard.repository r ON r.name = x.repo
+            ) w
         ) z
         LEFT JOIN flakeguard.test t ON t.repo_id = z.repo_id AND t.test_id = z.test_id
     ) y;
 
     INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at, report,
                                             sqlstate, error)
-    SELECT 'result_inbox', s.repo, s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at, s.received,
+    SELECT 'result_inbox', s.repo, s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
+           json_build_object('repo', s.repo, 'run_id', s.run_id, 'attempt', s.attempt, 'job', s.job, 'retry', s.retry,
+                             'commit_sha', s.commit_sha, 'branch', s.branch, 'created_at', s.created_at,
+                             'suite', s.suite, 'class_name', s.class_name, 'name', s.name, 'file', s.file,
+                             'status', s.status_given, 'duration_ms', s.duration_ms, 'failure_type', s.failure_type,
+                             'message', s.message)::text,
            left(s.problem, 5), substr(s.problem, 7)
     FROM pg_temp.flakeguard_result_stage s WHERE s.problem IS NOT NULL;
     DELETE FROM pg_temp.flakeguard_result_stage s WHERE s.problem IS NOT NULL;
-
-    INSERT INTO flakeguard.run AS u (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
-                                     retries_visible, executions)
-    SELECT s.repo_id, s.run_id, s.attempt, s.job, max(s.commit_sha), max(s.branch), min(s.created_at),
-           'result_inbox', bool_or(s.retry > 0), 0
-    FROM pg_temp.flakeguard_result_stage s
-    GROUP BY s.repo_id, s.run_id, s.attempt, s.job
-    ORDER BY s.repo_id, s.run_id, s.attempt, s.job
-    ON CONFLICT (repo_id, run_id, attempt, job) DO NOTHING;
 
     INSERT INTO flakeguard.test (repo_id, test_id, suite, class_name, name, full_name, file, first_seen)
     SELECT DISTINCT ON (s.repo_id, s.test_id) s.repo_id, s.test_id, s.suite, s.class_name, s.name, s.full_name,
@@ -719,13 +718,37 @@ BEGIN
           FROM pg_temp.flakeguard_result_stage s GROUP BY s.repo_id, s.test_id) f
     WHERE t.repo_id = f.repo_id AND t.test_id = f.test_id AND t.first_seen > f.first_seen;
 
+    -- uploads seen for the first time get plain inserts (a concurrent statement
+    -- with the same upload waits on its run row, then finds it existing);
+    -- rows of known uploads are upserted
     FOR v_changes IN
-        WITH up AS (
+        WITH new_runs AS (
+            INSERT INTO flakeguard.run AS u (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
+                                             retries_visible, executions)
+            SELECT s.repo_id, s.run_id, s.attempt, s.job, max(s.commit_sha), max(s.branch), min(s.created_at),
+                   'result_inbox', bool_or(s.retry > 0), count(*)
+            FROM pg_temp.flakeguard_result_stage s
+            GROUP BY s.repo_id, s.run_id, s.attempt, s.job
+            ORDER BY s.repo_id, s.run_id, s.attempt, s.job
+            ON CONFLICT (repo_id, run_id, attempt, job) DO NOTHING
+            RETURNING u.repo_id, u.run_id, u.attempt, u.job
+        ), fresh AS (
+            INSERT INTO flakeguard.result (repo_id, run_id, attempt, job, test_id, retry, status, duration_ms,
+                                           created_at, commit_sha, failure_type, message)
+            SELECT s.repo_id, s.run_id, s.attempt, s.job, s.test_id, s.retry, s.status, s.duration_ms, s.created_at,
+                   s.commit_sha, s.failure_type, s.message
+            FROM pg_temp.flakeguard_result_stage s
+            JOIN new_runs n ON (n.repo_id, n.run_id, n.attempt, n.job) = (s.repo_id, s.run_id, s.attempt, s.job)
+            ORDER BY s.repo_id, s.run_id, s.attempt, s.job, s.test_id, s.retry
+            RETURNING repo_id, test_id
+        ), up AS (
             INSERT INTO flakeguard.result AS r (repo_id, run_id, attempt, job, test_id, retry, status, duration_ms,
                                                 created_at, commit_sha, failure_type, message)
             SELECT s.repo_id, s.run_id, s.attempt, s.job, s.test_id, s.retry, s.status, s.duration_ms, s.created_at,
                    s.commit_sha, s.failure_type, s.message
             FROM pg_temp.flakeguard_result_stage s
+            WHERE NOT EXISTS (SELECT 1 FROM new_runs n
+                              WHERE (n.repo_id, n.run_id, n.attempt, n.job) = (s.repo_id, s.run_id, s.attempt, s.job))
             ORDER BY s.repo_id, s.run_id, s.attempt, s.job, s.test_id, s.retry
             ON CONFLICT (repo_id, run_id, attempt, job, test_id, retry) DO UPDATE
                 SET status = excluded.status, duration_ms = excluded.duration_ms, created_at = excluded.created_at,
@@ -734,7 +757,9 @@ BEGIN
                       IS DISTINCT FROM (excluded.status, excluded.duration_ms, excluded.created_at,
                                         excluded.commit_sha, excluded.failure_type, excluded.message)
             RETURNING r.repo_id, r.test_id)
-        SELECT up.repo_id, array_agg(DISTINCT up.test_id) AS tests FROM up GROUP BY up.repo_id ORDER BY up.repo_id
+        SELECT c.repo_id, array_agg(DISTINCT c.test_id) AS tests
+        FROM (SELECT * FROM fresh UNION ALL SELECT * FROM up) c
+        GROUP BY c.repo_id ORDER BY c.repo_id
     LOOP
         PERFORM flakeguard.publish_changes(v_changes.repo_id, v_changes.tests);
     END LOOP;
