@@ -53,6 +53,12 @@ if [ "$QUICK" = 1 ]; then
 else
 	FG_BENCH_BIN=$BIN "$BENCH/parse_junit/parse_junit_vs_xmltable.sh" >"$OUT/sql.md"
 fi
+say "ingestion: ingest_bench.sh"
+if [ "$QUICK" = 1 ]; then
+	FG_BENCH_BIN=$BIN FG_BENCH_REPS=3 FG_BENCH_BATCHES=1 "$BENCH/ingest/ingest_bench.sh" >"$OUT/ingest.md"
+else
+	FG_BENCH_BIN=$BIN "$BENCH/ingest/ingest_bench.sh" >"$OUT/ingest.md"
+fi
 elapsed=$((SECONDS - t0))
 
 # --- machine --------------------------------------------------------------
@@ -67,7 +73,7 @@ dirty=$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | wc -
 [ "$dirty" -gt 0 ] && commit="$commit + uncommitted changes"
 
 body() { grep -v "^summary: " "$1" | cat -s; }
-summary() { sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md"; }
+summary() { sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md"; }
 
 {
 	cat <<EOF
@@ -100,6 +106,10 @@ Running one benchmark alone: see [bench/README.md](README.md).
   the same 10k-test document, one session, median of 21. Memory: VmHWM of one backend (read from
   \`/proc/<pid>/status\`) parsing a ~100 MB report, minus a baseline query that only materialises the
   same value, for three ways of passing it.
+* **Ingestion** (\`bench/ingest/ingest_bench.sh\`): its own cluster. \`ingest_junit\` of a 10k-test report
+  (first report of a repository, a new run of known tests, the same upload again), one COPY of 20
+  reports into \`junit_inbox\`, 200k-row CSV batches into \`result_inbox\` against a plain \`COPY\` of
+  the same file into an unindexed table, in the same run; then heap and index sizes per execution.
 
 ## Machine
 
@@ -126,6 +136,8 @@ $(body "$OUT/core.md")
 ## \`parse_junit\` in SQL: \`parse_junit_vs_xmltable.sh\`
 
 $(body "$OUT/sql.md")
+
+$(body "$OUT/ingest.md")
 EOF
 } >"$OUT/RESULTS.md"
 
