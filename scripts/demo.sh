@@ -4,8 +4,10 @@
 # start: installs what is missing, builds and installs the extension, starts a
 # private PostgreSQL cluster on 127.0.0.1 and a Unix socket under .demo/ in the
 # checkout, creates the extension, reads the real-runner reports of
-# tests/fixtures/junit/generated with flakeguard.parse_junit and prints what
-# they say.  Re-runnable: a running demo cluster is reused.
+# tests/fixtures/junit/generated with flakeguard.parse_junit, stores them with
+# flakeguard.ingest_junit, and prints what they say -- among it the tests that
+# passed in one upload and failed in another.  Re-runnable: a running demo
+# cluster is reused.
 # stop: stops the cluster and removes .demo/.
 # psql: an interactive psql on the demo cluster.
 set -euo pipefail
@@ -73,6 +75,25 @@ FROM public.demo_report r, flakeguard.parse_junit(r.report) c
 WHERE NOT c.synthetic
 GROUP BY r.file, c.full_name
 HAVING count(*) > 1 AND bool_or(c.status = 'passed') AND bool_or(c.status IN ('failed', 'error'))
+ORDER BY 1, 2;"
+
+	step "storing them: each runner is a repository, each report an upload"
+	psql_as_user -P pager=off -c "
+SELECT split_part(r.file, '/', 1) AS repository, count(*) AS uploads, sum(i.tests) AS tests,
+       sum(i.failed + i.errors) AS failing, sum(i.retries) AS retries
+FROM (SELECT d.file, d.report, row_number() OVER (ORDER BY d.file) AS n FROM public.demo_report d) r,
+     LATERAL flakeguard.ingest_junit('demo/' || split_part(r.file, '/', 1), r.report, r.file,
+                                     created_at => '2026-11-01'::timestamptz + r.n * interval '1 hour') i
+GROUP BY 1 ORDER BY 1;"
+
+	step "tests that passed in one upload and failed in another of the same repository"
+	psql_as_user -P pager=off -c "
+SELECT p.name AS repository, t.full_name,
+       string_agg(x.run_id || ': ' || x.status, ', ' ORDER BY x.run_id, x.retry) AS executions
+FROM flakeguard.result x JOIN flakeguard.test t USING (repo_id, test_id) JOIN flakeguard.repository p USING (repo_id)
+WHERE NOT t.synthetic
+GROUP BY p.name, t.full_name
+HAVING bool_or(x.status = 'passed') AND bool_or(x.status IN ('failed', 'error'))
 ORDER BY 1, 2;"
 
 	step "one failure in full"
