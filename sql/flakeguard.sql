@@ -281,6 +281,29 @@ BEGIN
 END
 $$;
 
+-- A session temp table the ingestion functions own: true when it exists.
+-- These functions run as the extension's owner; a temp table of the same
+-- name made by the session's user (with a trigger, say) would run that
+-- user's code with the owner's rights, so one not owned by us is refused.
+CREATE FUNCTION flakeguard.own_temp_table(name text)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_owner oid;
+BEGIN
+    SELECT c.relowner INTO v_owner FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('pg_temp.' || name);
+    IF v_owner IS NULL THEN
+        RETURN false;
+    END IF;
+    IF v_owner <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'temporary table "%" belongs to another role', name
+            USING ERRCODE = '42501', HINT = 'Drop it; FlakeGuard creates its own.';
+    END IF;
+    RETURN true;
+END
+$$;
+
 -- The executions of the upload being ingested, one row each with its
 -- test_id: a session temp table, emptied per upload.  (An array would do,
 -- but building one of 10k composites costs more than the upserts, and the
@@ -290,7 +313,7 @@ RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF to_regclass('pg_temp.flakeguard_stage') IS NULL THEN
+    IF NOT flakeguard.own_temp_table('flakeguard_stage') THEN
         CREATE TEMP TABLE flakeguard_stage (
             test_id bigint NOT NULL, suite text, class_name text, name text NOT NULL, full_name text NOT NULL,
             file text, status flakeguard.test_status NOT NULL, retry integer NOT NULL, duration_ms double precision,
@@ -468,7 +491,7 @@ RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF to_regclass('pg_temp.flakeguard_deferred_changes') IS NULL THEN
+    IF NOT flakeguard.own_temp_table('flakeguard_deferred_changes') THEN
         CREATE TEMP TABLE flakeguard_deferred_changes (repo_id bigint NOT NULL, test_id bigint NOT NULL)
             ON COMMIT DROP;
     END IF;
@@ -483,7 +506,7 @@ AS $$
 DECLARE
     v record;
 BEGIN
-    IF to_regclass('pg_temp.flakeguard_deferred_changes') IS NULL THEN
+    IF NOT flakeguard.own_temp_table('flakeguard_deferred_changes') THEN
         RETURN;
     END IF;
     FOR v IN SELECT d.repo_id, array_agg(DISTINCT d.test_id) AS tests
@@ -629,7 +652,7 @@ DECLARE
     v_changes record;
 BEGIN
     SELECT s.setting::bigint INTO v_max_message FROM pg_settings s WHERE s.name = 'flakeguard.max_message_length';
-    IF to_regclass('pg_temp.flakeguard_result_stage') IS NULL THEN
+    IF NOT flakeguard.own_temp_table('flakeguard_result_stage') THEN
         CREATE TEMP TABLE flakeguard_result_stage (
             problem text, repo text, repo_id bigint, run_id text, attempt integer, job text, retry integer,
             commit_sha text, branch text, created_at timestamptz, suite text, class_name text, name text,
@@ -835,6 +858,7 @@ REVOKE ALL ON FUNCTION flakeguard.publish_changes(bigint, bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.ingest_staged(text, text, integer, text, text, text, timestamptz, text, boolean)
     FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.stage_open() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.own_temp_table(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.stage_junit(text, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.defer_changes(bigint, bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.publish_deferred() FROM PUBLIC;

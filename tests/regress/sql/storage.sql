@@ -74,6 +74,16 @@ SELECT tests FROM flakeguard.ingest_junit('acme/priv', '<testsuite><testcase nam
 INSERT INTO flakeguard.junit_inbox (repo, run_id, report) VALUES ('acme/priv', 'r2', '<testsuite/>');
 SELECT count(*) FROM flakeguard.run;
 SELECT flakeguard.prune('1 day');
+-- in a new session, a temp table of the name the ingestion functions use,
+-- made by the caller, would run the caller's trigger with the owner's rights: refused
+SELECT current_database() AS db \gset
+\c :db
+\set SHOW_CONTEXT never
+SET ROLE fg_regress_ci;
+CREATE TEMP TABLE flakeguard_stage (x int);
+SELECT tests FROM flakeguard.ingest_junit('acme/priv', '<testsuite><testcase name="t"/></testsuite>', 'r3');
+DROP TABLE pg_temp.flakeguard_stage;
+SELECT tests FROM flakeguard.ingest_junit('acme/priv', '<testsuite><testcase name="t"/></testsuite>', 'r3');
 RESET ROLE;
 SELECT run_id FROM flakeguard.run r JOIN flakeguard.repository p USING (repo_id) WHERE p.name = 'acme/priv' ORDER BY 1;
 REVOKE ALL ON flakeguard.junit_inbox FROM fg_regress_ci;
