@@ -229,31 +229,50 @@ BEGIN
 END
 $$;
 
--- the checks every upload's key and metadata pass, whatever path it takes
+-- The checks every upload's key and metadata pass, whatever path it takes:
+-- NULL when they pass, else "SQLSTATE message".  One SQL expression, so the
+-- planner inlines it into result_inbox's per-row checks.
+CREATE FUNCTION flakeguard.upload_problem(run_id text, attempt integer, job text, commit_sha text, branch text,
+                                          created_at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE
+        WHEN run_id IS NULL THEN '22004 run_id must not be empty'
+        WHEN run_id = '' THEN '22023 run_id must not be empty'
+        WHEN attempt IS NULL OR attempt < 1 THEN '22023 attempt must be 1 or more'
+        WHEN octet_length(run_id) > 256 OR octet_length(job) > 256 OR octet_length(commit_sha) > 256
+             OR octet_length(branch) > 1024 THEN '22001 upload key or metadata is too long'
+        WHEN created_at IS NULL OR created_at < '2000-01-01' OR created_at > now() + interval '1 day'
+             THEN '22008 created_at is out of range'
+    END
+$$;
+
+-- Raises the upload's first problem, with what the caller can do about it.
 CREATE FUNCTION flakeguard.check_upload(run_id text, attempt integer, job text, commit_sha text, branch text,
                                         created_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_problem text := flakeguard.upload_problem(run_id, attempt, job, commit_sha, branch, created_at);
+    v_state text := left(v_problem, 5);
 BEGIN
-    IF run_id IS NULL OR run_id = '' THEN
-        RAISE EXCEPTION 'run_id must not be empty' USING ERRCODE = CASE WHEN run_id IS NULL THEN '22004' ELSE '22023' END,
-            HINT = 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.';
+    IF v_problem IS NULL THEN
+        RETURN;
     END IF;
-    IF attempt IS NULL OR attempt < 1 THEN
-        RAISE EXCEPTION 'attempt must be 1 or more' USING ERRCODE = '22023',
-            DETAIL = format('The attempt given is %s.', coalesce(attempt::text, 'NULL'));
-    END IF;
-    IF octet_length(run_id) > 256 OR octet_length(job) > 256 OR octet_length(commit_sha) > 256
-       OR octet_length(branch) > 1024 THEN
-        RAISE EXCEPTION 'upload key or metadata is too long' USING ERRCODE = '22001',
-            DETAIL = 'run_id, job and commit_sha are limited to 256 bytes, branch to 1024.';
-    END IF;
-    IF created_at IS NULL OR created_at < '2000-01-01' OR created_at > now() + interval '1 day' THEN
-        RAISE EXCEPTION 'created_at is out of range' USING ERRCODE = '22008',
-            DETAIL = format('created_at is %s; it must lie between 2000-01-01 and a day from now.',
-                            coalesce(created_at::text, 'NULL'));
-    END IF;
+    RAISE EXCEPTION '%', substr(v_problem, 7)
+        USING ERRCODE = v_state,
+              DETAIL = CASE v_state
+                           WHEN '22001' THEN 'run_id, job and commit_sha are limited to 256 bytes, branch to 1024.'
+                           WHEN '22008' THEN format('created_at is %s; it must lie between 2000-01-01 and a day from now.',
+                                                    coalesce(created_at::text, 'NULL'))
+                           WHEN '22023' THEN CASE WHEN v_problem LIKE '%attempt%'
+                                                  THEN format('The attempt given is %s.', coalesce(attempt::text, 'NULL'))
+                                                  ELSE '' END
+                           ELSE '' END,
+              HINT = CASE WHEN v_problem LIKE '%run_id must%'
+                          THEN 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.' ELSE '' END;
 END
 $$;
 
@@ -671,13 +690,8 @@ BEGIN
     SELECT CASE
              WHEN y.repo IS NULL OR y.repo = '' THEN '22004 repository name must not be empty'
              WHEN octet_length(y.repo) > 512 THEN '22001 repository name is too long'
-             WHEN y.run_id IS NULL OR y.run_id = '' THEN '22004 run_id must not be empty'
-             WHEN y.attempt < 1 THEN '22023 attempt must be 1 or more'
+             WHEN y.upload_problem IS NOT NULL THEN y.upload_problem
              WHEN y.retry < 0 THEN '22023 retry must be 0 or more'
-             WHEN octet_length(y.run_id) > 256 OR octet_length(y.job) > 256 OR octet_length(y.commit_sha) > 256
-                  OR octet_length(y.branch) > 1024 THEN '22001 upload key or metadata is too long'
-             WHEN y.created_at < '2000-01-01' OR y.created_at > now() + interval '1 day'
-                  THEN '22008 created_at is out of range'
              WHEN y.name IS NULL OR y.name = '' THEN '22004 name must not be empty'
              WHEN octet_length(y.full_name) > 65536 OR octet_length(y.suite) > 65536 OR octet_length(y.file) > 65536
                   THEN '22001 a suite, class, test or file name is longer than 64 kB'
@@ -695,6 +709,8 @@ BEGIN
            y.status_given
     FROM (
         SELECT z.*, t.full_name AS known_as,
+               flakeguard.upload_problem(z.run_id, z.attempt, z.job, z.commit_sha, z.branch, z.created_at)
+                   AS upload_problem,
                min(z.full_name) OVER (PARTITION BY z.repo_id, z.test_id) AS min_name,
                max(z.full_name) OVER (PARTITION BY z.repo_id, z.test_id) AS max_name,
                count(*) OVER (PARTITION BY z.repo_id, z.run_id, z.attempt, z.job, z.test_id, z.retry) AS copies

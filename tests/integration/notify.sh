@@ -28,25 +28,21 @@ check "re-ingesting the same upload notifies nothing and keeps the version" "2" 
 check "the version row of the second repository" "1" \
 	"$(q "SELECT version FROM flakeguard.repository_version v JOIN flakeguard.repository r USING (repo_id) WHERE name = 'notify/b'")"
 
-# a payload that would not fit names no tests: "all"
-big=$(psql_as_user -At <<SQL 2>&1
+# payload_of_ingest REPO N: the notification payload of ingesting a report of N tests into REPO
+payload_of_ingest() {
+	psql_as_user -At <<SQL 2>&1 | grep -m1 '^Asynchronous' | sed 's/.*with payload "\(.*\)" received.*/\1/'
 LISTEN flakeguard;
-SELECT tests FROM flakeguard.ingest_junit('notify/big',
-    '<testsuite>' || (SELECT string_agg(format('<testcase name="t%s"/>', i), '') FROM generate_series(1, 2000) i) || '</testsuite>',
+SELECT tests FROM flakeguard.ingest_junit('$1',
+    '<testsuite>' || (SELECT string_agg(format('<testcase name="t%s"/>', i), '') FROM generate_series(1, $2) i) || '</testsuite>',
     'r1', created_at => '2026-11-01');
 SQL
-)
-check "a long list of tests becomes \"all\"" 1 "$(printf '%s\n' "$big" | grep -c '"tests" : "all"')"
+}
+
+# a payload that would not fit names no tests: "all"
+check "a long list of tests becomes \"all\"" 1 "$(payload_of_ingest notify/big 2000 | grep -c '"tests" : "all"')"
 
 # the longest list that still fits is sent in full, under the 8000-byte limit
-fits=$(psql_as_user -At <<SQL 2>&1
-LISTEN flakeguard;
-SELECT tests FROM flakeguard.ingest_junit('notify/fits',
-    '<testsuite>' || (SELECT string_agg(format('<testcase name="t%s"/>', i), '') FROM generate_series(1, 300) i) || '</testsuite>',
-    'r1', created_at => '2026-11-01');
-SQL
-)
-payload=$(printf '%s\n' "$fits" | grep '^Asynchronous' | sed 's/.*with payload "\(.*\)" received.*/\1/')
+payload=$(payload_of_ingest notify/fits 300)
 check "300 changed tests are listed one by one" 300 "$(printf '%s' "$payload" | grep -o '"-\?[0-9]*"' | wc -l)"
 bytes=$(printf '%s' "$payload" | wc -c)
 [ "$bytes" -gt 6000 ] && [ "$bytes" -lt 8000 ] && ok "such a payload stays under 8000 bytes ($bytes)" ||
