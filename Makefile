@@ -36,8 +36,13 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = flakeguard
 OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard extension/src/core/*.cpp extension/src/pg/*.cpp)))
 
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+# The first released script is frozen; every later version is installed by
+# it plus the upgrade scripts in order, so a fresh install and an upgraded
+# one run the same statements (sql/README.md).
+SQL_BASE = sql/$(EXTENSION)--0.1.0.sql
+SQL_UPGRADES = $(shell ls sql/$(EXTENSION)--*--*.sql 2>/dev/null | sort -V)
+DATA_built = sql/built/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(SQL_BASE) $(SQL_UPGRADES)
 
 # `make installcheck` against a running server; `make check` runs the same
 # schedule on a temporary instance.
@@ -49,7 +54,7 @@ PG_CPPFLAGS = -I$(srcdir)/extension/include -isystem $(includedir_server) $(shel
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror \
 	-fvisibility-inlines-hidden
 SHLIB_LINK = -lstdc++ $(shell pkg-config --libs libxml-2.0)
-EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql tests/regress/output
+EXTRA_CLEAN = sql/built tests/regress/output
 
 # No LLVM bitcode: PGXS's bitcode rule does not see PG_CXXFLAGS, and the
 # parser gains nothing from JIT inlining.
@@ -59,7 +64,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
-	cp $< $@
+sql/built/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_BASE) $(SQL_UPGRADES) $(EXTENSION).control
+	@mkdir -p sql/built
+	{ cat $(SQL_BASE); for f in $(SQL_UPGRADES); do sed '/^\\echo /d' $$f; done; } > $@
 
 endif

@@ -5,6 +5,10 @@
  * Limits that protect the server (report size, nesting depth) can only be
  * changed by superusers (a DBA may ALTER ROLE ... SET them per ingesting
  * role); the lengths kept of messages and stack traces are user settings.
+ * The scoring policy is a superuser setting too: ingestion stores each test's
+ * score under it, so an ingesting session must not be able to change it
+ * (flakeguard.policy overrides it per repository; flakeguard.rescore()
+ * applies a change to the stored scores).
  */
 #include "flakeguard/pg/settings.hpp"
 
@@ -26,6 +30,14 @@ static int fg_max_depth = 50;
 static int fg_max_message_length = 4096;
 static int fg_max_stack_length = 64 * 1024;
 
+static int fg_window_runs = 50;
+static double fg_warn_threshold = 0.3;
+static double fg_quarantine_threshold = 0.6;
+static int fg_min_runs = 5;
+static int fg_min_recent_failures = 2;
+static int fg_recent_lookback_s = 7 * 86400;
+static int fg_broken_streak = 3;
+
 void
 _PG_init(void)
 {
@@ -41,6 +53,28 @@ _PG_init(void)
 							"Longer stack traces are cut and end with a note of how much was dropped.",
 							&fg_max_stack_length, 64 * 1024, 256, 64 * 1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE, nullptr,
 							nullptr, nullptr);
+	DefineCustomIntVariable("flakeguard.window_runs", "Newest executions of a test that its score considers.",
+							"Scores stored before a change keep their window until flakeguard.rescore().",
+							&fg_window_runs, 50, 5, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr,
+							nullptr, nullptr);
+	DefineCustomRealVariable("flakeguard.warn_threshold", "Flakiness score from which a test is reported as flaky.",
+							 nullptr, &fg_warn_threshold, 0.3, 0, 1, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomRealVariable("flakeguard.quarantine_threshold",
+							 "Flakiness score from which quarantining a flaky test is recommended.", nullptr,
+							 &fg_quarantine_threshold, 0.6, 0, 1, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("flakeguard.min_runs", "Executions a test needs before it gets a verdict.", nullptr,
+							&fg_min_runs, 5, 1, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr, nullptr,
+							nullptr);
+	DefineCustomIntVariable("flakeguard.min_recent_failures",
+							"Failures within flakeguard.recent_lookback needed to recommend quarantine.", nullptr,
+							&fg_min_recent_failures, 2, 0, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr,
+							nullptr, nullptr);
+	DefineCustomIntVariable(
+		"flakeguard.recent_lookback", "How far back from a test's newest execution failures are recent.", nullptr,
+		&fg_recent_lookback_s, 7 * 86400, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable(
+		"flakeguard.broken_streak", "Consecutive failures that mark a changeover between passing and failing.", nullptr,
+		&fg_broken_streak, 3, 1, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("flakeguard");
 
 	xmlInitParser();
@@ -57,6 +91,20 @@ junit_limits()
 	limits.max_message_length = static_cast<std::size_t>(fg_max_message_length);
 	limits.max_stack_length = static_cast<std::size_t>(fg_max_stack_length);
 	return limits;
+}
+
+ScoringPolicy
+scoring_policy()
+{
+	ScoringPolicy p;
+	p.window = fg_window_runs;
+	p.warn_threshold = fg_warn_threshold;
+	p.quarantine_threshold = fg_quarantine_threshold;
+	p.min_runs = fg_min_runs;
+	p.min_recent_failures = fg_min_recent_failures;
+	p.lookback_us = static_cast<std::int64_t>(fg_recent_lookback_s) * 1000000;
+	p.broken_streak = fg_broken_streak;
+	return p;
 }
 
 } // namespace flakeguard::pg

@@ -28,8 +28,12 @@ test_id_text(PG_FUNCTION_ARGS)
 	const char *data = VARDATA_ANY(name);
 	int len = VARSIZE_ANY_EXHDR(name);
 	if (GetDatabaseEncoding() != PG_UTF8) {
-		data = pg_server_to_any(data, len, PG_UTF8);
-		len = static_cast<int>(strlen(data));
+		/* a new, NUL-terminated string only when it converted something (SQL_ASCII hands back the input) */
+		const char *converted = pg_server_to_any(data, len, PG_UTF8);
+		if (converted != data) {
+			data = converted;
+			len = static_cast<int>(strlen(data));
+		}
 	}
 	/* test_id() is noexcept and allocates nothing: no error boundary needed */
 	PG_RETURN_INT64(static_cast<int64>(flakeguard::test_id(std::string_view(data, static_cast<std::size_t>(len)))));
