@@ -164,6 +164,9 @@ $$;
 -- summaries), kept by ingestion in the transaction of the upsert, and its
 -- score under the repository's policy: the views read these rows instead of
 -- scanning history (DESIGN.md section 8).
+-- test_health for one test named by its full name (names can exceed a btree entry: hash)
+CREATE INDEX test_full_name_idx ON flakeguard.test USING hash (full_name);
+
 CREATE TABLE flakeguard.test_score (
     repo_id              bigint NOT NULL,
     test_id              bigint NOT NULL,
@@ -960,5 +963,63 @@ BEGIN
 END
 $$;
 
-COMMENT ON COLUMN flakeguard.test_score.repo_id IS 'The repository';
-COMMENT ON COLUMN flakeguard.test_score.test_id IS 'The test: flakeguard.test_id(full_name)';
+-- the columns that name a test mean the same in every view
+DO $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+        SELECT c.relname, d.attname, d.description
+        FROM (VALUES ('repo', 'Repository name'),
+                     ('repo_id', 'Repository id (flakeguard.repository)'),
+                     ('test_id', 'Test id: flakeguard.test_id(full_name)'),
+                     ('suite', 'Name of the test''s <testsuite>'),
+                     ('class_name', 'Class name of the test (classname attribute, else the suite)'),
+                     ('name', 'Test name (name attribute)'),
+                     ('full_name', 'The test''s identity: class_name.name, or name alone'),
+                     ('file', 'Source file of the test, when the report names it'),
+                     ('quarantined', 'The test is quarantined now (flakeguard.quarantined_tests)')) d(attname, description)
+        CROSS JOIN (VALUES ('test_score'), ('test_health'), ('flaky_tests'), ('quarantined_tests')) c(relname)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = ('flakeguard.' || c.relname)::pg_catalog.regclass
+                                      AND a.attname = d.attname
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN flakeguard.%I.%I IS %L', v.relname, v.attname, v.description);
+    END LOOP;
+END
+$$;
+COMMENT ON COLUMN flakeguard.test_health.first_seen IS 'When the test was first seen (its first upload)';
+COMMENT ON COLUMN flakeguard.flaky_tests.first_seen IS 'When the test was first seen (its first upload)';
+
+COMMENT ON COLUMN flakeguard.repository_health.repo IS 'Repository name';
+COMMENT ON COLUMN flakeguard.repository_health.repo_id IS 'Repository id (flakeguard.repository)';
+COMMENT ON COLUMN flakeguard.repository_health.tests IS 'Tests scored';
+COMMENT ON COLUMN flakeguard.repository_health.runs IS 'CI uploads stored (run, attempt and job)';
+COMMENT ON COLUMN flakeguard.repository_health.executions IS 'Test executions stored';
+COMMENT ON COLUMN flakeguard.repository_health.flaky_tests IS 'Tests whose verdict is flaky';
+COMMENT ON COLUMN flakeguard.repository_health.broken_tests IS 'Tests whose verdict is broken';
+COMMENT ON COLUMN flakeguard.repository_health.quarantine_recommended IS 'Flaky tests whose recommendation is quarantine';
+COMMENT ON COLUMN flakeguard.repository_health.quarantined_tests IS 'Tests quarantined now';
+COMMENT ON COLUMN flakeguard.repository_health.flake_rate IS 'Estimated share of executions that fail spuriously (flaky and healthy tests, weighted by runs)';
+COMMENT ON COLUMN flakeguard.repository_health.wasted_seconds IS 'CI time of failed executions that a retry then passed, over all tests';
+COMMENT ON COLUMN flakeguard.repository_health.first_run_at IS 'Oldest upload stored';
+COMMENT ON COLUMN flakeguard.repository_health.last_run_at IS 'Newest upload stored';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.repo IS 'Repository name';
+COMMENT ON COLUMN flakeguard.failure_signatures.repo_id IS 'Repository id (flakeguard.repository)';
+COMMENT ON COLUMN flakeguard.failure_signatures.signature IS 'flakeguard.message_signature() of the failure messages';
+COMMENT ON COLUMN flakeguard.failure_signatures.pattern IS 'The messages with their variable parts masked (flakeguard.normalize_message)';
+COMMENT ON COLUMN flakeguard.failure_signatures.sample_message IS 'One of the messages, as reported';
+COMMENT ON COLUMN flakeguard.failure_signatures.tests IS 'Tests that failed with this signature';
+COMMENT ON COLUMN flakeguard.failure_signatures.flaky_tests IS 'Of those, tests whose verdict is flaky';
+COMMENT ON COLUMN flakeguard.failure_signatures.occurrences IS 'Failed executions with this signature';
+COMMENT ON COLUMN flakeguard.failure_signatures.first_seen IS 'Oldest failure with this signature';
+COMMENT ON COLUMN flakeguard.failure_signatures.last_seen IS 'Newest failure with this signature';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.reason IS 'Why the test was quarantined';
+COMMENT ON COLUMN flakeguard.quarantined_tests.quarantined_by IS 'Who quarantined it (the session user)';
+COMMENT ON COLUMN flakeguard.quarantined_tests.since IS 'When it was quarantined';
+COMMENT ON COLUMN flakeguard.quarantined_tests.until IS 'When the quarantine ends; NULL: until released';
+COMMENT ON COLUMN flakeguard.quarantined_tests.verdict IS 'The test''s verdict now';
+COMMENT ON COLUMN flakeguard.quarantined_tests.score IS 'The test''s flakiness score now';
+COMMENT ON COLUMN flakeguard.quarantined_tests.flake_rate IS 'The test''s estimated spurious failure probability now';
+COMMENT ON COLUMN flakeguard.quarantined_tests.last_failure_at IS 'When the test last failed';

@@ -14,7 +14,8 @@ psql_as_user -c "INSERT INTO flakeguard.policy (repo_id, min_runs) SELECT repo_i
 summary="SELECT (SELECT count(*) FROM flakeguard.repository) || ' ' || (SELECT count(*) FROM flakeguard.test) || ' ' ||
        (SELECT count(*) FROM flakeguard.run) || ' ' || (SELECT count(*) FROM flakeguard.result) || ' ' ||
        (SELECT count(*) FROM flakeguard.rejected_report) || ' ' || (SELECT count(*) FROM flakeguard.policy) || ' ' ||
-       (SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) FROM flakeguard.result r)"
+       (SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) FROM flakeguard.result r) || ' ' ||
+       (SELECT md5(string_agg(s::text, ',' ORDER BY s::text)) FROM flakeguard.test_score s)"
 before=$(q "$summary")
 
 as_user "$PG_BINDIR/pg_dump" -Fc -f "$dir/db.dump" "$PGDATABASE" || not_ok "pg_dump"
