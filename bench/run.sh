@@ -27,10 +27,10 @@ esac
 
 say() { printf '== %s\n' "$*" >&2; }
 
-say "building bench_parse_junit (Release) in $BUILD"
+say "building bench_parse_junit and simulate_flake_score (Release) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$BUILD.configure.log" 2>&1 ||
 	{ cat "$BUILD.configure.log" >&2; exit 1; }
-cmake --build "$BUILD" -j2 --target bench_parse_junit >"$BUILD.build.log" 2>&1 ||
+cmake --build "$BUILD" -j2 --target bench_parse_junit simulate_flake_score >"$BUILD.build.log" 2>&1 ||
 	{ cat "$BUILD.build.log" >&2; exit 1; }
 BIN=$BUILD/bench_parse_junit
 
@@ -59,6 +59,19 @@ if [ "$QUICK" = 1 ]; then
 else
 	FG_BENCH_BIN=$BIN "$BENCH/ingest/ingest_bench.sh" >"$OUT/ingest.md"
 fi
+say "scoring: simulate_flake_score"
+if [ "$QUICK" = 1 ]; then
+	"$BUILD/simulate_flake_score" --quick >"$OUT/simulate.md"
+else
+	"$BUILD/simulate_flake_score" >"$OUT/simulate.md"
+fi
+say "scoring: flake_score_bench.sh (10M executions)"
+if [ "$QUICK" = 1 ]; then
+	FG_BENCH_REPOS=2 FG_BENCH_TESTS=2000 FG_BENCH_RUNS=60 FG_BENCH_SECONDS=3 FG_BENCH_REPS=3 \
+		"$BENCH/flake_score/flake_score_bench.sh" >"$OUT/score.md"
+else
+	"$BENCH/flake_score/flake_score_bench.sh" >"$OUT/score.md"
+fi
 elapsed=$((SECONDS - t0))
 
 # --- machine --------------------------------------------------------------
@@ -73,7 +86,7 @@ dirty=$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | wc -
 [ "$dirty" -gt 0 ] && commit="$commit + uncommitted changes"
 
 body() { grep -v "^summary: " "$1" | cat -s; }
-summary() { sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md"; }
+summary() { sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md" "$OUT/score.md" "$OUT/simulate.md"; }
 
 {
 	cat <<EOF
@@ -110,6 +123,13 @@ Running one benchmark alone: see [bench/README.md](README.md).
   (first report of a repository, a new run of known tests, the same upload again), one COPY of 20
   reports into \`junit_inbox\`, 200k-row CSV batches into \`result_inbox\` against a plain \`COPY\` of
   the same file into an unindexed table, in the same run; then heap and index sizes per execution.
+* **Scoring** (\`bench/flake_score/flake_score_bench.sh\`): its own cluster with 10M executions (10
+  repositories x 10k tests x 100 runs, generated in SQL): \`test_health\` for one test (pgbench
+  latencies), \`flaky_tests\` for one repository, \`flake_score()\` over a repository's history against
+  a plain-SQL window query over the same rows, and what the stored scores add to \`ingest_junit\`.
+* **Scoring quality** (\`bench/flake_score/simulate.cpp\`): 8,800 simulated histories with known truth
+  (stable, flaky at p = 2..30% with and without retries, regressions, fixes, transient breakages);
+  precision and recall of the flaky verdict, interval coverage of \`flake_rate\`, broken recall.
 
 ## Machine
 
@@ -138,6 +158,10 @@ $(body "$OUT/core.md")
 $(body "$OUT/sql.md")
 
 $(body "$OUT/ingest.md")
+
+$(body "$OUT/score.md")
+
+$(body "$OUT/simulate.md")
 EOF
 } >"$OUT/RESULTS.md"
 

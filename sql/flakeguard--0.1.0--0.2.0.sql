@@ -199,8 +199,11 @@ CREATE TABLE flakeguard.test_score (
     proofs               integer NOT NULL,
     PRIMARY KEY (repo_id, test_id),
     FOREIGN KEY (repo_id, test_id) REFERENCES flakeguard.test ON DELETE CASCADE
-);
+-- every upload rewrites its tests' rows: room on the page keeps those updates HOT
+) WITH (fillfactor = 50);
 SELECT pg_catalog.pg_extension_config_dump('flakeguard.test_score', '');
+-- flaky_tests and the other per-verdict lists of one repository
+CREATE INDEX test_score_verdict_idx ON flakeguard.test_score (repo_id, verdict);
 
 -- The fresh scoring states of the statement being ingested, one row per
 -- test, folded into test_score by fold_fresh_states().
@@ -224,7 +227,7 @@ $$;
 -- the other committed (UPDATE re-reads a row changed under it).
 CREATE FUNCTION flakeguard.fold_fresh_states()
 RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 BEGIN
     PERFORM 1 FROM flakeguard.test_score ts
@@ -269,7 +272,7 @@ $$;
 -- carry evidence, the skips among them, and its newest failure.
 CREATE FUNCTION flakeguard.rebuild_scores(p_repo_id bigint, p_tests bigint[])
 RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
     v_policy flakeguard.scoring_policy := flakeguard.effective_policy(p_repo_id);
@@ -303,7 +306,7 @@ $$;
 -- flakeguard.* scoring setting; changes of flakeguard.policy run it themselves.
 CREATE FUNCTION flakeguard.rescore(repo text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
     v_repo record;
@@ -325,7 +328,7 @@ $$;
 
 CREATE FUNCTION flakeguard.policy_changed()
 RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
     v_repo_id bigint := CASE WHEN TG_OP = 'DELETE' THEN OLD.repo_id ELSE NEW.repo_id END;
@@ -427,6 +430,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 -- a nested loop planned on stale statistics turns 10k names into 10^8
 -- comparisons: joins here hash
 SET search_path = pg_catalog, pg_temp SET enable_nestloop = off
+-- no JIT: the disabled nested loop's cost would make every statement here look
+-- worth compiling, and compiling costs more than running them
+SET jit = off
 AS $$
 DECLARE
     v_repo_id bigint;
@@ -581,7 +587,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION flakeguard.result_inbox_ingest()
 RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
     v_max_message bigint;
@@ -761,7 +767,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION flakeguard.prune(older_than interval)
 RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
     v_cutoff timestamptz;

@@ -11,6 +11,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/lib/common.sh"
+. "$ROOT/bench/lib.sh"
 BIN=${FG_BENCH_BIN:?set FG_BENCH_BIN to the bench_parse_junit driver}
 REPS=${FG_BENCH_REPS:-7}
 BATCHES=${FG_BENCH_BATCHES:-5}
@@ -26,19 +27,6 @@ chmod 644 "$dir"/*.xml
 
 psql_as_user -c 'CREATE EXTENSION flakeguard' >/dev/null
 
-# ms STATEMENT: wall time of one statement, measured by the server
-ms() {
-	psql_as_user -At <<SQL
-DO \$\$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-    $1;
-    RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000, 2);
-END \$\$;
-SQL
-}
-ms_of() { ms "$1" 2>&1 | sed -n 's/.*ms=\([0-9.]*\).*/\1/p'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # 1. ingest_junit of a 10k-test report
 executions=$(psql_as_user -At -c "SELECT count(*) FROM flakeguard.parse_junit(pg_read_file('$dir/r10k.xml'))")
@@ -90,7 +78,6 @@ FROM pg_index i WHERE i.indrelid = 'flakeguard.result'::regclass
 ORDER BY 1")
 total_rows=$(psql_as_user -At -c "SELECT count(*) FROM flakeguard.result")
 
-rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
 ingest_rate=$(rate "$executions" "$ingest")
 inbox_rate=$(rate "$inbox_exec" "$inbox_ms")
 result_rate=$(rate "$BATCH_ROWS" "$result_ms")

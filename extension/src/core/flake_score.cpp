@@ -9,11 +9,13 @@
 #include "flakeguard/core/parse_junit.hpp"
 #include "flakeguard/core/test_id.hpp"
 
+#include <boost/math/policies/policy.hpp>
 #include <boost/math/special_functions/beta.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <tuple>
 #include <unordered_map>
 
@@ -66,11 +68,12 @@ struct Fit {
  * EM over the closed streaks without proof (flaky-anchors section 4.4): each
  * is a flaky streak, whose length K is geometric in p, or a breakage, which
  * lasts at least `shortest` executions (the policy's broken_streak) and then
- * ends with probability r after each; θ is the share of breakages.  Passes
- * and proven failures are certain evidence about p.
+ * ends with probability r after each; θ is the share of breakages among all
+ * streaks (proven ones included).  Passes and proven failures are certain
+ * evidence about p.
  */
 Fit
-fit_flake_rate(double passes, double proven_failures, const double (&count)[buckets + 1],
+fit_flake_rate(double passes, double proofs, double proven_failures, const double (&count)[buckets + 1],
 			   const double (&length)[buckets + 1], int shortest)
 {
 	shortest = std::clamp(shortest, 1, buckets);
@@ -101,7 +104,8 @@ fit_flake_rate(double passes, double proven_failures, const double (&count)[buck
 			broken_excess += (1 - pi) * (length[k] - shortest + 1) * count[k];
 		}
 		double next = (x + prior_a) / (passes + x + prior_a + prior_b);
-		theta = (broken + theta_prior) / (streaks + 1);
+		/* proven streaks are known flaky streaks: they count against θ too */
+		theta = (broken + theta_prior) / (streaks + proofs + 1);
 		r = std::clamp((broken + 1) / (broken_excess + breakage_prior_length), 1e-9, 1 - 1e-9);
 		f.x = x;
 		f.n = passes + x;
@@ -366,9 +370,20 @@ void
 FlakeState::merge(const FlakeState &other)
 {
 	capacity_ = std::max(capacity_, other.capacity_);
-	execs_.insert(execs_.end(), other.execs_.begin(), other.execs_.end());
-	skips_.insert(skips_.end(), other.skips_.begin(), other.skips_.end());
-	compact_ = false;
+	compact();
+	other.compact();
+	/* both sorted: a linear merge, then the same dedup and cut as compact() */
+	auto merge_sorted = [this](std::vector<Execution> &mine, const std::vector<Execution> &theirs) {
+		std::vector<Execution> out;
+		out.reserve(mine.size() + theirs.size());
+		std::merge(mine.begin(), mine.end(), theirs.begin(), theirs.end(), std::back_inserter(out), execution_less);
+		out.erase(std::unique(out.begin(), out.end(), same_execution), out.end());
+		if (out.size() > static_cast<std::size_t>(capacity_))
+			out.erase(out.begin(), out.end() - capacity_);
+		mine.swap(out);
+	};
+	merge_sorted(execs_, other.execs_);
+	merge_sorted(skips_, other.skips_);
 	if (other.has_seen_) {
 		first_seen_ = has_seen_ ? std::min(first_seen_, other.first_seen_) : other.first_seen_;
 		last_seen_ = has_seen_ ? std::max(last_seen_, other.last_seen_) : other.last_seen_;
@@ -380,7 +395,6 @@ FlakeState::merge(const FlakeState &other)
 		last_failure_message_ = other.last_failure_message_;
 		has_failure_ = true;
 	}
-	compact();
 }
 
 std::vector<Execution>
@@ -489,8 +503,16 @@ FlakeState::score(const ScoringPolicy &policy) const
 	/* closed streaks: proof, or an entry in the length histogram for the model */
 	double count[buckets + 1] = {}, length[buckets + 1] = {};
 	double proven_failures = 0;
+	/*
+	 * The streak at the window's start may have begun before it (the older
+	 * executions are cut): like the open streak at the end, it is censored,
+	 * so it is neither proof nor an entry of the length histogram.
+	 */
 	int tail_start = n - s.tail_fail_streak;
-	for (int i = 0; i < tail_start;) {
+	int head_end = 0;
+	while (head_end < tail_start && ex[head_end].failed)
+		head_end++;
+	for (int i = head_end; i < tail_start;) {
 		if (!ex[i].failed) {
 			i++;
 			continue;
@@ -520,11 +542,14 @@ FlakeState::score(const ScoringPolicy &policy) const
 	if (count[buckets] > 0)
 		length[buckets] /= count[buckets]; /* the tail bucket's mean length */
 
-	Fit fit = fit_flake_rate(s.passes, proven_failures, count, length, policy.broken_streak);
+	Fit fit = fit_flake_rate(s.passes, s.proofs, proven_failures, count, length, policy.broken_streak);
 	s.flake_rate = fit.p;
 	double alpha = prior_a + fit.x, beta = prior_b + fit.n - fit.x;
-	s.flake_rate_low = boost::math::ibeta_inv(alpha, beta, 0.05);
-	s.flake_rate_high = boost::math::ibeta_inv(alpha, beta, 0.95);
+	/* six significant digits in double are plenty for an interval, and 8x cheaper than full long double */
+	using interval_precision =
+		boost::math::policies::policy<boost::math::policies::digits10<6>, boost::math::policies::promote_double<false>>;
+	s.flake_rate_low = boost::math::ibeta_inv(alpha, beta, 0.05, interval_precision());
+	s.flake_rate_high = boost::math::ibeta_inv(alpha, beta, 0.95, interval_precision());
 
 	double isolated = 0;
 	for (int b = 1; b <= buckets; b++)
