@@ -5,9 +5,10 @@
 # private PostgreSQL cluster on 127.0.0.1 and a Unix socket under .demo/ in the
 # checkout, creates the extension, reads the real-runner reports of
 # tests/fixtures/junit/generated with flakeguard.parse_junit, stores them with
-# flakeguard.ingest_junit, and prints what they say -- among it the tests that
-# passed in one upload and failed in another.  Re-runnable: a running demo
-# cluster is reused.
+# flakeguard.ingest_junit, and prints what they say; then stores a 30-run
+# history of a pytest and a GoogleTest suite (tests/fixtures/junit/history)
+# and shows the flaky tests, the broken ones and each repository's health.
+# Re-runnable: a running demo cluster is reused.
 # stop: stops the cluster and removes .demo/.
 # psql: an interactive psql on the demo cluster.
 set -euo pipefail
@@ -86,15 +87,38 @@ FROM (SELECT d.file, d.report, row_number() OVER (ORDER BY d.file) AS n FROM pub
                                      created_at => '2026-11-01'::timestamptz + r.n * interval '1 hour') i
 GROUP BY 1 ORDER BY 1;"
 
-	step "tests that passed in one upload and failed in another of the same repository"
+	step "a history: 30 CI runs (and 10 CI retries) of a pytest and a GoogleTest suite with planted flaky, broken, regressed and fixed tests"
+	cp -r tests/fixtures/junit/history "$reports/"
+	[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$reports"
 	psql_as_user -P pager=off -c "
-SELECT p.name AS repository, t.full_name,
-       string_agg(x.run_id || ': ' || x.status, ', ' ORDER BY x.run_id, x.retry) AS executions
-FROM flakeguard.result x JOIN flakeguard.test t USING (repo_id, test_id) JOIN flakeguard.repository p USING (repo_id)
-WHERE NOT t.synthetic
-GROUP BY p.name, t.full_name
-HAVING bool_or(x.status = 'passed') AND bool_or(x.status IN ('failed', 'error'))
-ORDER BY 1, 2;"
+SELECT split_part(m.file, '/', 1) AS runner, count(*) AS uploads, sum(i.tests) AS executions,
+       sum(i.failed + i.errors) AS failures
+FROM (SELECT f[1] AS file, f[2] AS run_id, f[3]::int AS attempt, f[4] AS sha, f[5]::timestamptz AS at
+      FROM (SELECT string_to_array(l, E'\\t') f
+            FROM regexp_split_to_table(pg_read_file('$reports/history/MANIFEST.tsv'), E'\\n') WITH ORDINALITY x(l, n)
+            WHERE n > 1 AND l <> '') y ORDER BY at) m,
+     LATERAL flakeguard.ingest_junit('demo/history-' || split_part(m.file, '/', 1),
+                                     pg_read_binary_file('$reports/history/' || m.file), m.run_id, m.attempt, '',
+                                     m.sha, 'main', m.at) i
+GROUP BY 1 ORDER BY 1;"
+
+	step "the flaky tests, most harmful first (flakeguard.flaky_tests)"
+	psql_as_user -P pager=off -c "
+SELECT repo, full_name, round(score::numeric, 2) AS score, round(flake_rate::numeric, 3) AS flake_rate,
+       format('%s..%s', round(flake_rate_low::numeric, 3), round(flake_rate_high::numeric, 3)) AS interval_90,
+       proofs, verdict, recommendation, priority
+FROM flakeguard.flaky_tests;"
+
+	step "the broken tests: fix them, do not quarantine them"
+	psql_as_user -P pager=off -c "
+SELECT repo, full_name, failures, runs, tail_fail_streak, left(last_failure_message, 60) AS last_failure
+FROM flakeguard.test_health WHERE verdict = 'broken' AND NOT full_name LIKE '%<init>%' ORDER BY repo, full_name;"
+
+	step "each repository at a glance (flakeguard.repository_health)"
+	psql_as_user -P pager=off -c "
+SELECT repo, tests, runs, executions, flaky_tests, broken_tests, quarantine_recommended,
+       round(flake_rate::numeric, 3) AS flake_rate
+FROM flakeguard.repository_health ORDER BY repo;"
 
 	step "one failure in full"
 	psql_as_user -P pager=off -x -c "
@@ -105,6 +129,7 @@ WHERE r.file = 'pytest/xunit2.xml' AND c.status = 'failed' ORDER BY c.name LIMIT
 	step "explore further"
 	echo "  scripts/demo.sh psql     psql on the demo cluster (table public.demo_report holds the reports)"
 	echo "  SELECT * FROM flakeguard.parse_junit(pg_read_binary_file('/path/to/report.xml'));"
+	echo "  SELECT * FROM flakeguard.test_health WHERE repo = 'demo/history-pytest';"
 	echo "  make demo-stop           stops the cluster and removes .demo/"
 }
 

@@ -200,7 +200,7 @@ CREATE TABLE flakeguard.test_score (
     PRIMARY KEY (repo_id, test_id),
     FOREIGN KEY (repo_id, test_id) REFERENCES flakeguard.test ON DELETE CASCADE
 -- every upload rewrites its tests' rows: room on the page keeps those updates HOT
-) WITH (fillfactor = 50);
+) WITH (fillfactor = 70);
 SELECT pg_catalog.pg_extension_config_dump('flakeguard.test_score', '');
 -- flaky_tests and the other per-verdict lists of one repository
 CREATE INDEX test_score_verdict_idx ON flakeguard.test_score (repo_id, verdict);

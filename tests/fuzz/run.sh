@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh [SECONDS] [BUILD_DIR] -- fuzz the JUnit reader with libFuzzer
-# under ASan and UBSan.  The seed corpus is every fixture of tests/fixtures/junit
+# tests/fuzz/run.sh [SECONDS] [BUILD_DIR] -- fuzz the JUnit reader, then (for a
+# third of SECONDS) the scoring state, with libFuzzer under ASan and UBSan.  The seed corpus is every fixture of tests/fixtures/junit
 # plus ../shared/junit-corpus when present; new inputs go to BUILD_DIR/corpus.
 # `make fuzz` runs it for 10 minutes, `make check` for 30 seconds.  A crash
 # leaves crash-<sha1> here: minimise it, add it to tests/fuzz/regressions/
@@ -10,10 +10,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-600}
 build=${2:-$ROOT/build/fuzz}
 cd "$ROOT"
-if [ ! -x "$build/fuzz_parse_junit" ]; then
+if [ ! -x "$build/fuzz_parse_junit" ] || [ ! -x "$build/fuzz_flake_state" ]; then
 	cmake -S . -B "$build" -DFG_FUZZ=ON -DFG_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++ \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build "$build" -j 2 --target fuzz_parse_junit >/dev/null
+	cmake --build "$build" -j 2 --target fuzz_parse_junit fuzz_flake_state >/dev/null
 fi
 seeds=$build/seeds
 rm -rf "$seeds"
@@ -31,3 +31,7 @@ export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 "$build/fuzz_parse_junit" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
 	-dict=tests/fuzz/junit.dict -print_final_stats=1 "$build/corpus" "$seeds"
+# the scoring state: its byte format and the order-independence of merging
+mkdir -p "$build/corpus-state"
+"$build/fuzz_flake_state" -max_total_time="$((seconds / 3 + 1))" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+	-print_final_stats=1 "$build/corpus-state"

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <tuple>
@@ -161,36 +162,108 @@ struct Reader {
 		std::memcpy(&v, b, sizeof(T));
 		return v;
 	}
+
+	/* LEB128, canonical: no redundant trailing zero groups */
+	std::uint64_t
+	varint()
+	{
+		std::uint64_t v = 0;
+		for (int shift = 0; shift < 64; shift += 7) {
+			auto b = get<std::uint8_t>();
+			if (shift == 63 && b > 1)
+				break;
+			v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+			if ((b & 0x80) == 0) {
+				if (b == 0 && shift > 0)
+					bad_state("A number is not in its shortest form.");
+				return v;
+			}
+		}
+		bad_state("A number is too large.");
+	}
+
+	std::int64_t
+	svarint()
+	{
+		std::uint64_t z = varint();
+		return static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
+	}
 };
 
 void
-put_execution(std::string &out, const Execution &e)
+put_varint(std::string &out, std::uint64_t v)
 {
-	put(out, e.time);
+	while (v >= 0x80) {
+		out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+		v >>= 7;
+	}
+	out.push_back(static_cast<char>(v));
+}
+
+void
+put_svarint(std::string &out, std::int64_t v)
+{
+	put_varint(out, (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+}
+
+/*
+ * One execution: a flags byte (1 failed, 2 signature follows, 4 duration
+ * follows, 8 skipped), the time as the distance from `base` (the previous
+ * execution's time, or first_seen), the run key, attempt and retry, the
+ * commit (not for skips), then the signature and duration of a failure.
+ * About 24 bytes for a pass.
+ */
+enum : std::uint8_t { f_failed = 1, f_signature = 2, f_duration = 4, f_skipped = 8 };
+
+void
+put_execution(std::string &out, const Execution &e, std::int64_t base, bool skipped)
+{
+	auto flags = static_cast<std::uint8_t>((e.failed ? f_failed : 0) | (e.signature != 0 ? f_signature : 0) |
+										   (e.duration_ms > 0 ? f_duration : 0) | (skipped ? f_skipped : 0));
+	out.push_back(static_cast<char>(flags));
+	put_varint(out, static_cast<std::uint64_t>(e.time) - static_cast<std::uint64_t>(base));
 	put(out, e.run_key);
-	put(out, e.attempt);
-	put(out, e.retry);
-	put(out, e.commit);
-	put(out, e.signature);
-	put(out, e.duration_ms);
-	put(out, static_cast<std::uint8_t>(e.failed));
+	put_svarint(out, e.attempt);
+	put_svarint(out, e.retry);
+	if (!skipped)
+		put(out, e.commit);
+	if (flags & f_signature)
+		put(out, e.signature);
+	if (flags & f_duration)
+		put(out, e.duration_ms);
 }
 
 Execution
-get_execution(Reader &r)
+get_execution(Reader &r, std::int64_t base, bool skipped)
 {
 	Execution e;
-	e.time = r.get<std::int64_t>();
+	auto flags = r.get<std::uint8_t>();
+	if (flags > 15 || ((flags & f_skipped) != 0) != skipped || (skipped && flags != f_skipped) ||
+		(!(flags & f_failed) && (flags & (f_signature | f_duration))))
+		bad_state("An execution has impossible flags.");
+	std::uint64_t delta = r.varint();
+	if (static_cast<__int128>(base) + delta > INT64_MAX)
+		bad_state("An execution's time is out of range.");
+	e.time = base + static_cast<std::int64_t>(delta);
 	e.run_key = r.get<std::uint64_t>();
-	e.attempt = r.get<std::int32_t>();
-	e.retry = r.get<std::int32_t>();
-	e.commit = r.get<std::uint64_t>();
-	e.signature = r.get<std::uint64_t>();
-	e.duration_ms = r.get<double>();
-	auto failed = r.get<std::uint8_t>();
-	if (failed > 1 || !std::isfinite(e.duration_ms) || e.duration_ms < 0)
-		bad_state("An execution has an impossible field.");
-	e.failed = failed == 1;
+	std::int64_t attempt = r.svarint(), retry = r.svarint();
+	if (attempt < INT32_MIN || attempt > INT32_MAX || retry < INT32_MIN || retry > INT32_MAX)
+		bad_state("An execution's attempt or retry is out of range.");
+	e.attempt = static_cast<std::int32_t>(attempt);
+	e.retry = static_cast<std::int32_t>(retry);
+	if (!skipped)
+		e.commit = r.get<std::uint64_t>();
+	e.failed = (flags & f_failed) != 0;
+	if (flags & f_signature) {
+		e.signature = r.get<std::uint64_t>();
+		if (e.signature == 0)
+			bad_state("An execution has an empty signature.");
+	}
+	if (flags & f_duration) {
+		e.duration_ms = r.get<double>();
+		if (!std::isfinite(e.duration_ms) || e.duration_ms <= 0)
+			bad_state("An execution has an impossible duration.");
+	}
 	return e;
 }
 
@@ -324,8 +397,11 @@ FlakeState::add(const Execution &in, std::string_view message)
 {
 	Execution e = in;
 	e.duration_ms = clean_duration(e.duration_ms);
-	if (!e.failed)
+	/* only failures need a signature and a duration (wasted_seconds) */
+	if (!e.failed) {
 		e.signature = 0;
+		e.duration_ms = 0;
+	}
 	if (!has_seen_ || e.time < first_seen_)
 		first_seen_ = e.time;
 	if (!has_seen_ || e.time > last_seen_)
@@ -594,19 +670,26 @@ FlakeState::serialize() const
 {
 	compact();
 	std::string out(magic, sizeof(magic));
+	out.reserve(64 + 26 * (execs_.size() + skips_.size()) + last_failure_message_.size());
 	put(out, static_cast<std::uint32_t>(capacity_));
 	put(out, static_cast<std::uint8_t>((has_seen_ ? 1 : 0) | (has_failure_ ? 2 : 0)));
 	put(out, first_seen_);
 	put(out, last_seen_);
-	put(out, static_cast<std::uint32_t>(execs_.size()));
-	put(out, static_cast<std::uint32_t>(skips_.size()));
-	for (const auto &e : execs_)
-		put_execution(out, e);
-	for (const auto &e : skips_)
-		put_execution(out, e);
+	put_varint(out, execs_.size());
+	put_varint(out, skips_.size());
+	std::int64_t base = first_seen_;
+	for (const auto &e : execs_) {
+		put_execution(out, e, base, false);
+		base = e.time;
+	}
+	base = first_seen_;
+	for (const auto &e : skips_) {
+		put_execution(out, e, base, true);
+		base = e.time;
+	}
 	if (has_failure_) {
-		put_execution(out, last_failure_);
-		put(out, static_cast<std::uint32_t>(last_failure_message_.size()));
+		put_execution(out, last_failure_, first_seen_, false);
+		put_varint(out, last_failure_message_.size());
 		out += last_failure_message_;
 	}
 	return out;
@@ -629,29 +712,33 @@ FlakeState::deserialize(std::string_view bytes)
 	st.has_failure_ = (flags & 2) != 0;
 	st.first_seen_ = r.get<std::int64_t>();
 	st.last_seen_ = r.get<std::int64_t>();
-	auto n_execs = r.get<std::uint32_t>(), n_skips = r.get<std::uint32_t>();
+	if (st.last_seen_ < st.first_seen_ || (!st.has_seen_ && (st.first_seen_ != 0 || st.last_seen_ != 0)))
+		bad_state("The state's first and last seen times are out of order.");
+	std::uint64_t n_execs = r.varint(), n_skips = r.varint();
 	if (n_execs > capacity || n_skips > capacity)
 		bad_state("The state holds more executions than its window.");
 	if (!st.has_seen_ && (n_execs > 0 || n_skips > 0 || st.has_failure_))
 		bad_state("The state holds executions but saw none.");
-	auto read_sorted = [&](std::vector<Execution> &v, std::uint32_t count) {
+	auto read_sorted = [&](std::vector<Execution> &v, std::uint64_t count, bool skipped) {
 		v.reserve(count);
-		for (std::uint32_t i = 0; i < count; i++) {
-			Execution e = get_execution(r);
+		std::int64_t base = st.first_seen_;
+		for (std::uint64_t i = 0; i < count; i++) {
+			Execution e = get_execution(r, base, skipped);
 			if (!v.empty() && !execution_less(v.back(), e))
 				bad_state("The state's executions are not in order.");
-			if (e.time < st.first_seen_ || e.time > st.last_seen_)
+			if (e.time > st.last_seen_)
 				bad_state("An execution lies outside the state's first and last seen times.");
 			v.push_back(e);
+			base = e.time;
 		}
 	};
-	read_sorted(st.execs_, n_execs);
-	read_sorted(st.skips_, n_skips);
+	read_sorted(st.execs_, n_execs, false);
+	read_sorted(st.skips_, n_skips, true);
 	if (st.has_failure_) {
-		st.last_failure_ = get_execution(r);
-		if (!st.last_failure_.failed)
-			bad_state("The state's last failure did not fail.");
-		auto len = r.get<std::uint32_t>();
+		st.last_failure_ = get_execution(r, st.first_seen_, false);
+		if (!st.last_failure_.failed || st.last_failure_.time > st.last_seen_)
+			bad_state("The state's last failure is not a failure it saw.");
+		std::uint64_t len = r.varint();
 		if (len > max_message)
 			bad_state("The state's failure message is too long.");
 		if (bytes.size() - r.pos < len)
