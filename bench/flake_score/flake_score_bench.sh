@@ -175,14 +175,19 @@ Own cluster (fsync off, shared_buffers 256 MB), one session; times measured by t
 
 | what | result | baseline in the same run | ratio |
 |---|---|---|---|
-| \`test_health\` for one test (by repository and full name) | p50 $h50 ms, p95 **$h95 ms**, p99 $h99 ms ($hn queries) | the same test scored from its history with \`flake_score()\`: p50 $s50 ms, p95 $s95 ms ($sn queries) | $(awk -v a="$s95" -v b="$h95" 'BEGIN { printf "%.0fx faster at p95", a / b }') |
+| \`test_health\` for one test (by repository and full name) | p50 $h50 ms, p95 **$h95 ms**, p99 $h99 ms ($hn queries) | the same test scored from its history with \`flake_score()\`: p50 $s50 ms, p95 $s95 ms ($sn queries) | $(awk -v a="$h95" -v b="$s95" 'BEGIN { printf "%.2f (p95 of the view / p95 from history)", a / b }') |
 | \`flaky_tests\` for one repository of $TESTS tests ($flaky_n rows) | **$flaky_ms ms** | | |
 | \`repository_health\` for one repository | $health_ms ms | | |
 | scoring every test of one repository from history: \`flake_score()\` GROUP BY test ($rows1 rows) | $agg_ms ms | plain-SQL window query, flip rate and fail rate only, same rows: $window_ms ms | $ratio |
 | \`ingest_junit\`, a new 10k-test upload into that history (states merged and scored in the upload's transaction) | $ingest_ms ms | of which the merge and score of 10k states: about $fold_ms ms | |
 
 The views read \`test_score\`, which ingestion keeps (DESIGN.md section 8), so their cost does not
-grow with the history; \`flake_score()\` over history is what an ad-hoc query pays.
+grow with the history; \`flake_score()\` over history is what an ad-hoc query pays. For one test
+with 100 executions both are well under the target; the view pays for its joins (repository,
+test by name, quarantine), the history query for reading 100 index entries and rows. For a whole
+repository the difference is the point: \`flaky_tests\` against scoring 1M rows.
+The cluster has 256 MB of shared buffers for 3 GB of data, so the 10k-test upload into the
+10M history pays for index pages read from the OS cache.
 
 summary: | \`test_health\` for one test, 10M executions stored | p95 $h95 ms | ≤ 2 ms | $(awk -v v="$h95" 'BEGIN { print (v <= 2) ? "✓" : "✗" }') |
 summary: | \`flaky_tests\` for a repository of 10k tests, 10M stored | $flaky_ms ms | ≤ 100 ms | $(awk -v v="$flaky_ms" 'BEGIN { print (v <= 100) ? "✓" : "✗" }') |

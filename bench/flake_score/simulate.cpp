@@ -190,8 +190,9 @@ generate(const ClassSpec &c, int runs, std::mt19937_64 &rng, const std::string &
 			x.failed = outcome();
 			ex.push_back(x);
 		}
+		/* a breakage fails in its own failure mode, the flakiness in another */
 		for (auto &x : ex)
-			x.signature = x.failed ? 0x5eedULL : 0;
+			x.signature = !x.failed ? 0 : certain ? 0xb0b0ULL : 0x5eedULL;
 		h.runs.push_back(std::move(ex));
 	}
 	return h;

@@ -382,6 +382,29 @@ BOOST_AUTO_TEST_CASE(original_flakeguard_worked_cases)
 	BOOST_TEST(score_of("PSFSP").flip_rate == 1.0);
 }
 
+BOOST_AUTO_TEST_CASE(failure_modes_are_evidence)
+{
+	/* a failure in the mode of a proven flaky failure is proof too, without a retry */
+	auto steps = history("PPPP[FP]PPPPFPPPP");
+	steps[4].e.signature = 7; /* the proven one */
+	steps[10].e.signature = 7;
+	FlakeScore known = score_of(steps);
+	BOOST_TEST(known.proofs == 2);
+	steps[10].e.signature = 8; /* another mode: an isolated failure, not proof */
+	BOOST_TEST(score_of(steps).proofs == 1);
+	/* a flaky test (p about 0.3) whose last three runs fail: the flaky model alone keeps it flaky ... */
+	std::string spec = "PFPPFPPPFFPPFPPPPFPPFPPPFPFPP" + std::string("FFF");
+	auto flaky = history(spec);
+	for (auto &st : flaky)
+		if (st.e.failed)
+			st.e.signature = 7;
+	BOOST_TEST(to_string(score_of(flaky).verdict) == "flaky");
+	/* ... but when the three fail in a mode never seen before, it regressed */
+	for (std::size_t i = flaky.size() - 3; i < flaky.size(); i++)
+		flaky[i].e.signature = 9;
+	BOOST_TEST(to_string(score_of(flaky).verdict) == "broken");
+}
+
 BOOST_AUTO_TEST_CASE(signatures_and_recency)
 {
 	auto steps = history("PFPFPFPP");

@@ -588,6 +588,11 @@ FlakeState::score(const ScoringPolicy &policy) const
 	int head_end = 0;
 	while (head_end < tail_start && ex[head_end].failed)
 		head_end++;
+	struct Streak {
+		int start, length;
+		bool proof;
+	};
+	std::vector<Streak> closed;
 	for (int i = head_end; i < tail_start;) {
 		if (!ex[i].failed) {
 			i++;
@@ -601,16 +606,35 @@ FlakeState::score(const ScoringPolicy &policy) const
 					(ex[j].commit != 0 && c != commit_outcomes.end() && (c->second & 1));
 			j++;
 		}
-		int k = j - i;
-		if (proof && k < policy.broken_streak) {
-			s.proofs++;
-			proven_failures += k;
-		} else {
-			int b = std::min(k, buckets);
-			count[b] += 1;
-			length[b] += k;
-		}
+		closed.push_back({i, j - i, proof && j - i < policy.broken_streak});
 		i = j;
+	}
+	/*
+	 * Failure modes: the signatures seen in proven streaks are known flaky
+	 * modes, and a short streak failing in one of them is proof as well.
+	 */
+	std::vector<std::uint64_t> flaky_modes;
+	for (const Streak &k : closed)
+		if (k.proof)
+			for (int x = k.start; x < k.start + k.length; x++)
+				if (ex[x].signature != 0)
+					flaky_modes.push_back(ex[x].signature);
+	std::sort(flaky_modes.begin(), flaky_modes.end());
+	auto known_mode = [&](std::uint64_t sig) {
+		return sig != 0 && std::binary_search(flaky_modes.begin(), flaky_modes.end(), sig);
+	};
+	for (Streak &k : closed) {
+		if (!k.proof && k.length < policy.broken_streak)
+			for (int x = k.start; x < k.start + k.length; x++)
+				k.proof = k.proof || known_mode(ex[x].signature);
+		if (k.proof) {
+			s.proofs++;
+			proven_failures += k.length;
+		} else {
+			int b = std::min(k.length, buckets);
+			count[b] += 1;
+			length[b] += k.length;
+		}
 	}
 	for (int b = 1; b < buckets; b++)
 		if (count[b] > 0)
@@ -633,7 +657,18 @@ FlakeState::score(const ScoringPolicy &policy) const
 	s.score = std::clamp(1 - std::pow(0.4, s.proofs) * std::pow(0.75, isolated), 0.0, 1.0);
 	s.confidence = 1 - std::exp(-static_cast<double>(n) / (2.0 * policy.min_runs));
 
-	bool broken = (n > 0 && s.passes == 0) ||
+	/*
+	 * A new failure mode at the tail: every failure of an open streak of
+	 * broken_streak or more carries a signature that no earlier failure in the
+	 * window had -- a regression, however flaky the test was before.
+	 */
+	bool new_mode = s.tail_fail_streak >= policy.broken_streak;
+	for (int x = tail_start; x < n && new_mode; x++) {
+		new_mode = ex[x].signature != 0;
+		for (int y = 0; y < tail_start && new_mode; y++)
+			new_mode = !(ex[y].failed && ex[y].signature == ex[x].signature);
+	}
+	bool broken = (n > 0 && s.passes == 0) || new_mode ||
 				  (s.tail_fail_streak >= policy.broken_streak && std::pow(fit.p, s.tail_fail_streak - 1) < tail_alpha);
 	if (n < policy.min_runs)
 		s.verdict = Verdict::insufficient_data;

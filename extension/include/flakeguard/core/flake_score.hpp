@@ -18,16 +18,18 @@
  * The model (DESIGN.md section 4; the reasoning is in extension/README.md):
  *   - failure streaks: maximal runs of consecutive failed executions;
  *   - proof of flakiness: a short streak (shorter than policy.broken_streak)
- *     that a retry of the same CI run ended with a pass, or whose commit
- *     also passed.  A long streak is a changeover between a passing and a
+ *     that a retry of the same CI run ended with a pass, whose commit also
+ *     passed, or that failed in the failure mode (message signature) of
+ *     such a streak.  A long streak is a changeover between a passing and a
  *     failing period (a breakage, later fixed or not), never proof;
  *   - flake_rate: the probability p that one execution fails on good code,
  *     fitted by EM to a two-component mixture of streak lengths (flaky
  *     streaks are geometric in p, breakages geometric in r), with a
  *     Jeffreys prior and a 90% Beta posterior interval;
  *   - broken: no pass in the window, or an open failure streak of at least
- *     broken_streak executions that the flaky model fitted on the history
- *     before it explains with probability below 5%;
+ *     broken_streak executions that fails in a failure mode new to the
+ *     window, or that the flaky model fitted on the history before it
+ *     explains with probability below 5%;
  *   - score = 1 - 0.4^proofs * 0.75^isolated, where isolated is the
  *     expected number of flaky streaks among the closed streaks without
  *     proof; one proof gives 0.6 (the quarantine threshold's default).
