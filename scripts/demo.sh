@@ -88,17 +88,19 @@ FROM (SELECT d.file, d.report, row_number() OVER (ORDER BY d.file) AS n FROM pub
 GROUP BY 1 ORDER BY 1;"
 
 	step "a history: 30 CI runs (and 10 CI retries) of a pytest and a GoogleTest suite with planted flaky, broken, regressed and fixed tests"
-	cp -r tests/fixtures/junit/history "$reports/"
-	[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$reports"
+	local history=$DEMO/history
+	rm -rf "$history"
+	cp -r tests/fixtures/junit/history "$history"
+	[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$history"
 	psql_as_user -P pager=off -c "
 SELECT split_part(m.file, '/', 1) AS runner, count(*) AS uploads, sum(i.tests) AS executions,
        sum(i.failed + i.errors) AS failures
 FROM (SELECT f[1] AS file, f[2] AS run_id, f[3]::int AS attempt, f[4] AS sha, f[5]::timestamptz AS at
       FROM (SELECT string_to_array(l, E'\\t') f
-            FROM regexp_split_to_table(pg_read_file('$reports/history/MANIFEST.tsv'), E'\\n') WITH ORDINALITY x(l, n)
+            FROM regexp_split_to_table(pg_read_file('$history/MANIFEST.tsv'), E'\\n') WITH ORDINALITY x(l, n)
             WHERE n > 1 AND l <> '') y ORDER BY at) m,
      LATERAL flakeguard.ingest_junit('demo/history-' || split_part(m.file, '/', 1),
-                                     pg_read_binary_file('$reports/history/' || m.file), m.run_id, m.attempt, '',
+                                     pg_read_binary_file('$history/' || m.file), m.run_id, m.attempt, '',
                                      m.sha, 'main', m.at) i
 GROUP BY 1 ORDER BY 1;"
 
@@ -111,7 +113,7 @@ FROM flakeguard.flaky_tests;"
 
 	step "the broken tests: fix them, do not quarantine them"
 	psql_as_user -P pager=off -c "
-SELECT repo, full_name, failures, runs, tail_fail_streak, left(last_failure_message, 60) AS last_failure
+SELECT repo, full_name, failures, runs, tail_fail_streak, left(regexp_replace(last_failure_message, '\\s+', ' ', 'g'), 60) AS last_failure
 FROM flakeguard.test_health WHERE verdict = 'broken' AND NOT full_name LIKE '%<init>%' ORDER BY repo, full_name;"
 
 	step "each repository at a glance (flakeguard.repository_health)"
