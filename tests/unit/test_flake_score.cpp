@@ -160,8 +160,9 @@ BOOST_AUTO_TEST_CASE(oracle_1_always_passing_is_healthy)
 		BOOST_TEST(s.score < 0.05);
 		BOOST_TEST(to_string(s.verdict) == "healthy");
 		BOOST_TEST(to_string(s.recommendation) == "none");
-		BOOST_TEST(s.flake_rate_low < 0.001);
-		BOOST_TEST(s.flake_rate_high < 2.0 / std::min(n, 50)); /* Jeffreys: about 1.9/n for none in n */
+		BOOST_TEST(s.flake_rate_low == 0.0);
+		/* Clopper-Pearson for none in n: 1 - 0.05^(1/n), about 3/n */
+		BOOST_TEST(s.flake_rate_high == 1 - std::pow(0.05, 1.0 / std::min(n, 50)), boost::test_tools::tolerance(1e-12));
 	}
 }
 

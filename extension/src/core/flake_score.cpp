@@ -649,7 +649,26 @@ FlakeState::score(const ScoringPolicy &policy) const
 	using interval_precision =
 		boost::math::policies::policy<boost::math::policies::digits10<6>, boost::math::policies::promote_double<false>>;
 	s.flake_rate_low = boost::math::ibeta_inv(alpha, beta, 0.05, interval_precision());
-	s.flake_rate_high = boost::math::ibeta_inv(alpha, beta, 0.95, interval_precision());
+	/*
+	 * The posterior treats each streak's flaky-or-breakage weight as known.
+	 * It is not: the upper end also takes the streaks the fit left in
+	 * doubt (weight 5% to 95%) as wholly flaky, so the interval covers the
+	 * uncertainty of the classification, not only of the counts.
+	 */
+	double doubt = 0;
+	for (int b = 1; b <= buckets; b++)
+		if (fit.pi[b] >= 0.05 && fit.pi[b] < 0.95)
+			doubt += (1 - fit.pi[b]) * length[b] * count[b];
+	s.flake_rate_high = boost::math::ibeta_inv(alpha + doubt, beta, 0.95, interval_precision());
+	/*
+	 * With no failure on good code the Jeffreys bounds are known to cover
+	 * too little (Brown, Cai and DasGupta 2001): use the exact
+	 * Clopper-Pearson bounds, 0 and 1 - 0.05^(1/n).
+	 */
+	if (fit.x == 0 && doubt == 0 && fit.n > 0) {
+		s.flake_rate_low = 0;
+		s.flake_rate_high = 1 - std::pow(0.05, 1 / fit.n);
+	}
 
 	double isolated = 0;
 	for (int b = 1; b <= buckets; b++)
