@@ -221,11 +221,12 @@ BEGIN
 END
 $$;
 
--- Merges the fresh states into test_score and scores the merged states.
--- Rows are locked in key order first, so concurrent uploads sharing tests
--- wait for each other instead of deadlocking; each merges into the state
--- the other committed (UPDATE re-reads a row changed under it).
-CREATE FUNCTION flakeguard.fold_fresh_states()
+-- Merges the fresh states into test_score (or, with p_replace, puts them in
+-- place of the stored ones) and scores the results.  Rows are locked in key
+-- order first, so concurrent uploads sharing tests wait for each other
+-- instead of deadlocking; each merges into the state the other committed
+-- (UPDATE re-reads a row changed under it).
+CREATE FUNCTION flakeguard.fold_fresh_states(p_replace boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
@@ -241,7 +242,8 @@ BEGIN
          confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
          last_failure_message, recent_failures, proofs) =
         (SELECT m.state, s.*
-         FROM (SELECT flakeguard.flake_state_merge(ts.state, f.state) AS state) m
+         FROM (SELECT CASE WHEN p_replace THEN f.state ELSE flakeguard.flake_state_merge(ts.state, f.state) END
+                      AS state) m
          CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, f.policy) s)
     FROM pg_temp.flakeguard_fresh_state f
     WHERE ts.repo_id = f.repo_id AND ts.test_id = f.test_id;
@@ -269,7 +271,10 @@ $$;
 -- Scores tests again from their stored executions (all of the repository's
 -- when p_tests is NULL): after executions changed or were removed, and when
 -- the policy changed.  Reads each test's newest window_runs executions that
--- carry evidence, the skips among them, and its newest failure.
+-- carry evidence, the skips among them, and its newest failure.  The stored
+-- rows are locked before history is read: an upload that committed first is
+-- in the history read, one that folds later waits and merges into the
+-- rebuilt state; so none is lost.
 CREATE FUNCTION flakeguard.rebuild_scores(p_repo_id bigint, p_tests bigint[])
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
@@ -277,6 +282,11 @@ AS $$
 DECLARE
     v_policy flakeguard.scoring_policy := flakeguard.effective_policy(p_repo_id);
 BEGIN
+    PERFORM 1 FROM flakeguard.test_score s
+    WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests))
+    ORDER BY s.repo_id, s.test_id
+    FOR UPDATE;
+
     PERFORM flakeguard.fresh_state_open();
     INSERT INTO pg_temp.flakeguard_fresh_state
     SELECT t.repo_id, t.test_id, w.state, v_policy
@@ -295,9 +305,12 @@ BEGIN
                                     AND k.status IN ('failed', 'error')))
     ) w
     WHERE t.repo_id = p_repo_id AND (p_tests IS NULL OR t.test_id = ANY (p_tests)) AND w.state IS NOT NULL;
+    -- tests left without executions have no score
     DELETE FROM flakeguard.test_score s
-    WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests));
-    PERFORM flakeguard.fold_fresh_states();
+    WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests))
+      AND NOT EXISTS (SELECT 1 FROM pg_temp.flakeguard_fresh_state f
+                      WHERE f.repo_id = s.repo_id AND f.test_id = s.test_id);
+    PERFORM flakeguard.fold_fresh_states(true);
 END
 $$;
 
@@ -890,7 +903,7 @@ SELECT flakeguard.rescore();
 
 REVOKE ALL ON FUNCTION flakeguard.effective_policy(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.fresh_state_open() FROM PUBLIC;
-REVOKE ALL ON FUNCTION flakeguard.fold_fresh_states() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.fold_fresh_states(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.rebuild_scores(bigint, bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.rescore(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.policy_changed() FROM PUBLIC;

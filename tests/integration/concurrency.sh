@@ -34,8 +34,40 @@ for round in 1 2 3; do
 		ok "round $round: both sessions finish without error"
 	fi
 done
-check "no upload lost or duplicated (8 x 21 + 8 x 2 + 8 x 1 executions)" 192 "$(q 'SELECT count(*) FROM flakeguard.result')"
+# then one session changes the uploads (their tests are scored again from
+# history) while the other adds new ones (merged into the stored scores)
+inbox() { # RUN FAILURE: one inbox upload per repository, "shared" failing when FAILURE is set
+	local body='<testcase classname=""c"" name=""shared""/>'
+	[ -z "$2" ] || body='<testcase classname=""c"" name=""shared""><failure message=""boom""/></testcase>'
+	echo "COPY flakeguard.junit_inbox (repo, run_id, job, created_at, report) FROM STDIN (FORMAT csv);"
+	echo "conc/a,run-$1,inbox,2026-11-$((10 + $1)),\"<testsuite>$body</testsuite>\""
+	echo "conc/b,run-$1,inbox,2026-11-$((10 + $1)),\"<testsuite>$body</testsuite>\""
+	echo '\.'
+}
+for i in 1 2 3 4 5 6 7 8; do inbox "$i" fail; done >"$dir/change.sql"
+for i in 18 17 16 15 14 13 12 11; do inbox "$i" ""; done >"$dir/add.sql"
+chmod 644 "$dir"/*.sql
+psql_as_user -f "$dir/change.sql" >"$dir/change.out" 2>&1 &
+pa=$!
+psql_as_user -f "$dir/add.sql" >"$dir/add.out" 2>&1 &
+pb=$!
+wait $pa; ra=$?
+wait $pb; rb=$?
+if [ $ra -ne 0 ] || [ $rb -ne 0 ] || grep -qi 'deadlock\|ERROR' "$dir/change.out" "$dir/add.out"; then
+	not_ok "changing uploads while adding others: both sessions finish without error"
+	grep -i 'deadlock\|ERROR' "$dir/change.out" "$dir/add.out" | head -5
+else
+	ok "changing uploads while adding others: both sessions finish without error"
+fi
+states="SELECT md5(string_agg(s.test_id || ' ' || md5(s.state) || ' ' || s.verdict, ',' ORDER BY s.repo_id, s.test_id))
+        FROM flakeguard.test_score s"
+merged=$(q "$states")
+q "SELECT flakeguard.rescore()" >/dev/null
+check "the stored scores are the scores of the stored history (nothing lost between merge and rebuild)" \
+	"$(q "$states")" "$merged"
+
+check "no upload lost or duplicated (8 x 21 + 8 x 2 + 8 x 1, 8 gone from the changed uploads, 8 x 2 added)" 200 "$(q 'SELECT count(*) FROM flakeguard.result')"
 check "no test duplicated" 22 "$(q 'SELECT count(*) FROM flakeguard.test')"
 check "nothing rejected" 0 "$(q 'SELECT count(*) FROM flakeguard.rejected_report')"
-check "every key once" 192 "$(q 'SELECT count(DISTINCT (repo_id, run_id, attempt, job, test_id, retry)) FROM flakeguard.result')"
+check "every key once" 200 "$(q 'SELECT count(DISTINCT (repo_id, run_id, attempt, job, test_id, retry)) FROM flakeguard.result')"
 finish
