@@ -61,6 +61,12 @@ CREATE TYPE flakeguard.flake_score AS (
     proofs               integer
 );
 
+-- a repository's overrides stay within what the settings accept, so a policy
+-- row can never make its repository's ingestion fail
+ALTER TABLE flakeguard.policy
+    ADD CONSTRAINT policy_ranges CHECK (window_runs <= 10000 AND min_runs <= 10000 AND min_recent_failures <= 10000
+                                        AND broken_streak <= 10000);
+
 -- the settings a score is computed under; a NULL field means the flakeguard.* setting
 CREATE TYPE flakeguard.scoring_policy AS (
     window_runs          integer,

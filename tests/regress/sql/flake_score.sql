@@ -234,6 +234,11 @@ INSERT INTO flakeguard.policy (repo_id, broken_streak) VALUES (flakeguard.reposi
 SELECT full_name, verdict FROM flakeguard.test_health WHERE repo = 'acme/in-order' ORDER BY full_name;
 DELETE FROM flakeguard.policy;
 SELECT full_name, verdict FROM flakeguard.test_health WHERE repo = 'acme/in-order' ORDER BY full_name;
+-- a policy the scoring would refuse is refused when written
+\set VERBOSITY terse
+INSERT INTO flakeguard.policy (repo_id, window_runs) VALUES (flakeguard.repository_id('acme/shuffled'), 20000);
+INSERT INTO flakeguard.policy (repo_id, warn_threshold) VALUES (flakeguard.repository_id('acme/shuffled'), 2);
+\set VERBOSITY default
 SELECT flakeguard.rescore('no/such-repo');
 
 DROP TABLE par;
