@@ -11,7 +11,11 @@
 #include "flakeguard/core/flake_score.hpp"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -478,6 +482,46 @@ BOOST_AUTO_TEST_CASE(hostile_states_are_refused)
 	big[4 + 4 + 1 + 8 + 8] = '\xff';
 	big[4 + 4 + 1 + 8 + 8 + 1] = '\xff';
 	BOOST_TEST(refused(big));
+}
+
+BOOST_AUTO_TEST_CASE(infinite_times_are_times)
+{
+	/* PostgreSQL's '-infinity' and 'infinity' are the extreme int64 values */
+	for (std::int64_t t : {INT64_MIN, INT64_MIN + 1, INT64_MAX}) {
+		FlakeState st;
+		Execution e;
+		e.time = t;
+		e.failed = true;
+		st.add(e, "boom");
+		e.time = t == INT64_MAX ? t - 1 : t + 1;
+		e.failed = false;
+		st.add(e);
+		FlakeScore s = st.score({});
+		BOOST_TEST(s.runs == 2);
+		BOOST_TEST(s.recent_failures == 1);
+		BOOST_TEST(FlakeState::deserialize(st.serialize()).serialize() == st.serialize());
+	}
+}
+
+BOOST_AUTO_TEST_CASE(fuzz_findings_are_replayed)
+{
+	/* the .state files of tests/fuzz/regressions: inputs that once broke the state format (tests/fuzz/run.sh) */
+	int files = 0;
+	for (const auto &entry : std::filesystem::directory_iterator(FG_FUZZ_REGRESSIONS_DIR)) {
+		if (entry.path().extension() != ".state")
+			continue;
+		std::ifstream in(entry.path(), std::ios::binary);
+		std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+		try {
+			FlakeState st = FlakeState::deserialize(bytes);
+			(void)st.score({});
+			BOOST_TEST(st.serialize() == bytes);
+		} catch (const Error &e) {
+			BOOST_TEST(std::string(e.sqlstate()) == "22P03");
+		}
+		files++;
+	}
+	BOOST_TEST(files >= 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -882,6 +882,8 @@ BOOST_AUTO_TEST_CASE(fuzz_regressions_stay_fixed)
 	/* inputs that once crashed the reader or libxml2 (tests/fuzz/regressions); run under ASan in make check */
 	int files = 0;
 	for (const auto &entry : std::filesystem::directory_iterator(FG_FUZZ_REGRESSIONS_DIR)) {
+		if (entry.path().extension() != ".xml")
+			continue; /* the scoring state's findings are replayed by test_flake_score.cpp */
 		std::string doc = read_file(entry.path().string());
 		for (JunitInput kind : {JunitInput::bytes, JunitInput::utf8}) {
 			try {

@@ -244,7 +244,8 @@ get_execution(Reader &r, std::int64_t base, bool skipped)
 	std::uint64_t delta = r.varint();
 	if (static_cast<__int128>(base) + delta > INT64_MAX)
 		bad_state("An execution's time is out of range.");
-	e.time = base + static_cast<std::int64_t>(delta);
+	/* in 128 bits: the delta may exceed INT64_MAX when base is negative */
+	e.time = static_cast<std::int64_t>(static_cast<__int128>(base) + delta);
 	e.run_key = r.get<std::uint64_t>();
 	std::int64_t attempt = r.svarint(), retry = r.svarint();
 	if (attempt < INT32_MIN || attempt > INT32_MAX || retry < INT32_MIN || retry > INT32_MAX)
@@ -515,7 +516,8 @@ FlakeState::score(const ScoringPolicy &policy) const
 			s.max_fail_streak = std::max(s.max_fail_streak, streak);
 			if (e.signature != 0)
 				sigs.push_back(e.signature);
-			if (e.time >= last_seen_ - policy.lookback_us)
+			/* in 128 bits: '-infinity' is a timestamp too */
+			if (static_cast<__int128>(e.time) >= static_cast<__int128>(last_seen_) - policy.lookback_us)
 				s.recent_failures++;
 		} else {
 			s.passes++;
