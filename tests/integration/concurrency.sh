@@ -17,22 +17,26 @@ script() {
 		echo '\.'
 	done
 }
+# together A B WHAT: runs $dir/A.sql and $dir/B.sql in two sessions at once
+together() {
+	chmod 644 "$dir"/*.sql
+	psql_as_user -f "$dir/$1.sql" >"$dir/$1.out" 2>&1 &
+	local pa=$!
+	psql_as_user -f "$dir/$2.sql" >"$dir/$2.out" 2>&1 &
+	local pb=$! ra rb
+	wait $pa; ra=$?
+	wait $pb; rb=$?
+	if [ $ra -ne 0 ] || [ $rb -ne 0 ] || grep -qi 'deadlock\|ERROR' "$dir/$1.out" "$dir/$2.out"; then
+		not_ok "$3: both sessions finish without error"
+		grep -i 'deadlock\|ERROR' "$dir/$1.out" "$dir/$2.out" | head -5
+	else
+		ok "$3: both sessions finish without error"
+	fi
+}
 for round in 1 2 3; do
 	script "1 2 3 4 5 6 7 8" >"$dir/a.sql"
 	script "8 7 6 5 4 3 2 1" >"$dir/b.sql"
-	chmod 644 "$dir"/*.sql
-	psql_as_user -f "$dir/a.sql" >"$dir/a.out" 2>&1 &
-	pa=$!
-	psql_as_user -f "$dir/b.sql" >"$dir/b.out" 2>&1 &
-	pb=$!
-	wait $pa; ra=$?
-	wait $pb; rb=$?
-	if [ $ra -ne 0 ] || [ $rb -ne 0 ] || grep -qi 'deadlock\|ERROR' "$dir/a.out" "$dir/b.out"; then
-		not_ok "round $round: both sessions finish without error"
-		grep -i 'deadlock\|ERROR' "$dir/a.out" "$dir/b.out" | head -5
-	else
-		ok "round $round: both sessions finish without error"
-	fi
+	together a b "round $round"
 done
 # then one session changes the uploads (their tests are scored again from
 # history) while the other adds new ones (merged into the stored scores)
@@ -46,19 +50,7 @@ inbox() { # RUN FAILURE: one inbox upload per repository, "shared" failing when 
 }
 for i in 1 2 3 4 5 6 7 8; do inbox "$i" fail; done >"$dir/change.sql"
 for i in 18 17 16 15 14 13 12 11; do inbox "$i" ""; done >"$dir/add.sql"
-chmod 644 "$dir"/*.sql
-psql_as_user -f "$dir/change.sql" >"$dir/change.out" 2>&1 &
-pa=$!
-psql_as_user -f "$dir/add.sql" >"$dir/add.out" 2>&1 &
-pb=$!
-wait $pa; ra=$?
-wait $pb; rb=$?
-if [ $ra -ne 0 ] || [ $rb -ne 0 ] || grep -qi 'deadlock\|ERROR' "$dir/change.out" "$dir/add.out"; then
-	not_ok "changing uploads while adding others: both sessions finish without error"
-	grep -i 'deadlock\|ERROR' "$dir/change.out" "$dir/add.out" | head -5
-else
-	ok "changing uploads while adding others: both sessions finish without error"
-fi
+together change add "changing uploads while adding others"
 states="SELECT md5(string_agg(s.test_id || ' ' || md5(s.state) || ' ' || s.verdict, ',' ORDER BY s.repo_id, s.test_id))
         FROM flakeguard.test_score s"
 merged=$(q "$states")

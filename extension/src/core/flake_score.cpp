@@ -374,22 +374,28 @@ FlakeState::FlakeState(int capacity) : capacity_(capacity)
 					"It must be between 1 and " + std::to_string(ScoringPolicy::max_window) + ".");
 }
 
+namespace {
+
+/* Drops repeats from a sorted vector and keeps its newest `keep`. */
 void
-FlakeState::trim(std::vector<Execution> &v, std::size_t keep) const
+dedup_and_cut(std::vector<Execution> &v, int keep)
 {
-	std::sort(v.begin(), v.end(), execution_less);
 	v.erase(std::unique(v.begin(), v.end(), same_execution), v.end());
-	if (v.size() > keep)
-		v.erase(v.begin(), v.end() - static_cast<std::ptrdiff_t>(keep));
+	if (v.size() > static_cast<std::size_t>(keep))
+		v.erase(v.begin(), v.end() - keep);
 }
+
+} // namespace
 
 void
 FlakeState::compact() const
 {
 	if (compact_)
 		return;
-	trim(execs_, static_cast<std::size_t>(capacity_));
-	trim(skips_, static_cast<std::size_t>(capacity_));
+	for (auto *v : {&execs_, &skips_}) {
+		std::sort(v->begin(), v->end(), execution_less);
+		dedup_and_cut(*v, capacity_);
+	}
 	compact_ = true;
 }
 
@@ -454,9 +460,7 @@ FlakeState::merge(const FlakeState &other)
 		std::vector<Execution> out;
 		out.reserve(mine.size() + theirs.size());
 		std::merge(mine.begin(), mine.end(), theirs.begin(), theirs.end(), std::back_inserter(out), execution_less);
-		out.erase(std::unique(out.begin(), out.end(), same_execution), out.end());
-		if (out.size() > static_cast<std::size_t>(capacity_))
-			out.erase(out.begin(), out.end() - capacity_);
+		dedup_and_cut(out, capacity_);
 		mine.swap(out);
 	};
 	merge_sorted(execs_, other.execs_);

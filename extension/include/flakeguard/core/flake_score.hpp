@@ -135,7 +135,6 @@ class FlakeState {
 	std::vector<Execution> executions() const;
 
   private:
-	void trim(std::vector<Execution> &v, std::size_t keep) const;
 	void compact() const;
 
 	int capacity_;
