@@ -1,0 +1,552 @@
+/*
+ * cache.cpp
+ *	  The Redis cache of scores: keys, invalidation loop, read-through lookup.
+ */
+#include "cache.hpp"
+
+#include "flakeguard/core/test_id.hpp"
+#include "json.hpp"
+#include "log.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <poll.h>
+#include <stdexcept>
+
+namespace flakeguard::sidecar {
+
+namespace {
+
+/* KEYS[1] = v, KEYS[2..] = keys to unlink; ARGV[1] = version, ARGV[2] = "force" to set v even when lower. */
+const char apply_script[] = R"lua(
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local v = tonumber(ARGV[1])
+if ARGV[2] == 'force' or v > cur then redis.call('SET', KEYS[1], ARGV[1]) end
+if #KEYS > 1 then redis.call('UNLINK', unpack(KEYS, 2)) end
+return cur
+)lua";
+
+/* KEYS[1] = v, KEYS[2] = the value's key; ARGV = version, value, ttl. */
+const char fill_script[] = R"lua(
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) < cur then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+)lua";
+
+/* keys per script call, well under Lua's unpack() limit */
+constexpr std::size_t unlink_chunk = 1000;
+/* changed tests per hint that --refresh writes back; more are left to readers */
+constexpr std::size_t refresh_limit = 1000;
+/* tests remembered per repository before a hint degrades to "all" */
+constexpr std::size_t pending_limit = 20000;
+/* how long a version gap may wait for its hint before it counts as lost */
+constexpr std::int64_t hint_grace_ms = 2000;
+
+std::int64_t
+parse_int64(const std::string &text, const char *what)
+{
+	char *end = nullptr;
+	errno = 0;
+	long long v = std::strtoll(text.c_str(), &end, 10);
+	if (text.empty() || *end != '\0' || errno != 0)
+		throw std::invalid_argument(std::string("invalid ") + what + " \"" + text + "\"");
+	return v;
+}
+
+} // namespace
+
+std::string
+CacheKeys::version(std::string_view repo) const
+{
+	return prefix + std::string(repo) + ":v";
+}
+
+std::string
+CacheKeys::health(std::string_view repo, std::int64_t test_id) const
+{
+	return prefix + std::string(repo) + ":health:" + std::to_string(test_id);
+}
+
+std::string
+CacheKeys::history(std::string_view repo, std::int64_t test_id) const
+{
+	return prefix + std::string(repo) + ":history:" + std::to_string(test_id);
+}
+
+std::string
+CacheKeys::stats(std::string_view repo) const
+{
+	return prefix + std::string(repo) + ":stats";
+}
+
+std::string
+CacheKeys::quarantine(std::string_view repo) const
+{
+	return prefix + std::string(repo) + ":quarantine";
+}
+
+std::string
+CacheKeys::pattern(std::string_view repo) const
+{
+	std::string out;
+	for (char c : prefix + std::string(repo)) {
+		if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
+			out += '\\';
+		out += c;
+	}
+	return out + ":*";
+}
+
+Hint
+parse_hint(std::string_view payload)
+{
+	Json doc = parse_json(payload);
+	const Json *repo = doc.find("repo");
+	const Json *version = doc.find("version");
+	const Json *tests = doc.find("tests");
+	if (doc.type != Json::Type::object || repo == nullptr || repo->type != Json::Type::string || version == nullptr ||
+		version->type != Json::Type::number || tests == nullptr)
+		throw std::invalid_argument("hint lacks repo, version or tests");
+	Hint hint;
+	hint.repo = repo->text;
+	hint.version = parse_int64(version->text, "version");
+	if (const Json *at = doc.find("at"); at != nullptr && at->type == Json::Type::number)
+		hint.at = std::strtod(at->text.c_str(), nullptr);
+	if (tests->type == Json::Type::string && tests->text == "all") {
+		hint.all = true;
+	} else if (tests->type == Json::Type::array) {
+		for (const Json &t : tests->items) {
+			if (t.type != Json::Type::string && t.type != Json::Type::number)
+				throw std::invalid_argument("hint lists a test that is not an id");
+			hint.tests.push_back(parse_int64(t.text, "test id"));
+		}
+	} else if (tests->type == Json::Type::null) {
+		hint.all = true;
+	} else {
+		throw std::invalid_argument("hint's tests are neither a list nor \"all\"");
+	}
+	return hint;
+}
+
+void
+cache_apply(RedisConn &redis, const CacheKeys &keys, std::string_view repo, std::int64_t version,
+			const std::vector<std::string> &unlink)
+{
+	std::string vkey = keys.version(repo), ver = std::to_string(version);
+	std::size_t at = 0;
+	/* the first call raises v together with the first keys: later fills of older data are refused from then on */
+	do {
+		std::size_t n = std::min(unlink_chunk, unlink.size() - at);
+		const std::string nkeys = std::to_string(1 + n);
+		std::vector<std::string_view> argv = {"EVAL", apply_script, nkeys, vkey};
+		for (std::size_t i = 0; i < n; i++)
+			argv.push_back(unlink[at + i]);
+		argv.push_back(ver);
+		argv.push_back("max");
+		check_reply(redis.command(argv).get(), "EVAL (apply)");
+		at += n;
+	} while (at < unlink.size());
+}
+
+bool
+cache_fill(RedisConn &redis, const CacheKeys &keys, std::string_view repo, const std::string &key, std::int64_t version,
+		   std::string_view value, int ttl)
+{
+	std::string vkey = keys.version(repo), ver = std::to_string(version), t = std::to_string(ttl);
+	RedisReply reply = redis.command({"EVAL", fill_script, "2", vkey, key, ver, value, t});
+	check_reply(reply.get(), "EVAL (fill)");
+	return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+}
+
+CacheRead
+cache_read(PgConn &pg, std::string_view repo, const char *kind, std::optional<std::int64_t> test_id)
+{
+	PgResult r = pg.exec(
+		"SELECT version, value FROM flakeguard.cache_value($1, $2, $3)",
+		{std::string(repo), std::string(kind), test_id ? PgParam(std::to_string(*test_id)) : PgParam(std::nullopt)});
+	CacheRead out;
+	if (PQntuples(r.get()) == 1) {
+		if (auto v = pg_value(r.get(), 0, 0))
+			out.version = parse_int64(*v, "version");
+		out.value = pg_value(r.get(), 0, 1);
+	}
+	return out;
+}
+
+Lookup
+lookup_health(PgConn &pg, RedisConn *redis, const CacheKeys &keys, std::string_view repo, std::string_view full_name)
+{
+	const auto id = static_cast<std::int64_t>(flakeguard::test_id(full_name));
+	const std::string key = keys.health(repo, id);
+	Lookup out;
+	if (redis != nullptr && redis->ok()) {
+		try {
+			RedisReply reply = redis->command({"GET", key});
+			if (reply->type == REDIS_REPLY_STRING) {
+				out.json.assign(reply->str, reply->len);
+				out.hit = true;
+				return out;
+			}
+		} catch (const RedisError &e) {
+			log(Level::warning, "reading %s from Redis failed, reading PostgreSQL: %s", key.c_str(), e.what());
+		}
+	}
+	if (!pg.ok() && !pg.connect())
+		throw PgError("08001", "could not connect to PostgreSQL: " + pg.error(), {}, {}, true);
+	CacheRead read = cache_read(pg, repo, "health", id);
+	if (!read.version)
+		throw PgError("42704", "repository \"" + std::string(repo) + "\" does not exist");
+	if (!read.value)
+		throw PgError(
+			"42704", "test \"" + std::string(full_name) + "\" of repository \"" + std::string(repo) + "\" has no score",
+			"The test is unknown, or all its executions were pruned.");
+	out.json = *read.value;
+	if (redis != nullptr && redis->ok()) {
+		try {
+			out.filled = cache_fill(*redis, keys, repo, key, *read.version, out.json, health_ttl);
+		} catch (const RedisError &e) {
+			log(Level::warning, "filling %s failed: %s", key.c_str(), e.what());
+		}
+	}
+	return out;
+}
+
+CacheLoop::CacheLoop(const Config &config, Metrics &metrics)
+	: config_(config), metrics_(metrics), keys_{config.prefix}, pg_(config.pg, 30000),
+	  redis_(config.redis, config.redis_timeout_ms)
+{
+}
+
+bool
+CacheLoop::connect_pg()
+{
+	if (monotonic_ms() < pg_retry_at_)
+		return false;
+	if (!pg_.connect()) {
+		std::int64_t delay = pg_backoff_.next_ms();
+		log(Level::warning, "cache: could not connect to PostgreSQL (retrying in %lld ms): %s",
+			static_cast<long long>(delay), pg_.error().c_str());
+		pg_retry_at_ = monotonic_ms() + delay;
+		return false;
+	}
+	try {
+		/* LISTEN first, then read the versions: a change committed in between is in both */
+		pg_.exec("LISTEN flakeguard");
+	} catch (const PgError &e) {
+		log(Level::warning, "cache: LISTEN failed: %s", e.what());
+		pg_.close();
+		pg_retry_at_ = monotonic_ms() + pg_backoff_.next_ms();
+		return false;
+	}
+	if (pg_was_up_)
+		metrics_.pg_reconnects++;
+	pg_was_up_ = true;
+	pg_backoff_.reset();
+	log(Level::info, "cache: listening on PostgreSQL channel \"flakeguard\"");
+	need_reconcile_ = true;
+	return true;
+}
+
+bool
+CacheLoop::connect_redis()
+{
+	if (monotonic_ms() < redis_retry_at_)
+		return false;
+	if (!redis_.connect()) {
+		std::int64_t delay = redis_backoff_.next_ms();
+		log(Level::warning, "cache: could not connect to Redis (retrying in %lld ms): %s",
+			static_cast<long long>(delay), redis_.error().c_str());
+		redis_retry_at_ = monotonic_ms() + delay;
+		return false;
+	}
+	if (redis_was_up_)
+		metrics_.redis_reconnects++;
+	redis_was_up_ = true;
+	redis_backoff_.reset();
+	log(Level::info, "cache: connected to Redis");
+	check_redis_identity();
+	need_reconcile_ = true;
+	return true;
+}
+
+/* Redis restarted (or was restored) when its run_id changed: every cached key is suspect. */
+void
+CacheLoop::check_redis_identity()
+{
+	RedisReply info = redis_.command({"INFO", "server"});
+	check_reply(info.get(), "INFO");
+	std::string text = reply_string(info.get()).value_or("");
+	auto at = text.find("run_id:");
+	std::string run_id = at == std::string::npos ? "" : text.substr(at + 7, text.find_first_of("\r\n", at) - at - 7);
+	if (!redis_run_id_.empty() && run_id != redis_run_id_) {
+		log(Level::info, "cache: Redis restarted (run_id changed): every repository's keys are unlinked");
+		metrics_.redis_restarts++;
+		redis_restarted_ = true;
+		need_reconcile_ = true;
+	}
+	redis_run_id_ = run_id;
+
+	RedisReply stats = redis_.command({"INFO", "stats"});
+	std::string s = reply_string(stats.get()).value_or("");
+	for (auto [field, target] : {std::pair{"keyspace_hits:", &metrics_.redis_keyspace_hits},
+								 std::pair{"keyspace_misses:", &metrics_.redis_keyspace_misses}}) {
+		auto p = s.find(field);
+		if (p != std::string::npos)
+			target->store(std::strtoll(s.c_str() + p + std::strlen(field), nullptr, 10));
+	}
+}
+
+void
+CacheLoop::add_hint(const Hint &hint)
+{
+	Pending &p = pending_[hint.repo];
+	p.version = std::max(p.version, hint.version);
+	if (p.at == 0 || (hint.at > 0 && hint.at < p.at))
+		p.at = hint.at;
+	if (hint.all || p.tests.size() + hint.tests.size() > pending_limit) {
+		p.all = true;
+		p.tests.clear();
+	} else if (!p.all) {
+		p.tests.insert(hint.tests.begin(), hint.tests.end());
+	}
+}
+
+void
+CacheLoop::drain_notifications()
+{
+	if (PQconsumeInput(pg_.raw()) != 1) {
+		log(Level::warning, "cache: lost the PostgreSQL connection: %s", PQerrorMessage(pg_.raw()));
+		pg_.close();
+		return;
+	}
+	while (PGnotify *n = PQnotifies(pg_.raw())) {
+		metrics_.notifications++;
+		try {
+			add_hint(parse_hint(n->extra));
+		} catch (const std::invalid_argument &e) {
+			/* not ours to understand: reconcile instead */
+			log(Level::warning, "cache: unreadable hint (%s): reconciling", e.what());
+			need_reconcile_ = true;
+		}
+		PQfreemem(n);
+		PQconsumeInput(pg_.raw());
+	}
+}
+
+void
+CacheLoop::invalidate_all(const std::string &repo, std::int64_t version, bool force)
+{
+	const std::string vkey = keys_.version(repo), ver = std::to_string(version);
+	check_reply(redis_.command({"EVAL", apply_script, "1", vkey, ver, force ? "force" : "max"}).get(), "EVAL (apply)");
+	const std::string pattern = keys_.pattern(repo);
+	std::string cursor = "0";
+	do {
+		RedisReply r = redis_.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+		check_reply(r.get(), "SCAN");
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+			throw RedisError("SCAN returned an unexpected reply");
+		cursor = reply_string(r->element[0]).value_or("0");
+		std::vector<std::string_view> argv = {"UNLINK"};
+		for (std::size_t i = 0; i < r->element[1]->elements; i++) {
+			const redisReply *k = r->element[1]->element[i];
+			std::string_view key(k->str, k->len);
+			if (key != vkey)
+				argv.push_back(key);
+		}
+		if (argv.size() > 1)
+			check_reply(redis_.command(argv).get(), "UNLINK");
+	} while (cursor != "0");
+	metrics_.full_invalidations++;
+}
+
+void
+CacheLoop::fill_from_db(const std::string &repo, const char *kind, std::optional<std::int64_t> test_id,
+						const std::string &key, int ttl)
+{
+	CacheRead read = cache_read(pg_, repo, kind, test_id);
+	if (read.version && read.value && cache_fill(redis_, keys_, repo, key, *read.version, *read.value, ttl))
+		metrics_.fills++;
+}
+
+void
+CacheLoop::refresh(const std::string &repo, const Pending &pending)
+{
+	try {
+		/* the quarantine set is rebuilt on every change; the rest only with --refresh */
+		fill_from_db(repo, "quarantine", std::nullopt, keys_.quarantine(repo), quarantine_ttl);
+		if (!config_.refresh)
+			return;
+		fill_from_db(repo, "stats", std::nullopt, keys_.stats(repo), stats_ttl);
+		if (pending.all || pending.tests.size() > refresh_limit)
+			return;
+		for (std::int64_t id : pending.tests) {
+			fill_from_db(repo, "health", id, keys_.health(repo, id), health_ttl);
+			fill_from_db(repo, "history", id, keys_.history(repo, id), history_ttl);
+		}
+	} catch (const PgError &e) {
+		log(Level::warning, "cache: refreshing repository \"%s\" failed: %s", repo.c_str(), e.what());
+		if (e.connection_lost)
+			pg_.close();
+	}
+}
+
+void
+CacheLoop::apply_pending()
+{
+	while (!pending_.empty()) {
+		auto it = pending_.begin();
+		const std::string repo = it->first;
+		Pending p = it->second;
+		if (p.all) {
+			invalidate_all(repo, p.version, false);
+		} else {
+			std::vector<std::string> unlink = {keys_.stats(repo), keys_.quarantine(repo)};
+			for (std::int64_t id : p.tests) {
+				unlink.push_back(keys_.health(repo, id));
+				unlink.push_back(keys_.history(repo, id));
+			}
+			cache_apply(redis_, keys_, repo, p.version, unlink);
+		}
+		metrics_.invalidations++;
+		if (p.at > 0)
+			metrics_.invalidation_seconds.observe(std::max(0.0, wall_seconds() - p.at));
+		pending_.erase(it);
+		suspects_.erase(repo);
+		if (pg_.ok())
+			refresh(repo, p);
+	}
+}
+
+void
+CacheLoop::reconcile(bool immediate)
+{
+	PgResult rows = pg_.exec("SELECT repo, version FROM flakeguard.cache_versions()");
+	const int n = PQntuples(rows.get());
+	std::vector<std::string> repos, vkeys;
+	std::vector<std::int64_t> versions;
+	for (int i = 0; i < n; i++) {
+		repos.push_back(*pg_value(rows.get(), i, 0));
+		versions.push_back(parse_int64(*pg_value(rows.get(), i, 1), "version"));
+		vkeys.push_back(keys_.version(repos.back()));
+	}
+	std::vector<std::vector<std::string_view>> gets;
+	for (const auto &k : vkeys)
+		gets.push_back({"GET", k});
+	std::vector<RedisReply> cached = n > 0 ? redis_.pipeline(gets) : std::vector<RedisReply>{};
+	const bool restarted = redis_restarted_;
+	for (int i = 0; i < n; i++) {
+		std::optional<std::string> text = reply_string(cached[static_cast<std::size_t>(i)].get());
+		std::int64_t have = text ? std::strtoll(text->c_str(), nullptr, 10) : -1;
+		const std::string &repo = repos[static_cast<std::size_t>(i)];
+		std::int64_t db = versions[static_cast<std::size_t>(i)];
+		if (restarted || have > db) {
+			/* Redis restarted or holds another database's versions: nothing cached can be trusted */
+			invalidate_all(repo, db, true);
+			refresh(repo, Pending{db, true, {}, 0});
+		} else if (have < db) {
+			auto p = pending_.find(repo);
+			if (p != pending_.end() && p->second.version >= db)
+				continue;
+			if (immediate) {
+				if (have >= 0) /* no v at all: nothing was cached under the protocol yet */
+					metrics_.lost_hints++;
+				log(Level::info, "cache: repository \"%s\" is at version %lld, Redis at %lld: unlinking its keys",
+					repo.c_str(), static_cast<long long>(db), static_cast<long long>(have));
+				invalidate_all(repo, db, false);
+				refresh(repo, Pending{db, true, {}, 0});
+			} else if (suspects_.find(repo) == suspects_.end()) {
+				/* its hint may still be on the way */
+				suspects_[repo] = Suspect{db, monotonic_ms() + hint_grace_ms};
+			}
+		}
+	}
+	redis_restarted_ = false;
+	metrics_.reconciles++;
+}
+
+void
+CacheLoop::check_suspects()
+{
+	const std::int64_t now = monotonic_ms();
+	for (auto it = suspects_.begin(); it != suspects_.end();) {
+		if (now < it->second.deadline_ms) {
+			++it;
+			continue;
+		}
+		RedisReply r = redis_.command({"GET", keys_.version(it->first)});
+		std::optional<std::string> text = reply_string(r.get());
+		std::int64_t have = text ? std::strtoll(text->c_str(), nullptr, 10) : -1;
+		if (have < it->second.version) {
+			metrics_.lost_hints++;
+			log(Level::info, "cache: no hint came for version %lld of repository \"%s\": unlinking its keys",
+				static_cast<long long>(it->second.version), it->first.c_str());
+			invalidate_all(it->first, it->second.version, false);
+			refresh(it->first, Pending{it->second.version, true, {}, 0});
+		}
+		it = suspects_.erase(it);
+	}
+}
+
+void
+CacheLoop::run()
+{
+	log(Level::info, "cache: starting (prefix \"%s\", refresh %s)", config_.prefix.c_str(),
+		config_.refresh ? "on" : "off");
+	while (!stop_requested.load()) {
+		metrics_.cache_heartbeat_ms = monotonic_ms();
+		if (!pg_.ok())
+			connect_pg();
+		if (!redis_.ok())
+			connect_redis();
+		metrics_.cache_pg_up = pg_.ok();
+		metrics_.cache_redis_up = redis_.ok();
+		if (!pg_.ok()) {
+			sleep_unless_stopped(std::min<std::int64_t>(200, std::max<std::int64_t>(1, pg_retry_at_ - monotonic_ms())));
+			continue;
+		}
+
+		/* wait for hints, at most until the next timer tick */
+		const std::int64_t now = monotonic_ms();
+		if (next_tick_ms_ == 0)
+			next_tick_ms_ = now + config_.reconcile_ms;
+		int wait = static_cast<int>(std::clamp<std::int64_t>(next_tick_ms_ - now, 0, 250));
+		if (!pending_.empty() || need_reconcile_)
+			wait = 0;
+		struct pollfd p = {PQsocket(pg_.raw()), POLLIN, 0};
+		if (poll(&p, 1, wait) < 0 && errno != EINTR)
+			log(Level::warning, "cache: poll failed: %s", std::strerror(errno));
+		drain_notifications();
+		if (!pg_.ok() || !redis_.ok())
+			continue; /* hints stay pending until Redis is back */
+
+		try {
+			apply_pending();
+			if (monotonic_ms() >= next_tick_ms_) {
+				next_tick_ms_ = monotonic_ms() + config_.reconcile_ms;
+				check_redis_identity();
+				if (!need_reconcile_)
+					reconcile(false);
+			}
+			if (need_reconcile_) {
+				reconcile(true);
+				need_reconcile_ = false;
+			}
+			check_suspects();
+		} catch (const RedisError &e) {
+			log(Level::warning, "cache: %s", e.what());
+			redis_.close();
+		} catch (const PgError &e) {
+			log(Level::warning, "cache: %s", e.what());
+			if (e.connection_lost)
+				pg_.close();
+			else
+				sleep_unless_stopped(1000);
+		}
+	}
+	log(Level::info, "cache: stopped");
+}
+
+} // namespace flakeguard::sidecar

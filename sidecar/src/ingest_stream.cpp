@@ -1,0 +1,790 @@
+/*
+ * ingest_stream.cpp
+ *	  Reports pushed to a Redis stream, ingested in batches.
+ */
+#include "ingest_stream.hpp"
+
+#include "flakeguard/core/error.hpp"
+#include "flakeguard/core/test_id.hpp"
+#include "log.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <sys/time.h>
+
+namespace flakeguard::sidecar {
+
+const char stage_columns[] =
+	"test_id, suite, class_name, name, full_name, file, status, retry, duration_ms, failure_type, message, synthetic";
+
+namespace {
+
+constexpr std::size_t max_files = 1000;
+constexpr std::size_t max_field = 4096; /* bytes of any field but the reports */
+
+[[noreturn]] void
+reject(const char *sqlstate, std::string error, std::string detail = {}, std::string hint = {})
+{
+	throw EntryError(Rejection{sqlstate, std::move(error), std::move(detail), std::move(hint)});
+}
+
+const std::string *
+field(const Fields &fields, std::string_view name)
+{
+	for (const auto &f : fields)
+		if (f.first == name)
+			return &f.second;
+	return nullptr;
+}
+
+/* A text field: absent is nullopt; present must be storable and short. */
+std::optional<std::string>
+text_field(const Fields &fields, const char *name)
+{
+	const std::string *v = field(fields, name);
+	if (v == nullptr)
+		return std::nullopt;
+	if (!storable_text(*v))
+		reject("22021", std::string("stream entry field \"") + name + "\" is not valid UTF-8 text");
+	if (v->size() > max_field)
+		reject("54000", std::string("stream entry field \"") + name + "\" is too long",
+			   "The limit is " + std::to_string(max_field) + " bytes.");
+	return *v;
+}
+
+bool
+digits(std::string_view s, std::size_t at, std::size_t n)
+{
+	if (at + n > s.size())
+		return false;
+	for (std::size_t i = at; i < at + n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* Rows of the stage in COPY text format, retry offset per identity across files. */
+class StageWriter {
+  public:
+	explicit StageWriter(Staged &out) : out_(out) {}
+
+	void
+	file(const std::string &bytes, const JunitLimits &limits, bool renumber)
+	{
+		JunitReader reader(bytes, JunitInput::bytes, limits);
+		JunitCase c;
+		std::map<std::string, std::int32_t> seen;
+		while (reader.next(c)) {
+			std::int32_t retry = c.retry;
+			if (renumber) {
+				std::string key(c.full_name);
+				auto it = offsets_.find(key);
+				if (it != offsets_.end())
+					retry += it->second;
+				auto &s = seen[key];
+				s = std::max(s, c.retry + 1);
+			}
+			row(c, retry);
+		}
+		for (const auto &s : seen)
+			offsets_[s.first] += s.second;
+	}
+
+  private:
+	void
+	row(const JunitCase &c, std::int32_t retry)
+	{
+		std::string &o = out_.copy;
+		o += std::to_string(static_cast<std::int64_t>(flakeguard::test_id(c.full_name)));
+		o += '\t';
+		copy_text_field(o, c.suite);
+		o += '\t';
+		copy_text_field(o, c.class_name);
+		o += '\t';
+		copy_text_field(o, c.name);
+		o += '\t';
+		copy_text_field(o, c.full_name);
+		o += '\t';
+		copy_text_field(o, c.file);
+		o += '\t';
+		o += status_name(c.status);
+		o += '\t';
+		o += std::to_string(retry);
+		o += '\t';
+		if (c.duration_ms) {
+			char buf[32];
+			std::snprintf(buf, sizeof(buf), "%.17g", *c.duration_ms);
+			o += buf;
+		} else {
+			o += "\\N";
+		}
+		o += '\t';
+		copy_text_field(o, c.failure_type);
+		o += '\t';
+		copy_text_field(o, c.message);
+		o += '\t';
+		o += c.synthetic ? "t" : "f";
+		o += '\n';
+		out_.executions++;
+	}
+
+	Staged &out_;
+	std::map<std::string, std::int32_t> offsets_;
+};
+
+std::string
+str(std::int64_t v)
+{
+	return std::to_string(v);
+}
+
+} // namespace
+
+bool
+storable_text(std::string_view s)
+{
+	const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+	const std::size_t size = s.size();
+	std::size_t i = 0;
+	while (i < size) {
+		unsigned char c = p[i];
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		std::size_t more;
+		std::uint32_t cp;
+		if (c >= 0xC2 && c <= 0xDF) {
+			more = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			more = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			more = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (size - i <= more)
+			return false;
+		for (std::size_t k = 1; k <= more; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		/* overlong forms, surrogates, beyond U+10FFFF */
+		if ((more == 2 && cp < 0x800) || (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+			(cp >= 0xD800 && cp < 0xE000))
+			return false;
+		i += more + 1;
+	}
+	return true;
+}
+
+bool
+valid_timestamp(std::string_view t)
+{
+	/* YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}](Z|±HH[:MM]) */
+	if (!(digits(t, 0, 4) && t.size() > 4 && t[4] == '-' && digits(t, 5, 2) && t.size() > 7 && t[7] == '-' &&
+		  digits(t, 8, 2) && t.size() > 10 && (t[10] == 'T' || t[10] == ' ') && digits(t, 11, 2) && t.size() > 13 &&
+		  t[13] == ':' && digits(t, 14, 2) && t.size() > 16 && t[16] == ':' && digits(t, 17, 2)))
+		return false;
+	std::size_t at = 19;
+	if (at < t.size() && t[at] == '.') {
+		std::size_t n = 0;
+		while (at + 1 + n < t.size() && t[at + 1 + n] >= '0' && t[at + 1 + n] <= '9')
+			n++;
+		if (n < 1 || n > 6)
+			return false;
+		at += 1 + n;
+	}
+	int month = std::atoi(std::string(t.substr(5, 2)).c_str()), day = std::atoi(std::string(t.substr(8, 2)).c_str());
+	int hour = std::atoi(std::string(t.substr(11, 2)).c_str()),
+		minute = std::atoi(std::string(t.substr(14, 2)).c_str());
+	int second = std::atoi(std::string(t.substr(17, 2)).c_str());
+	if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+		return false;
+	std::string_view zone = t.substr(at);
+	if (zone == "Z")
+		return true;
+	if (zone.size() < 3 || (zone[0] != '+' && zone[0] != '-') || !digits(zone, 1, 2))
+		return false;
+	if (zone.size() == 3)
+		return true;
+	if (zone.size() == 5)
+		return digits(zone, 3, 2);
+	return zone.size() == 6 && zone[3] == ':' && digits(zone, 4, 2);
+}
+
+std::string
+timestamp_now()
+{
+	struct timeval now;
+	gettimeofday(&now, nullptr);
+	struct tm tm;
+	gmtime_r(&now.tv_sec, &tm);
+	char buf[48];
+	std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	std::snprintf(buf + n, sizeof(buf) - n, ".%06ldZ", static_cast<long>(now.tv_usec));
+	return buf;
+}
+
+Fields
+encode_upload(const Upload &u)
+{
+	Fields f = {{"v", "1"},           {"repo", u.repo},
+				{"run_id", u.run_id}, {"attempt", std::to_string(u.attempt)},
+				{"job", u.job},       {"created_at", u.created_at}};
+	if (u.commit_sha)
+		f.emplace_back("commit_sha", *u.commit_sha);
+	if (u.branch)
+		f.emplace_back("branch", *u.branch);
+	f.emplace_back("files", std::to_string(u.files.size()));
+	for (std::size_t i = 0; i < u.files.size(); i++) {
+		f.emplace_back("file:" + std::to_string(i), u.files[i].first);
+		f.emplace_back("report:" + std::to_string(i), u.files[i].second);
+	}
+	return f;
+}
+
+Upload
+decode_upload(const Fields &fields, std::size_t max_report_size)
+{
+	const std::string *v = field(fields, "v");
+	if (v == nullptr || *v != "1")
+		reject("22023", "unsupported stream entry format",
+			   v == nullptr ? "The entry has no field \"v\"." : "Field \"v\" is \"" + v->substr(0, 32) + "\".",
+			   "Push reports with flakeguard-sidecar push, which writes format 1.");
+	Upload u;
+	auto repo = text_field(fields, "repo");
+	if (!repo || repo->empty())
+		reject("22023", "stream entry has no repository", {}, "Set the field \"repo\" (push --repo).");
+	u.repo = *repo;
+	auto run_id = text_field(fields, "run_id");
+	if (!run_id)
+		reject("22023", "stream entry has no run_id", {}, "Set the field \"run_id\" (push --run-id).");
+	u.run_id = *run_id;
+	if (auto attempt = text_field(fields, "attempt")) {
+		char *end = nullptr;
+		errno = 0;
+		long a = std::strtol(attempt->c_str(), &end, 10);
+		if (attempt->empty() || *end != '\0' || errno != 0 || a < 1 || a > 1000000)
+			reject("22P02", "invalid attempt \"" + *attempt + "\" in stream entry", {},
+				   "attempt is the CI's re-run attempt, an integer from 1.");
+		u.attempt = static_cast<std::int32_t>(a);
+	}
+	u.job = text_field(fields, "job").value_or("");
+	u.commit_sha = text_field(fields, "commit_sha");
+	u.branch = text_field(fields, "branch");
+	auto created = text_field(fields, "created_at");
+	if (!created || !valid_timestamp(*created))
+		reject("22007",
+			   created ? "invalid created_at \"" + *created + "\" in stream entry"
+					   : std::string("stream entry has no created_at"),
+			   {}, "created_at is an ISO 8601 timestamp with a time zone, as push writes it.");
+	u.created_at = *created;
+
+	auto files = text_field(fields, "files");
+	char *end = nullptr;
+	long n = files ? std::strtol(files->c_str(), &end, 10) : 0;
+	if (!files || files->empty() || *end != '\0' || n < 1 || n > static_cast<long>(max_files))
+		reject("22023", "stream entry has no valid file count",
+			   "Field \"files\" must be an integer from 1 to " + std::to_string(max_files) + ".");
+	std::size_t total = 0;
+	for (long i = 0; i < n; i++) {
+		const std::string *report = field(fields, "report:" + std::to_string(i));
+		if (report == nullptr)
+			reject("22023", "stream entry lacks report:" + std::to_string(i));
+		total += report->size();
+		if (total > max_report_size)
+			reject("54000", "report is too large",
+				   "The entry's reports exceed " + std::to_string(max_report_size) + " bytes.",
+				   "Raise --max-report-size, or split the upload.");
+		u.files.emplace_back(text_field(fields, ("file:" + std::to_string(i)).c_str()).value_or(""), *report);
+	}
+	return u;
+}
+
+Staged
+stage_upload(const Upload &upload, const JunitLimits &limits)
+{
+	Staged out;
+	StageWriter writer(out);
+	for (const auto &f : upload.files)
+		writer.file(f.second, limits, upload.files.size() > 1);
+	return out;
+}
+
+std::string
+push_upload(RedisConn &redis, const Config &config, const Upload &upload)
+{
+	Fields fields = encode_upload(upload);
+	const std::string maxlen = str(config.stream_maxlen);
+	std::vector<std::string_view> argv = {"XADD", config.stream, "MAXLEN", "~", maxlen, "*"};
+	for (const auto &f : fields) {
+		argv.push_back(f.first);
+		argv.push_back(f.second);
+	}
+	RedisReply reply = redis.command(argv);
+	check_reply(reply.get(), "XADD");
+	return reply_string(reply.get()).value_or("");
+}
+
+/* ------------------------------------------------------------------------- */
+
+IngestLoop::IngestLoop(const Config &config, Metrics &metrics)
+	: config_(config), metrics_(metrics), pg_(config.pg, 300000), redis_(config.redis, config.redis_timeout_ms)
+{
+	limits_.max_report_size = config.max_report_size;
+}
+
+bool
+IngestLoop::connect_pg()
+{
+	if (monotonic_ms() < pg_retry_at_)
+		return false;
+	bool ok = pg_.connect();
+	if (ok) {
+		try {
+			pg_.exec("SELECT flakeguard.ingest_stream_open()");
+		} catch (const PgError &e) {
+			pg_.close();
+			log(Level::warning, "ingest: could not open the stage: %s%s%s", e.what(), e.hint.empty() ? "" : "; ",
+				e.hint.c_str());
+			ok = false;
+		}
+	} else {
+		log(Level::warning, "ingest: could not connect to PostgreSQL: %s", pg_.error().c_str());
+	}
+	if (!ok) {
+		pg_retry_at_ = monotonic_ms() + pg_backoff_.next_ms();
+		return false;
+	}
+	if (pg_was_up_)
+		metrics_.pg_reconnects++;
+	pg_was_up_ = true;
+	pg_backoff_.reset();
+	log(Level::info, "ingest: connected to PostgreSQL");
+	return true;
+}
+
+bool
+IngestLoop::connect_redis()
+{
+	if (monotonic_ms() < redis_retry_at_)
+		return false;
+	if (!redis_.connect()) {
+		log(Level::warning, "ingest: could not connect to Redis: %s", redis_.error().c_str());
+		redis_retry_at_ = monotonic_ms() + redis_backoff_.next_ms();
+		return false;
+	}
+	try {
+		RedisReply r = redis_.command({"XGROUP", "CREATE", config_.stream, config_.group, "0", "MKSTREAM"});
+		if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("BUSYGROUP", 0) != 0)
+			check_reply(r.get(), "XGROUP CREATE");
+	} catch (const RedisError &e) {
+		log(Level::warning, "ingest: %s", e.what());
+		redis_.close();
+		redis_retry_at_ = monotonic_ms() + redis_backoff_.next_ms();
+		return false;
+	}
+	if (redis_was_up_)
+		metrics_.redis_reconnects++;
+	redis_was_up_ = true;
+	redis_backoff_.reset();
+	/* whatever was delivered to us before is read again first */
+	read_own_pending_ = true;
+	own_cursor_ = "0";
+	log(Level::info, "ingest: consuming stream \"%s\" as \"%s\" in group \"%s\"", config_.stream.c_str(),
+		config_.consumer.c_str(), config_.group.c_str());
+	return true;
+}
+
+IngestLoop::Item
+IngestLoop::prepare(Raw raw)
+{
+	Item item;
+	item.id = std::move(raw.first);
+	item.fields = std::move(raw.second);
+	try {
+		item.upload = decode_upload(item.fields, config_.max_report_size);
+		item.staged = stage_upload(*item.upload, limits_);
+	} catch (const EntryError &e) {
+		item.parse_error = e.rejection;
+	} catch (const flakeguard::Error &e) {
+		item.parse_error = Rejection{e.sqlstate(), e.what(), e.detail(), e.hint()};
+	} catch (const std::bad_alloc &) {
+		item.parse_error = Rejection{"53200", "out of memory while parsing the report", {}, {}};
+	}
+	return item;
+}
+
+/* Entries from a stream reply: [[stream, [[id, [f, v, ...]], ...]]] */
+bool
+IngestLoop::read(bool own_pending, std::int64_t block_ms)
+{
+	const std::string count = "100", block = str(std::max<std::int64_t>(1, block_ms));
+	RedisReply r;
+	if (own_pending) {
+		r = redis_.command({"XREADGROUP", "GROUP", config_.group, config_.consumer, "COUNT", count, "STREAMS",
+							config_.stream, own_cursor_});
+	} else {
+		redis_.set_timeout_ms(config_.redis_timeout_ms + static_cast<int>(block_ms));
+		r = redis_.command({"XREADGROUP", "GROUP", config_.group, config_.consumer, "COUNT", count, "BLOCK", block,
+							"STREAMS", config_.stream, ">"});
+		redis_.set_timeout_ms(config_.redis_timeout_ms);
+	}
+	if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("NOGROUP", 0) == 0) {
+		/* the stream or its group was deleted under us: connecting again makes them */
+		redis_.close();
+		throw RedisError("the consumer group is gone: creating it again");
+	}
+	check_reply(r.get(), "XREADGROUP");
+	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->element[0]->elements < 2)
+		return false;
+	const redisReply *entries = r->element[0]->element[1];
+	std::vector<std::string> trimmed;
+	for (std::size_t i = 0; i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+		std::string id(e->element[0]->str, e->element[0]->len);
+		if (own_pending)
+			own_cursor_ = id;
+		const redisReply *kv = e->elements > 1 ? e->element[1] : nullptr;
+		if (kv == nullptr || kv->type != REDIS_REPLY_ARRAY) {
+			/* pending, but trimmed from the stream: nothing is left to ingest */
+			log(Level::warning, "ingest: entry %s was trimmed from the stream before it was ingested", id.c_str());
+			trimmed.push_back(id);
+			continue;
+		}
+		Fields fields;
+		for (std::size_t k = 0; k + 1 < kv->elements; k += 2)
+			fields.emplace_back(std::string(kv->element[k]->str, kv->element[k]->len),
+								std::string(kv->element[k + 1]->str, kv->element[k + 1]->len));
+		queue_.emplace_back(std::move(id), std::move(fields));
+	}
+	if (!trimmed.empty()) {
+		std::vector<std::string_view> ack = {"XACK", config_.stream, config_.group};
+		ack.insert(ack.end(), trimmed.begin(), trimmed.end());
+		check_reply(redis_.command(ack).get(), "XACK");
+	}
+	return entries->elements > 0;
+}
+
+/* One transaction: the reports, the rejections, one notification per repository. */
+void
+IngestLoop::commit(std::vector<Item *> &items)
+{
+	pg_.exec("BEGIN");
+	for (Item *item : items) {
+		item->rejection = item->parse_error;
+		item->rejected_id.reset();
+		if (item->rejection)
+			continue;
+		const Upload &u = *item->upload;
+		pg_.copy_in(std::string("COPY pg_temp.flakeguard_stage (") + stage_columns + ") FROM STDIN", item->staged.copy);
+		PgResult r = pg_.exec("SELECT error_state, error_message, error_detail, error_hint "
+							  "FROM flakeguard.ingest_stream($1, $2, $3, $4, $5, $6, $7, $8)",
+							  {u.repo, u.run_id, std::to_string(u.attempt), u.job, u.commit_sha, u.branch, u.created_at,
+							   std::string(config_.create_repositories ? "true" : "false")});
+		if (auto state = pg_value(r.get(), 0, 0))
+			item->rejection = Rejection{*state, pg_value(r.get(), 0, 1).value_or(""),
+										pg_value(r.get(), 0, 2).value_or(""), pg_value(r.get(), 0, 3).value_or("")};
+	}
+	record_rejections(items);
+	pg_.exec("SELECT flakeguard.ingest_stream_publish()");
+	pg_.exec("COMMIT");
+}
+
+void
+IngestLoop::record_rejections(std::vector<Item *> &items)
+{
+	for (Item *item : items) {
+		if (!item->rejection)
+			continue;
+		const Rejection &rj = *item->rejection;
+		/* what the entry said, as far as it can be stored */
+		auto text = [&](const char *name) -> PgParam {
+			for (const auto &f : item->fields)
+				if (f.first == name)
+					return storable_text(f.second) && f.second.size() <= max_field ? PgParam(f.second) : std::nullopt;
+			return std::nullopt;
+		};
+		PgParam attempt = item->upload ? PgParam(std::to_string(item->upload->attempt)) : std::nullopt;
+		PgParam created = item->upload ? PgParam(item->upload->created_at) : std::nullopt;
+		PgParam report;
+		if (item->upload && item->upload->files.size() == 1 && storable_text(item->upload->files[0].second))
+			report = item->upload->files[0].second;
+		auto optional = [](const std::string &s) { return s.empty() ? PgParam() : PgParam(s); };
+		PgResult r =
+			pg_.exec("SELECT flakeguard.ingest_stream_reject($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+					 {item->id, text("repo"), text("run_id"), attempt, text("job"), text("commit_sha"), text("branch"),
+					  created, report, rj.sqlstate, storable_text(rj.error) ? rj.error : "unprintable error",
+					  storable_text(rj.detail) ? optional(rj.detail) : PgParam(),
+					  storable_text(rj.hint) ? optional(rj.hint) : PgParam()});
+		if (auto id = pg_value(r.get(), 0, 0))
+			item->rejected_id = std::strtoll(id->c_str(), nullptr, 10);
+	}
+}
+
+/* After COMMIT: dead-letter the rejected entries, acknowledge all. */
+void
+IngestLoop::finish(std::vector<Item *> &items)
+{
+	std::vector<std::vector<std::string>> owned;
+	std::vector<std::vector<std::string_view>> commands;
+	const std::string maxlen = "100000", dead = config_.dead_stream();
+	owned.reserve(items.size());
+	for (Item *item : items) {
+		if (!item->rejection)
+			continue;
+		const Rejection &rj = *item->rejection;
+		owned.push_back({"error", rj.error, "sqlstate", rj.sqlstate, "detail", rj.detail, "entry", item->id, "consumer",
+						 config_.consumer});
+		if (item->rejected_id)
+			owned.back().insert(owned.back().end(), {"rejected_id", str(*item->rejected_id)});
+		std::vector<std::string_view> argv = {"XADD", dead, "MAXLEN", "~", maxlen, "*"};
+		for (const auto &f : item->fields)
+			if (f.first != "error" && f.first != "sqlstate" && f.first != "detail" && f.first != "entry" &&
+				f.first != "consumer" && f.first != "rejected_id")
+				argv.insert(argv.end(), {f.first, f.second});
+		argv.insert(argv.end(), owned.back().begin(), owned.back().end());
+		commands.push_back(std::move(argv));
+	}
+	std::vector<std::string_view> ack = {"XACK", config_.stream, config_.group};
+	for (Item *item : items)
+		ack.push_back(item->id);
+	commands.push_back(ack);
+	for (const auto &r : redis_.pipeline(commands))
+		check_reply(r.get(), "XADD/XACK");
+
+	for (Item *item : items) {
+		if (item->rejection) {
+			metrics_.dead_letters++;
+			log(Level::warning, "ingest: entry %s dead-lettered: %s: %s%s%s", item->id.c_str(),
+				item->rejection->sqlstate.c_str(), item->rejection->error.c_str(),
+				item->rejection->detail.empty() ? "" : ": ", item->rejection->detail.c_str());
+		} else {
+			metrics_.executions += item->staged.executions;
+			metrics_.reports++;
+		}
+	}
+}
+
+/* Forgets what was read but not acknowledged: it is read again from our pending entries. */
+void
+IngestLoop::forget_read()
+{
+	queue_.clear();
+	batch_.clear();
+	batch_executions_ = 0;
+	read_own_pending_ = true;
+	own_cursor_ = "0";
+}
+
+void
+IngestLoop::flush()
+{
+	if (batch_.empty())
+		return;
+	std::vector<Item *> all;
+	for (Item &item : batch_)
+		all.push_back(&item);
+	std::vector<std::vector<Item *>> groups = {all};
+	for (std::size_t g = 0; g < groups.size(); g++) {
+		std::vector<Item *> items = groups[g];
+		try {
+			commit(items);
+			pg_backoff_.reset();
+		} catch (const PgError &e) {
+			if (pg_.ok())
+				PgResult(PQexec(pg_.raw(), "ROLLBACK"));
+			metrics_.batch_failures++;
+			if (e.transient()) {
+				log(Level::warning, "ingest: batch of %zu entries rolled back, will retry: %s: %s", items.size(),
+					e.sqlstate.c_str(), e.what());
+				forget_read();
+				sleep_unless_stopped(pg_backoff_.next_ms());
+				return;
+			}
+			if (items.size() > 1) {
+				log(Level::warning, "ingest: batch failed (%s: %s): retrying its %zu entries one by one",
+					e.sqlstate.c_str(), e.what(), items.size());
+				for (Item *item : items)
+					groups.push_back({item});
+				continue;
+			}
+			/* this entry fails alone: it is rejected */
+			items[0]->rejection = Rejection{e.sqlstate, e.what(), e.detail, e.hint};
+			try {
+				pg_.exec("BEGIN");
+				record_rejections(items);
+				pg_.exec("COMMIT");
+			} catch (const PgError &e2) {
+				if (pg_.ok())
+					PgResult(PQexec(pg_.raw(), "ROLLBACK"));
+				if (e2.transient()) {
+					forget_read();
+					return;
+				}
+				/* the dead-letter stream keeps it, with its error */
+				log(Level::error, "ingest: could not record rejected entry %s in PostgreSQL: %s", items[0]->id.c_str(),
+					e2.what());
+			}
+		}
+		try {
+			finish(items);
+		} catch (const RedisError &e) {
+			/* committed but not acknowledged: redelivered later, and ingesting it again changes nothing */
+			log(Level::warning, "ingest: acknowledging failed (entries will be redelivered): %s", e.what());
+			redis_.close();
+			forget_read();
+			return;
+		}
+	}
+	std::int64_t elapsed = monotonic_ms() - batch_started_ms_;
+	metrics_.batches++;
+	metrics_.batch_seconds.observe(static_cast<double>(elapsed) / 1000.0);
+	if (elapsed > 0)
+		metrics_.last_batch_executions_per_second =
+			static_cast<double>(batch_executions_) * 1000.0 / static_cast<double>(elapsed);
+	batch_.clear();
+	batch_executions_ = 0;
+}
+
+/* Moves read entries into batches, committing each full one; all: also the last, partial one. */
+void
+IngestLoop::take_queue(bool all)
+{
+	while (!queue_.empty()) {
+		Raw raw = std::move(queue_.front());
+		queue_.pop_front();
+		if (batch_.empty())
+			batch_started_ms_ = monotonic_ms();
+		batch_.push_back(prepare(std::move(raw)));
+		batch_executions_ += batch_.back().staged.executions;
+		if (batch_executions_ >= config_.batch_size)
+			flush(); /* when it fails, the queue is forgotten too */
+	}
+	if (all)
+		flush();
+}
+
+/* Entries pending at other consumers longer than --claim-idle-ms become ours; over-delivered ones dead letters. */
+void
+IngestLoop::claim()
+{
+	const std::string idle = str(config_.claim_idle_ms);
+	RedisReply pending = redis_.command({"XPENDING", config_.stream, config_.group, "IDLE", idle, "-", "+", "100"});
+	check_reply(pending.get(), "XPENDING");
+	std::vector<std::string> ids, poison;
+	for (std::size_t i = 0; i < pending->elements; i++) {
+		const redisReply *p = pending->element[i];
+		std::string id(p->element[0]->str, p->element[0]->len);
+		std::string consumer(p->element[1]->str, p->element[1]->len);
+		if (p->element[3]->integer >= config_.max_deliveries)
+			poison.push_back(id);
+		else if (consumer != config_.consumer)
+			ids.push_back(id);
+	}
+	if (!ids.empty()) {
+		std::vector<std::string_view> argv = {"XCLAIM", config_.stream, config_.group, config_.consumer, idle};
+		argv.insert(argv.end(), ids.begin(), ids.end());
+		check_reply(redis_.command(argv).get(), "XCLAIM");
+		metrics_.claimed += ids.size();
+		log(Level::info, "ingest: claimed %zu entries left pending by other consumers", ids.size());
+		forget_read();
+	}
+	for (const std::string &id : poison) {
+		/* delivered too often without being acknowledged: it probably kills its consumer */
+		RedisReply c = redis_.command({"XCLAIM", config_.stream, config_.group, config_.consumer, idle, id});
+		check_reply(c.get(), "XCLAIM");
+		if (c->type != REDIS_REPLY_ARRAY || c->elements == 0 || c->element[0]->type != REDIS_REPLY_ARRAY ||
+			c->element[0]->elements < 2 || c->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		const redisReply *kv = c->element[0]->element[1];
+		Item item;
+		item.id = id;
+		for (std::size_t k = 0; k + 1 < kv->elements; k += 2)
+			item.fields.emplace_back(std::string(kv->element[k]->str, kv->element[k]->len),
+									 std::string(kv->element[k + 1]->str, kv->element[k + 1]->len));
+		item.rejection = Rejection{"54000",
+								   "stream entry was delivered " + std::to_string(config_.max_deliveries) +
+									   " times without being ingested",
+								   "Its consumers died or failed while ingesting it.",
+								   {}};
+		std::vector<Item *> one = {&item};
+		try {
+			pg_.exec("BEGIN");
+			record_rejections(one);
+			pg_.exec("COMMIT");
+		} catch (const PgError &e) {
+			if (pg_.ok())
+				PgResult(PQexec(pg_.raw(), "ROLLBACK"));
+			log(Level::error, "ingest: could not record rejected entry %s in PostgreSQL: %s", id.c_str(), e.what());
+			if (e.transient())
+				continue;
+		}
+		finish(one);
+	}
+}
+
+void
+IngestLoop::run()
+{
+	log(Level::info, "ingest: starting (batch %zu executions or %lld ms)", config_.batch_size,
+		static_cast<long long>(config_.batch_ms));
+	for (;;) {
+		metrics_.ingest_heartbeat_ms = monotonic_ms();
+		const bool stopping = stop_requested.load();
+		if (!pg_.ok())
+			connect_pg();
+		if (!redis_.ok())
+			connect_redis();
+		metrics_.ingest_pg_up = pg_.ok();
+		metrics_.ingest_redis_up = redis_.ok();
+		if (!pg_.ok() || !redis_.ok()) {
+			forget_read(); /* read again once connected */
+			if (stopping)
+				break; /* nothing can be committed: our pending entries wait for the next start */
+			sleep_unless_stopped(100);
+			continue;
+		}
+		try {
+			if (stopping) {
+				/* drain: commit what was read, then stop */
+				take_queue(true);
+				break;
+			}
+			if (monotonic_ms() >= next_claim_ms_) {
+				next_claim_ms_ = monotonic_ms() + std::clamp<std::int64_t>(config_.claim_idle_ms / 2, 500, 30000);
+				claim();
+			}
+			bool got;
+			if (read_own_pending_) {
+				got = read(true, 0);
+				if (!got)
+					read_own_pending_ = false;
+			} else {
+				std::int64_t wait = batch_.empty() ? 500 : config_.batch_ms - (monotonic_ms() - batch_started_ms_);
+				got = read(false, std::max<std::int64_t>(1, wait));
+			}
+			take_queue(false);
+			if (!batch_.empty() && (!got || monotonic_ms() - batch_started_ms_ >= config_.batch_ms))
+				flush();
+		} catch (const RedisError &e) {
+			log(Level::warning, "ingest: %s", e.what());
+			redis_.close();
+			forget_read();
+		}
+	}
+	log(Level::info, "ingest: stopped");
+}
+
+} // namespace flakeguard::sidecar

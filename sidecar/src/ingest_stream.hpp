@@ -1,0 +1,152 @@
+/*
+ * ingest_stream.hpp
+ *	  Reports pushed to a Redis stream, ingested in batches (DESIGN.md section 6).
+ *
+ * `flakeguard-sidecar push` adds one entry per upload to the stream fg:ingest:
+ *   v          "1", the entry format
+ *   repo, run_id, attempt, job, commit_sha, branch
+ *   created_at the upload's time (ISO 8601 with a zone), fixed when pushed, so
+ *              a redelivered entry gives identical rows
+ *   files      N; then file:0 .. file:N-1 (names) and report:0 .. report:N-1 (bytes)
+ * The files of one entry are one upload; a test found in several files
+ * continues its retry numbering, as a <testcase> repeated in one file does.
+ *
+ * `flakeguard-sidecar run` reads the stream through a consumer group, parses
+ * each report with the core reader, and commits a batch (--batch-size
+ * executions or --batch-ms) in one transaction: per report a COPY into the
+ * session's stage and flakeguard.ingest_stream().  Entries are acknowledged
+ * only after COMMIT.  A report that cannot be ingested is recorded in
+ * flakeguard.rejected_report, added to fg:ingest:dead with its error, and
+ * acknowledged; the batch goes on.  A batch that fails for a transient
+ * reason (connection, deadlock, shutdown) is retried whole; one that fails
+ * otherwise is retried one report per transaction, so only the culprit is
+ * dead-lettered.  Entries left pending by a consumer that died are claimed
+ * after --claim-idle-ms; after --max-deliveries they are dead-lettered.
+ */
+#pragma once
+
+#include "config.hpp"
+#include "metrics.hpp"
+#include "pg.hpp"
+#include "redis.hpp"
+#include "stop.hpp"
+
+#include "flakeguard/core/parse_junit.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace flakeguard::sidecar {
+
+/* One upload as pushed. */
+struct Upload {
+	std::string repo;
+	std::string run_id;
+	std::int32_t attempt = 1;
+	std::string job;
+	std::optional<std::string> commit_sha;
+	std::optional<std::string> branch;
+	std::string created_at;
+	std::vector<std::pair<std::string, std::string>> files; /* name, bytes */
+};
+
+/* Why an entry cannot be ingested, in PostgreSQL's terms. */
+struct Rejection {
+	std::string sqlstate;
+	std::string error;
+	std::string detail;
+	std::string hint;
+};
+
+class EntryError : public std::runtime_error {
+  public:
+	EntryError(Rejection r) : std::runtime_error(r.error), rejection(std::move(r)) {}
+	Rejection rejection;
+};
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+/* The stream fields of an upload (format 1). */
+Fields encode_upload(const Upload &upload);
+
+/* The upload of an entry's fields; throws EntryError naming what is wrong. */
+Upload decode_upload(const Fields &fields, std::size_t max_report_size);
+
+/* An ISO 8601 timestamp with date, time and zone ("2026-11-27T10:00:00.123456Z"). */
+bool valid_timestamp(std::string_view text);
+
+/* Now, as valid_timestamp() accepts it, in UTC with microseconds. */
+std::string timestamp_now();
+
+/* True when s is UTF-8 PostgreSQL can store as text (no NUL). */
+bool storable_text(std::string_view s);
+
+/*
+ * The upload's executions as rows of pg_temp.flakeguard_stage in COPY text
+ * format (see stage_columns).  Throws flakeguard::Error when a report cannot
+ * be parsed.
+ */
+struct Staged {
+	std::string copy;
+	std::size_t executions = 0;
+};
+extern const char stage_columns[];
+Staged stage_upload(const Upload &upload, const JunitLimits &limits);
+
+/* Adds the upload to the stream; returns the entry id.  Throws RedisError. */
+std::string push_upload(RedisConn &redis, const Config &config, const Upload &upload);
+
+class IngestLoop {
+  public:
+	IngestLoop(const Config &config, Metrics &metrics);
+	/* Runs until stop_requested, then commits the batch it holds and returns. */
+	void run();
+
+  private:
+	struct Item {
+		std::string id;
+		Fields fields;
+		std::optional<Upload> upload;
+		Staged staged;
+		std::optional<Rejection> parse_error; /* found before PostgreSQL saw it */
+		std::optional<Rejection> rejection;   /* why it is dead-lettered */
+		std::optional<std::int64_t> rejected_id;
+	};
+	using Raw = std::pair<std::string, Fields>;
+
+	bool connect_pg();
+	bool connect_redis();
+	/* Appends entries to queue_; false when there were none. */
+	bool read(bool own_pending, std::int64_t block_ms);
+	Item prepare(Raw raw);
+	void take_queue(bool all);
+	void flush();
+	void commit(std::vector<Item *> &items);
+	void record_rejections(std::vector<Item *> &items);
+	void finish(std::vector<Item *> &items);
+	void claim();
+	void forget_read();
+
+	const Config &config_;
+	Metrics &metrics_;
+	JunitLimits limits_;
+	PgConn pg_;
+	RedisConn redis_;
+	Backoff pg_backoff_, redis_backoff_;
+	std::int64_t pg_retry_at_ = 0, redis_retry_at_ = 0;
+	bool pg_was_up_ = false, redis_was_up_ = false;
+	bool read_own_pending_ = true;
+	std::string own_cursor_ = "0";
+	std::int64_t next_claim_ms_ = 0;
+	std::deque<Raw> queue_; /* read, not yet in a batch */
+	std::vector<Item> batch_;
+	std::size_t batch_executions_ = 0;
+	std::int64_t batch_started_ms_ = 0;
+};
+
+} // namespace flakeguard::sidecar

@@ -1,0 +1,475 @@
+/*
+ * main.cpp
+ *	  flakeguard-sidecar: run (the daemon), push (CI's upload step), lookup
+ *	  (the cache's reference reader).  Usage in usage() below.
+ */
+#include "cache.hpp"
+#include "config.hpp"
+#include "ingest_stream.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "stop.hpp"
+
+#include "flakeguard/core/error.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <poll.h>
+#include <pthread.h>
+#include <sstream>
+#include <sys/signalfd.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace flakeguard::sidecar;
+
+namespace {
+
+const char usage_text[] = R"(flakeguard-sidecar: the Redis cache and stream ingestion of FlakeGuard
+
+Usage:
+  flakeguard-sidecar run [OPTIONS]
+      The daemon: keeps the Redis cache at the database's versions (LISTEN
+      flakeguard) and ingests the reports pushed to the stream in batches.
+  flakeguard-sidecar push --repo R --run-id ID [--attempt N] [--job J]
+                          [--commit SHA] [--branch B] [--created-at TS] FILE...
+      Adds the reports FILE... to the stream as one upload (what a CI step
+      calls); prints the entry id.  Each report is parsed first, and a report
+      that is not JUnit fails the push (--no-check skips this).
+  flakeguard-sidecar lookup [-v] REPO TEST
+      Prints the test_health row of TEST (its full name) as JSON, from the
+      cache or else from PostgreSQL, filling the cache.  -v says which.
+
+Connections (every command):
+  --pg DSN              libpq connection string        [FLAKEGUARD_PG; libpq's PG* variables]
+  --redis URL           redis://[:password@]host[:port][/db] or unix:///path
+                                                       [FLAKEGUARD_REDIS; redis://127.0.0.1:6379]
+  --prefix P            Redis key prefix               [FLAKEGUARD_PREFIX; fg:]
+  --stream NAME         ingest stream; dead letters go to NAME:dead
+                                                       [FLAKEGUARD_STREAM; fg:ingest]
+  --max-report-size B   bytes of reports per upload    [FLAKEGUARD_MAX_REPORT_SIZE; 104857600]
+
+run:
+  --refresh             write the changed tests' values back, not only unlink them
+                                                       [FLAKEGUARD_REFRESH=1]
+  --create-repositories ingest for repositories not in the database yet (else
+                        such reports are dead letters) [FLAKEGUARD_CREATE_REPOSITORIES=1]
+  --batch-size N        executions per batch           [FLAKEGUARD_BATCH_SIZE; 1000]
+  --batch-ms MS         longest wait to fill a batch   [FLAKEGUARD_BATCH_MS; 200]
+  --group NAME          consumer group                 [FLAKEGUARD_GROUP; ingesters]
+  --consumer NAME       this consumer's name           [FLAKEGUARD_CONSUMER; host:pid]
+  --claim-idle-ms MS    claim entries pending this long at another consumer
+                                                       [FLAKEGUARD_CLAIM_IDLE_MS; 60000]
+  --max-deliveries N    dead-letter an entry delivered N times [FLAKEGUARD_MAX_DELIVERIES; 5]
+  --reconcile-ms MS     compare every version with Redis this often
+                                                       [FLAKEGUARD_RECONCILE_MS; 30000]
+  --metrics-port P      serve /metrics and /healthz on P (0: off) [FLAKEGUARD_METRICS_PORT; 0]
+  --metrics-address A   ... on address A               [FLAKEGUARD_METRICS_ADDRESS; 127.0.0.1]
+  --log-file PATH       log there instead of stderr; SIGHUP reopens it
+                                                       [FLAKEGUARD_LOG_FILE]
+
+Signals (run): SIGTERM or SIGINT commits the batch in hand and exits 0 (a second
+one exits at once); SIGHUP reopens the log file.
+Exit status: 0 done, 1 failed, 2 bad usage.
+)";
+
+struct UsageError : std::runtime_error {
+	using std::runtime_error::runtime_error;
+};
+
+long long
+number(const std::string &name, const std::string &text, long long low, long long high)
+{
+	char *end = nullptr;
+	errno = 0;
+	long long v = std::strtoll(text.c_str(), &end, 10);
+	if (text.empty() || *end != '\0' || errno != 0 || v < low || v > high)
+		throw UsageError("invalid value \"" + text + "\" for " + name + " (an integer from " + std::to_string(low) +
+						 " to " + std::to_string(high) + ")");
+	return v;
+}
+
+struct Option {
+	const char *name;
+	const char *env; /* nullptr: no variable */
+	bool takes_value;
+	std::function<void(const std::string &)> set;
+};
+
+/* Applies environment variables, then the command line; returns the arguments that are not options. */
+std::vector<std::string>
+parse(const std::vector<Option> &options, int argc, char **argv, bool *verbose = nullptr)
+{
+	for (const auto &o : options)
+		if (o.env != nullptr)
+			if (const char *v = std::getenv(o.env); v != nullptr && *v != '\0') {
+				if (o.takes_value)
+					o.set(v);
+				else if (std::strcmp(v, "0") != 0)
+					o.set("");
+			}
+	std::vector<std::string> rest;
+	for (int i = 0; i < argc; i++) {
+		std::string arg = argv[i];
+		if (arg == "-h" || arg == "--help") {
+			std::fputs(usage_text, stdout);
+			std::exit(0);
+		}
+		if (verbose != nullptr && arg == "-v") {
+			*verbose = true;
+			continue;
+		}
+		if (arg == "--") {
+			for (i++; i < argc; i++)
+				rest.emplace_back(argv[i]);
+			break;
+		}
+		if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
+			rest.push_back(arg);
+			continue;
+		}
+		std::string value;
+		bool has_value = false;
+		if (auto eq = arg.find('='); eq != std::string::npos) {
+			value = arg.substr(eq + 1);
+			arg.resize(eq);
+			has_value = true;
+		}
+		const Option *o = nullptr;
+		for (const auto &candidate : options)
+			if (arg == candidate.name)
+				o = &candidate;
+		if (o == nullptr)
+			throw UsageError("unknown option \"" + arg + "\"");
+		if (o->takes_value && !has_value) {
+			if (i + 1 >= argc)
+				throw UsageError("option " + arg + " needs a value");
+			value = argv[++i];
+		} else if (!o->takes_value && has_value) {
+			throw UsageError("option " + arg + " takes no value");
+		}
+		o->set(value);
+	}
+	return rest;
+}
+
+std::vector<Option>
+connection_options(Config &c)
+{
+	return {
+		{"--pg", "FLAKEGUARD_PG", true, [&c](const std::string &v) { c.pg = v; }},
+		{"--redis", "FLAKEGUARD_REDIS", true, [&c](const std::string &v) { c.redis_url = v; }},
+		{"--prefix", "FLAKEGUARD_PREFIX", true, [&c](const std::string &v) { c.prefix = v; }},
+		{"--stream", "FLAKEGUARD_STREAM", true,
+		 [&c](const std::string &v) {
+			 if (v.empty())
+				 throw UsageError("--stream must not be empty");
+			 c.stream = v;
+		 }},
+		{"--max-report-size", "FLAKEGUARD_MAX_REPORT_SIZE", true,
+		 [&c](const std::string &v) {
+			 c.max_report_size = static_cast<std::size_t>(number("--max-report-size", v, 1, 1LL << 30));
+		 }},
+	};
+}
+
+void
+finish_config(Config &c)
+{
+	try {
+		c.redis = parse_redis_url(c.redis_url);
+	} catch (const std::invalid_argument &e) {
+		throw UsageError(e.what());
+	}
+	if (c.consumer.empty()) {
+		char host[256] = "localhost";
+		gethostname(host, sizeof(host) - 1);
+		c.consumer = std::string(host) + ":" + std::to_string(getpid());
+	}
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+	Config c;
+	std::vector<Option> options = connection_options(c);
+	std::vector<Option> more = {
+		{"--refresh", "FLAKEGUARD_REFRESH", false, [&c](const std::string &) { c.refresh = true; }},
+		{"--create-repositories", "FLAKEGUARD_CREATE_REPOSITORIES", false,
+		 [&c](const std::string &) { c.create_repositories = true; }},
+		{"--batch-size", "FLAKEGUARD_BATCH_SIZE", true,
+		 [&c](const std::string &v) {
+			 c.batch_size = static_cast<std::size_t>(number("--batch-size", v, 1, 1000000));
+		 }},
+		{"--batch-ms", "FLAKEGUARD_BATCH_MS", true,
+		 [&c](const std::string &v) { c.batch_ms = number("--batch-ms", v, 1, 600000); }},
+		{"--group", "FLAKEGUARD_GROUP", true, [&c](const std::string &v) { c.group = v; }},
+		{"--consumer", "FLAKEGUARD_CONSUMER", true, [&c](const std::string &v) { c.consumer = v; }},
+		{"--claim-idle-ms", "FLAKEGUARD_CLAIM_IDLE_MS", true,
+		 [&c](const std::string &v) { c.claim_idle_ms = number("--claim-idle-ms", v, 100, 86400000); }},
+		{"--max-deliveries", "FLAKEGUARD_MAX_DELIVERIES", true,
+		 [&c](const std::string &v) { c.max_deliveries = static_cast<int>(number("--max-deliveries", v, 1, 1000)); }},
+		{"--reconcile-ms", "FLAKEGUARD_RECONCILE_MS", true,
+		 [&c](const std::string &v) { c.reconcile_ms = number("--reconcile-ms", v, 100, 86400000); }},
+		{"--metrics-port", "FLAKEGUARD_METRICS_PORT", true,
+		 [&c](const std::string &v) { c.metrics_port = static_cast<int>(number("--metrics-port", v, 0, 65535)); }},
+		{"--metrics-address", "FLAKEGUARD_METRICS_ADDRESS", true,
+		 [&c](const std::string &v) { c.metrics_address = v; }},
+		{"--log-file", "FLAKEGUARD_LOG_FILE", true, [&c](const std::string &v) { c.log_file = v; }},
+	};
+	options.insert(options.end(), more.begin(), more.end());
+	std::vector<std::string> rest = parse(options, argc, argv);
+	if (!rest.empty())
+		throw UsageError("run takes no arguments (got \"" + rest[0] + "\")");
+	finish_config(c);
+
+	if (!log_open(c.log_file)) {
+		std::fprintf(stderr, "flakeguard-sidecar: could not open log file \"%s\": %s\n", c.log_file.c_str(),
+					 std::strerror(errno));
+		return 1;
+	}
+
+	/* Signals are read from a signalfd by this thread only; no handler ever runs. */
+	sigset_t signals;
+	sigemptyset(&signals);
+	for (int s : {SIGTERM, SIGINT, SIGHUP})
+		sigaddset(&signals, s);
+	pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+	std::signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &signals, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log(Level::error, "signalfd failed: %s", std::strerror(errno));
+		return 1;
+	}
+
+	Metrics metrics;
+	MetricsServer server(metrics);
+	if (c.metrics_port != 0 && !server.listen(c.metrics_address, c.metrics_port)) {
+		log(Level::error, "could not listen on %s:%d for metrics: %s", c.metrics_address.c_str(), c.metrics_port,
+			server.error().c_str());
+		return 1;
+	}
+	log(Level::info, "starting: consumer \"%s\"%s", c.consumer.c_str(),
+		c.metrics_port != 0 ? (", metrics on " + c.metrics_address + ":" + std::to_string(c.metrics_port)).c_str()
+							: "");
+
+	CacheLoop cache(c, metrics);
+	IngestLoop ingest(c, metrics);
+	std::thread cache_thread([&cache] { cache.run(); });
+	std::thread ingest_thread([&ingest] { ingest.run(); });
+
+	int terms = 0;
+	while (!stop_requested.load() || terms > 0) {
+		struct pollfd fds[2] = {{sfd, POLLIN, 0}, {server.fd(), POLLIN, 0}};
+		int n = poll(fds, server.fd() >= 0 ? 2 : 1, 200);
+		if (n > 0 && (fds[0].revents & POLLIN)) {
+			struct signalfd_siginfo info;
+			if (read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+				if (info.ssi_signo == SIGHUP) {
+					log(Level::info, "SIGHUP: reopening the log file");
+					if (!log_reopen())
+						log(Level::error, "could not reopen log file \"%s\": %s", c.log_file.c_str(),
+							std::strerror(errno));
+				} else if (++terms == 1) {
+					log(Level::info, "%s: committing the batch in hand, then stopping",
+						info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+					stop_requested = true;
+				} else {
+					log(Level::info, "second stop signal: exiting at once");
+					_exit(1);
+				}
+			}
+		}
+		if (n > 0 && server.fd() >= 0 && (fds[1].revents & POLLIN))
+			server.serve_one();
+		if (terms > 0)
+			break;
+	}
+	/* keep answering signals (a second SIGTERM) and probes while the workers drain */
+	std::atomic<bool> joined{false};
+	std::thread joiner([&] {
+		cache_thread.join();
+		ingest_thread.join();
+		joined = true;
+	});
+	while (!joined.load()) {
+		struct pollfd fds[2] = {{sfd, POLLIN, 0}, {server.fd(), POLLIN, 0}};
+		int n = poll(fds, server.fd() >= 0 ? 2 : 1, 100);
+		if (n > 0 && (fds[0].revents & POLLIN)) {
+			struct signalfd_siginfo info;
+			if (read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info)) && info.ssi_signo != SIGHUP) {
+				log(Level::info, "second stop signal: exiting at once");
+				_exit(1);
+			}
+		}
+		if (n > 0 && server.fd() >= 0 && (fds[1].revents & POLLIN))
+			server.serve_one();
+	}
+	joiner.join();
+	log(Level::info, "stopped");
+	return 0;
+}
+
+bool
+read_file(const std::string &path, std::string &out, std::size_t limit, std::string &error)
+{
+	std::ifstream in(path, std::ios::binary);
+	if (!in) {
+		error = "could not open \"" + path + "\": " + std::strerror(errno);
+		return false;
+	}
+	in.seekg(0, std::ios::end);
+	std::streamoff size = in.tellg();
+	if (size < 0) {
+		error = "could not read \"" + path + "\"";
+		return false;
+	}
+	if (static_cast<std::uint64_t>(size) > limit) {
+		error = "\"" + path + "\" is larger than --max-report-size (" + std::to_string(limit) + " bytes)";
+		return false;
+	}
+	in.seekg(0);
+	out.assign(static_cast<std::size_t>(size), '\0');
+	if (!in.read(out.data(), size)) {
+		error = "could not read \"" + path + "\"";
+		return false;
+	}
+	return true;
+}
+
+int
+cmd_push(int argc, char **argv)
+{
+	Config c;
+	Upload u;
+	bool check = true;
+	std::vector<Option> options = connection_options(c);
+	std::vector<Option> more = {
+		{"--repo", nullptr, true, [&u](const std::string &v) { u.repo = v; }},
+		{"--run-id", nullptr, true, [&u](const std::string &v) { u.run_id = v; }},
+		{"--attempt", nullptr, true,
+		 [&u](const std::string &v) { u.attempt = static_cast<std::int32_t>(number("--attempt", v, 1, 1000000)); }},
+		{"--job", nullptr, true, [&u](const std::string &v) { u.job = v; }},
+		{"--commit", nullptr, true, [&u](const std::string &v) { u.commit_sha = v; }},
+		{"--branch", nullptr, true, [&u](const std::string &v) { u.branch = v; }},
+		{"--created-at", nullptr, true,
+		 [&u](const std::string &v) {
+			 if (!valid_timestamp(v))
+				 throw UsageError("invalid --created-at \"" + v + "\" (ISO 8601 with a time zone)");
+			 u.created_at = v;
+		 }},
+		{"--no-check", nullptr, false, [&check](const std::string &) { check = false; }},
+	};
+	options.insert(options.end(), more.begin(), more.end());
+	std::vector<std::string> files = parse(options, argc, argv);
+	if (u.repo.empty())
+		throw UsageError("push needs --repo");
+	if (u.run_id.empty())
+		throw UsageError("push needs --run-id (the CI's run identifier, for example $GITHUB_RUN_ID)");
+	if (files.empty())
+		throw UsageError("push needs at least one report file");
+	finish_config(c);
+	if (u.created_at.empty())
+		u.created_at = timestamp_now();
+
+	std::size_t total = 0;
+	for (const auto &path : files) {
+		std::string bytes, error;
+		if (!read_file(path, bytes, c.max_report_size - std::min(total, c.max_report_size), error)) {
+			std::fprintf(stderr, "flakeguard-sidecar push: %s\n", error.c_str());
+			return 1;
+		}
+		total += bytes.size();
+		u.files.emplace_back(path, std::move(bytes));
+	}
+	if (check) {
+		flakeguard::JunitLimits limits;
+		limits.max_report_size = c.max_report_size;
+		for (const auto &f : u.files) {
+			try {
+				Upload one = u;
+				one.files = {f};
+				stage_upload(one, limits);
+			} catch (const flakeguard::Error &e) {
+				std::fprintf(stderr, "flakeguard-sidecar push: \"%s\" cannot be ingested: %s%s%s\n", f.first.c_str(),
+							 e.what(), e.detail().empty() ? "" : ": ", e.detail().c_str());
+				return 1;
+			}
+		}
+	}
+	RedisConn redis(c.redis, c.redis_timeout_ms);
+	if (!redis.connect()) {
+		std::fprintf(stderr, "flakeguard-sidecar push: could not connect to Redis: %s\n", redis.error().c_str());
+		return 1;
+	}
+	try {
+		std::printf("%s\n", push_upload(redis, c, u).c_str());
+	} catch (const RedisError &e) {
+		std::fprintf(stderr, "flakeguard-sidecar push: %s\n", e.what());
+		return 1;
+	}
+	return 0;
+}
+
+int
+cmd_lookup(int argc, char **argv)
+{
+	Config c;
+	bool verbose = false;
+	std::vector<std::string> args = parse(connection_options(c), argc, argv, &verbose);
+	if (args.size() != 2)
+		throw UsageError("lookup takes a repository and a test's full name");
+	finish_config(c);
+	PgConn pg(c.pg, 10000);
+	RedisConn redis(c.redis, c.redis_timeout_ms);
+	if (!redis.connect())
+		std::fprintf(stderr, "flakeguard-sidecar lookup: Redis unreachable, reading PostgreSQL: %s\n",
+					 redis.error().c_str());
+	CacheKeys keys{c.prefix};
+	try {
+		Lookup l = lookup_health(pg, &redis, keys, args[0], args[1]);
+		std::printf("%s\n", l.json.c_str());
+		if (verbose)
+			std::fprintf(stderr, "cache %s\n", l.hit ? "hit" : l.filled ? "miss (filled)" : "miss (not filled)");
+	} catch (const PgError &e) {
+		std::fprintf(stderr, "flakeguard-sidecar lookup: %s%s%s\n", e.what(), e.detail.empty() ? "" : ": ",
+					 e.detail.c_str());
+		return 1;
+	}
+	return 0;
+}
+
+} // namespace
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		std::fputs(usage_text, stderr);
+		return 2;
+	}
+	std::string command = argv[1];
+	try {
+		if (command == "run")
+			return cmd_run(argc - 2, argv + 2);
+		if (command == "push")
+			return cmd_push(argc - 2, argv + 2);
+		if (command == "lookup")
+			return cmd_lookup(argc - 2, argv + 2);
+		if (command == "-h" || command == "--help" || command == "help") {
+			std::fputs(usage_text, stdout);
+			return 0;
+		}
+		throw UsageError("unknown command \"" + command + "\"");
+	} catch (const UsageError &e) {
+		std::fprintf(stderr, "flakeguard-sidecar: %s\nTry \"flakeguard-sidecar --help\".\n", e.what());
+		return 2;
+	}
+}

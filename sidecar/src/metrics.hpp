@@ -1,0 +1,82 @@
+/*
+ * metrics.hpp
+ *	  The sidecar's own figures, served as /metrics (Prometheus text format)
+ *	  and /healthz on --metrics-port.
+ */
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace flakeguard::sidecar {
+
+/* A latency histogram in seconds, with fixed buckets. */
+class Histogram {
+  public:
+	static constexpr std::array<double, 14> bounds = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+													  0.2,   0.5,   1,     2,    5,    10,   30};
+	void observe(double seconds);
+	void render(std::string &out, const char *name, const char *help) const;
+
+  private:
+	mutable std::mutex mutex_;
+	std::array<std::uint64_t, bounds.size()> counts_{};
+	std::uint64_t count_ = 0;
+	double sum_ = 0;
+};
+
+struct Metrics {
+	using Counter = std::atomic<std::uint64_t>;
+	/* stream ingestion */
+	Counter executions{0}, reports{0}, batches{0}, batch_failures{0}, dead_letters{0}, claimed{0};
+	Histogram batch_seconds;
+	std::atomic<double> last_batch_executions_per_second{0};
+	/* cache */
+	Counter notifications{0}, invalidations{0}, full_invalidations{0}, lost_hints{0}, reconciles{0}, fills{0},
+		redis_restarts{0};
+	Histogram invalidation_seconds;
+	std::atomic<std::int64_t> redis_keyspace_hits{-1}, redis_keyspace_misses{-1};
+	/* connections */
+	Counter pg_reconnects{0}, redis_reconnects{0};
+	std::atomic<bool> cache_pg_up{false}, cache_redis_up{false}, ingest_pg_up{false}, ingest_redis_up{false};
+	/* liveness: monotonic ms of each loop's last turn (0: not running) */
+	std::atomic<std::int64_t> cache_heartbeat_ms{0}, ingest_heartbeat_ms{0};
+
+	std::string render() const;
+	/* Every running loop turned within the last stale_ms. */
+	bool alive(std::int64_t now_ms, std::int64_t stale_ms) const;
+};
+
+/*
+ * A minimal HTTP/1.0 server for scrapes and probes: GET /metrics and
+ * GET /healthz, one short request per connection.  The owner polls fd().
+ */
+class MetricsServer {
+  public:
+	MetricsServer(const Metrics &metrics) : metrics_(metrics) {}
+	~MetricsServer();
+	/* Listens on address:port; false with error() set when it cannot. */
+	bool listen(const std::string &address, int port);
+	int
+	fd() const
+	{
+		return fd_;
+	}
+	const std::string &
+	error() const
+	{
+		return error_;
+	}
+	/* Accepts and answers one connection (call when fd() is readable). */
+	void serve_one();
+
+  private:
+	const Metrics &metrics_;
+	int fd_ = -1;
+	std::string error_;
+};
+
+} // namespace flakeguard::sidecar

@@ -1,0 +1,223 @@
+/*
+ * flakeguard--0.2.0--0.3.0.sql
+ *	  What flakeguard-sidecar needs: stream ingestion of reports it parsed
+ *	  itself (ingest_stream), and the values and versions of the Redis cache
+ *	  (cache_value, cache_versions).
+ */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION flakeguard UPDATE TO '0.3.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Stream ingestion.  The sidecar parses each report with the same core reader
+-- as parse_junit, COPYs its executions into the session's stage
+-- (pg_temp.flakeguard_stage, as stage_junit fills it) and calls
+-- ingest_stream() for it; a batch of reports is one transaction, published
+-- with one notification per repository (ingest_stream_publish).  A report
+-- that cannot be ingested is rolled back alone and handed back with its
+-- error; the sidecar records it (ingest_stream_reject) and dead-letters it.
+-- ---------------------------------------------------------------------------
+
+ALTER TABLE flakeguard.rejected_report DROP CONSTRAINT rejected_report_source_check;
+ALTER TABLE flakeguard.rejected_report
+    ADD CONSTRAINT rejected_report_source_check CHECK (source IN ('junit_inbox', 'result_inbox', 'stream'));
+-- the Redis stream entry a rejected report came in (source 'stream')
+ALTER TABLE flakeguard.rejected_report ADD COLUMN stream_entry text;
+
+-- Opens the session's stage for COPY by the calling role.  The stage belongs
+-- to the extension's owner (see own_temp_table), the caller may only insert.
+CREATE FUNCTION flakeguard.ingest_stream_open()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard.stage_open();
+    GRANT INSERT ON pg_temp.flakeguard_stage TO SESSION_USER;
+END
+$$;
+
+-- Ingests the staged report as one upload, then empties the stage.  Returns
+-- the executions staged and, when the report was refused (bad upload keys,
+-- an unknown repository, a test identity collision, a limit), the error: the
+-- report's changes are undone and the rest of the batch goes on.  Other
+-- errors (deadlock, cancel, lost connection) abort the batch.
+CREATE FUNCTION flakeguard.ingest_stream(
+    p_repo text, p_run_id text, p_attempt integer, p_job text, p_commit_sha text, p_branch text,
+    p_created_at timestamptz, p_create_repository boolean DEFAULT false,
+    OUT executions integer, OUT error_state text, OUT error_message text, OUT error_detail text,
+    OUT error_hint text)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+BEGIN
+    SELECT count(*) INTO executions FROM pg_temp.flakeguard_stage;
+    BEGIN
+        IF p_repo IS NULL THEN
+            RAISE EXCEPTION 'repository must not be null' USING ERRCODE = '22004';
+        END IF;
+        IF NOT p_create_repository AND NOT EXISTS (SELECT 1 FROM flakeguard.repository r WHERE r.name = p_repo) THEN
+            RAISE EXCEPTION 'repository "%" does not exist', p_repo USING ERRCODE = '42704',
+                HINT = 'Create it with INSERT INTO flakeguard.repository (name), or run the sidecar with --create-repositories.';
+        END IF;
+        -- the stage is filled by the client: its identities must be ours
+        IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage s WHERE s.test_id <> flakeguard.test_id(s.full_name)) THEN
+            RAISE EXCEPTION 'staged test_id does not match flakeguard.test_id(full_name)' USING ERRCODE = '22023',
+                HINT = 'Compute test_id with the FlakeGuard core library of the same version.';
+        END IF;
+        IF p_created_at IS NULL OR NOT isfinite(p_created_at) THEN
+            RAISE EXCEPTION 'upload time must be a finite timestamp' USING ERRCODE = '22023';
+        END IF;
+        PERFORM flakeguard.ingest_staged(p_repo, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at,
+                                         'junit', true);
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded OR undefined_object THEN
+        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
+                                error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
+        error_detail := nullif(error_detail, '');
+        error_hint := nullif(error_hint, '');
+    END;
+    DELETE FROM pg_temp.flakeguard_stage;
+END
+$$;
+
+-- Records a report the stream could not ingest.  The report is kept when it
+-- is text PostgreSQL can store; the raw bytes stay in the dead-letter stream.
+CREATE FUNCTION flakeguard.ingest_stream_reject(
+    p_stream_entry text, p_repo text, p_run_id text, p_attempt integer, p_job text, p_commit_sha text,
+    p_branch text, p_created_at timestamptz, p_report text, p_sqlstate text, p_error text,
+    p_detail text DEFAULT NULL, p_hint text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO flakeguard.rejected_report (source, stream_entry, repo, run_id, attempt, job, commit_sha, branch,
+                                            created_at, report, sqlstate, error, detail, hint)
+    VALUES ('stream', p_stream_entry, p_repo, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at,
+            p_report, coalesce(p_sqlstate, 'XX000'), coalesce(p_error, 'unknown error'), p_detail, p_hint)
+    RETURNING rejected_id
+$$;
+
+-- Publishes the batch's changes: one NOTIFY flakeguard per repository.
+CREATE FUNCTION flakeguard.ingest_stream_publish()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard.publish_deferred();
+END
+$$;
+
+-- The notification names the time it was sent ("at", Unix seconds), so
+-- listeners can measure how long invalidation takes; a repository without a
+-- version row (made by a plain INSERT) gets one.
+CREATE OR REPLACE FUNCTION flakeguard.publish_changes(p_repo_id bigint, p_tests bigint[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_version bigint;
+    v_name text;
+    v_payload text;
+    v_at numeric := round(extract(epoch FROM clock_timestamp()), 6);
+BEGIN
+    -- a repository made by a plain INSERT has no version row yet
+    INSERT INTO flakeguard.repository_version AS v (repo_id, version, changed_at) VALUES (p_repo_id, 1, now())
+    ON CONFLICT (repo_id) DO UPDATE SET version = v.version + 1, changed_at = now()
+    RETURNING v.version INTO v_version;
+    SELECT r.name INTO v_name FROM flakeguard.repository r WHERE r.repo_id = p_repo_id;
+    v_payload := json_build_object('repo', v_name, 'version', v_version, 'at', v_at,
+                                   'tests', (SELECT json_agg(t::text ORDER BY t) FROM unnest(p_tests) t))::text;
+    IF p_tests IS NULL OR octet_length(v_payload) > 7900 THEN
+        v_payload := json_build_object('repo', v_name, 'version', v_version, 'at', v_at, 'tests', 'all')::text;
+    END IF;
+    PERFORM pg_notify('flakeguard', v_payload);
+    RETURN v_version;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- The Redis cache (DESIGN.md section 5).  A value and the repository's
+-- version are read in one snapshot, so a cache fill can be refused when the
+-- cache has seen a newer version.
+-- ---------------------------------------------------------------------------
+
+-- Every repository's current version.
+CREATE FUNCTION flakeguard.cache_versions(OUT repo text, OUT version bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.name, coalesce(v.version, 0)
+    FROM flakeguard.repository r LEFT JOIN flakeguard.repository_version v ON v.repo_id = r.repo_id
+    ORDER BY r.name
+$$;
+
+-- One cached value as JSON, with the repository's version it was read at:
+--   'health'      the test's test_health row
+--   'history'     the test's newest executions (its scoring window), newest first
+--   'stats'       the repository's repository_health row
+--   'quarantine'  the repository's quarantined_tests rows
+-- version is NULL when the repository does not exist; value is NULL when the
+-- test is unknown or has no score yet.
+CREATE FUNCTION flakeguard.cache_value(repo text, kind text, test_id bigint DEFAULT NULL,
+                                       OUT version bigint, OUT value json)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint;
+BEGIN
+    IF kind IN ('health', 'history') AND test_id IS NULL THEN
+        RAISE EXCEPTION 'cache value "%" needs a test_id', kind USING ERRCODE = '22004';
+    END IF;
+    SELECT r.repo_id, coalesce(v.version, 0) INTO v_repo_id, version
+    FROM flakeguard.repository r LEFT JOIN flakeguard.repository_version v ON v.repo_id = r.repo_id
+    WHERE r.name = cache_value.repo;
+    IF v_repo_id IS NULL THEN
+        RETURN;
+    END IF;
+    CASE kind
+    WHEN 'health' THEN
+        SELECT row_to_json(h) INTO value FROM flakeguard.test_health h
+        WHERE h.repo_id = v_repo_id AND h.test_id = cache_value.test_id;
+    WHEN 'history' THEN
+        SELECT json_agg(row_to_json(x) ORDER BY x.created_at DESC, x.run_id DESC, x.attempt DESC, x.job DESC,
+                        x.retry DESC) INTO value
+        FROM (SELECT e.run_id, e.attempt, e.job, e.retry, e.status, e.duration_ms, e.created_at, e.commit_sha,
+                     e.failure_type, e.signature
+              FROM flakeguard.result e
+              WHERE e.repo_id = v_repo_id AND e.test_id = cache_value.test_id
+              ORDER BY e.created_at DESC
+              LIMIT (flakeguard.effective_policy(v_repo_id)).window_runs) x;
+    WHEN 'stats' THEN
+        SELECT row_to_json(s) INTO value FROM flakeguard.repository_health s WHERE s.repo_id = v_repo_id;
+    WHEN 'quarantine' THEN
+        SELECT coalesce(json_agg(row_to_json(q) ORDER BY q.full_name), '[]') INTO value
+        FROM flakeguard.quarantined_tests q WHERE q.repo_id = v_repo_id;
+    ELSE
+        RAISE EXCEPTION 'unknown cache value "%"', kind USING ERRCODE = '22023',
+            HINT = 'Use health, history, stats or quarantine.';
+    END CASE;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Privileges: the sidecar's role needs
+--   GRANT EXECUTE ON FUNCTION flakeguard.ingest_stream_open(),
+--       flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean),
+--       flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text, text,
+--                                       text, text, text),
+--       flakeguard.ingest_stream_publish(), flakeguard.cache_versions(),
+--       flakeguard.cache_value(text, text, bigint) TO sidecar;
+-- and readers that fill the cache (flakeguard-sidecar lookup) the last one.
+-- ---------------------------------------------------------------------------
+
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream_open() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text,
+                                                       text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream_publish() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.cache_versions() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.cache_value(text, text, bigint) FROM PUBLIC;
+
+COMMENT ON COLUMN flakeguard.rejected_report.stream_entry IS 'The Redis stream entry id the report came in (source stream)';
+COMMENT ON FUNCTION flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean) IS 'Ingests the report staged by flakeguard-sidecar as one upload; returns its error when it was refused';
+COMMENT ON FUNCTION flakeguard.cache_value(text, text, bigint) IS 'A value of the Redis cache (health, history, stats or quarantine) as JSON, with the repository version it was read at';
+COMMENT ON FUNCTION flakeguard.cache_versions() IS 'Every repository''s current version, which the Redis cache follows';
