@@ -1,0 +1,100 @@
+/*
+ * test_cache.cpp
+ *	  Unit tests of the cache protocol's PostgreSQL- and Redis-free parts
+ *	  (sidecar/src/cache.cpp, json.cpp, metrics.cpp).
+ */
+#include <boost/test/unit_test.hpp>
+
+#include "cache.hpp"
+#include "json.hpp"
+#include "metrics.hpp"
+
+#include <string>
+
+using namespace flakeguard::sidecar;
+
+BOOST_AUTO_TEST_SUITE(cache)
+
+BOOST_AUTO_TEST_CASE(key_names)
+{
+	CacheKeys k{"fg:"};
+	BOOST_TEST(k.version("acme/checkout") == "fg:acme/checkout:v");
+	BOOST_TEST(k.health("acme/checkout", -42) == "fg:acme/checkout:health:-42");
+	BOOST_TEST(k.history("r", 7) == "fg:r:history:7");
+	BOOST_TEST(k.stats("r") == "fg:r:stats");
+	BOOST_TEST(k.quarantine("r") == "fg:r:quarantine");
+	/* glob characters of a name match only themselves */
+	BOOST_TEST(k.pattern("a*b?[c]\\d") == "fg:a\\*b\\?\\[c\\]\\\\d:*");
+	BOOST_TEST(CacheKeys{"x["}.pattern("r") == "x\\[r:*");
+}
+
+BOOST_AUTO_TEST_CASE(hints)
+{
+	Hint h = parse_hint(R"({"repo" : "demo/a", "version" : 42, "at" : 1795822017.5, "tests" : ["1", "-2"]})");
+	BOOST_TEST(h.repo == "demo/a");
+	BOOST_TEST(h.version == 42);
+	BOOST_TEST(h.at == 1795822017.5);
+	BOOST_TEST(!h.all);
+	BOOST_TEST(h.tests == (std::vector<std::int64_t>{1, -2}));
+	h = parse_hint(R"({"repo":"r","version":3,"tests":"all"})");
+	BOOST_TEST(h.all);
+	BOOST_TEST(h.at == 0);
+	/* a 0.1.0 payload (no "at") and a null list (no tests given) */
+	BOOST_TEST(parse_hint(R"({"repo":"r","version":3,"tests":null})").all);
+	BOOST_TEST(parse_hint(R"({"repo":"r\u00e9","version":3,"tests":[]})").repo == "r\xc3\xa9");
+	for (const char *bad :
+		 {"", "not json", "[]", R"({"repo":"r","tests":"all"})", R"({"repo":"r","version":null,"tests":"all"})",
+		  R"({"repo":1,"version":3,"tests":"all"})", R"({"repo":"r","version":3})",
+		  R"({"repo":"r","version":3,"tests":"some"})", R"({"repo":"r","version":3,"tests":[{}]})",
+		  R"({"repo":"r","version":3,"tests":["x"]})", R"({"repo":"r","version":99999999999999999999,"tests":"all"})",
+		  R"({"repo":"r","version":3,"tests":"all"} x)"})
+		BOOST_CHECK_THROW(parse_hint(bad), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(json_reader)
+{
+	Json j = parse_json(R"( {"a": [1, -2.5e3, true, false, null, "s\"\\\/\b\f\n\r\t\ud83d\ude00"], "b": {}} )");
+	BOOST_REQUIRE(j.type == Json::Type::object);
+	const Json *a = j.find("a");
+	BOOST_REQUIRE(a != nullptr);
+	BOOST_REQUIRE(a->items.size() == 6u);
+	BOOST_TEST(a->items[1].text == "-2.5e3");
+	BOOST_TEST(a->items[2].boolean);
+	BOOST_TEST(a->items[5].text == "s\"\\/\b\f\n\r\t\xf0\x9f\x98\x80");
+	BOOST_TEST(j.find("c") == nullptr);
+	for (const char *bad : {"{", "[1,]", "{\"a\" 1}", "\"\\ud800\"", "\"\\x\"", "\"a\nb\"", "tru", "{} {}"})
+		BOOST_CHECK_THROW(parse_json(bad), std::invalid_argument);
+	/* nesting is bounded: no stack overflow on hostile input */
+	BOOST_CHECK_THROW(parse_json(std::string(100000, '[')), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(json_quoting)
+{
+	std::string out;
+	json_quote(out, std::string("a\"b\\c\nd\x01", 8));
+	BOOST_TEST(out == "\"a\\\"b\\\\c\\nd\\u0001\"");
+	BOOST_TEST(parse_json(out).text == std::string("a\"b\\c\nd\x01", 8));
+}
+
+BOOST_AUTO_TEST_CASE(metrics_text)
+{
+	Metrics m;
+	m.executions += 1500;
+	m.dead_letters++;
+	m.invalidation_seconds.observe(0.003);
+	m.invalidation_seconds.observe(0.04);
+	std::string text = m.render();
+	BOOST_TEST(text.find("flakeguard_sidecar_executions_total 1500\n") != std::string::npos);
+	BOOST_TEST(text.find("flakeguard_sidecar_dead_letters_total 1\n") != std::string::npos);
+	BOOST_TEST(text.find("flakeguard_sidecar_invalidation_seconds_bucket{le=\"0.005\"} 1\n") != std::string::npos);
+	BOOST_TEST(text.find("flakeguard_sidecar_invalidation_seconds_bucket{le=\"0.05\"} 2\n") != std::string::npos);
+	BOOST_TEST(text.find("flakeguard_sidecar_invalidation_seconds_count 2\n") != std::string::npos);
+	BOOST_TEST(text.find("# TYPE flakeguard_sidecar_batch_seconds histogram") != std::string::npos);
+	/* liveness: a loop that has not turned for long is stuck */
+	BOOST_TEST(m.alive(100000, 30000)); /* not started */
+	m.ingest_heartbeat_ms = 90000;
+	BOOST_TEST(m.alive(100000, 30000));
+	BOOST_TEST(!m.alive(200000, 30000));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
