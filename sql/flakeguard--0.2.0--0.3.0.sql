@@ -9,6 +9,215 @@
 \echo Use "ALTER EXTENSION flakeguard UPDATE TO '0.3.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------
+-- Scores folded once per batch.  A batch -- the reports of one COPY into
+-- junit_inbox, or of one stream transaction of the sidecar -- holds several
+-- uploads, often of the same tests (one suite, many CI jobs).  Merging each
+-- upload's scoring states into test_score rewrote every row once per upload,
+-- and within one transaction each rewrite made the next one slower (the
+-- row's versions pile up).  Now the fresh states are set aside
+-- (flakeguard_batch_state), united per test and merged once when the batch
+-- ends: at the end of the COPY, by ingest_stream_publish(), or at the latest
+-- by a deferred trigger at COMMIT, so no state is ever left out.
+-- ---------------------------------------------------------------------------
+
+-- The union of scoring states: flake_state_merge as an aggregate.
+CREATE AGGREGATE flakeguard.flake_state_union(bytea) (
+    SFUNC = flakeguard.flake_state_merge,
+    STYPE = bytea,
+    COMBINEFUNC = flakeguard.flake_state_merge,
+    PARALLEL = SAFE
+);
+
+CREATE OR REPLACE FUNCTION flakeguard.fold_fresh_states(p_replace boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- its joins are key lookups: under the caller's enable_nestloop = off they
+-- scanned every stored score, so an upload cost grew with the database
+SET enable_nestloop = on
+AS $$
+BEGIN
+    -- inside a batch, new executions' states are set aside and folded once
+    -- per test when the batch ends (batch_fold)
+    IF NOT p_replace AND flakeguard.own_temp_table('flakeguard_batch') THEN
+        IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_batch) THEN
+            INSERT INTO pg_temp.flakeguard_batch_state SELECT f.repo_id, f.test_id, f.state, f.policy
+            FROM pg_temp.flakeguard_fresh_state f;
+            DELETE FROM pg_temp.flakeguard_fresh_state;
+            RETURN;
+        END IF;
+    END IF;
+
+    PERFORM 1 FROM flakeguard.test_score ts
+    JOIN pg_temp.flakeguard_fresh_state f ON f.repo_id = ts.repo_id AND f.test_id = ts.test_id
+    ORDER BY ts.repo_id, ts.test_id
+    FOR UPDATE OF ts;
+
+    UPDATE flakeguard.test_score ts
+    SET (state, runs, passes, failures, skips, fail_rate, flip_rate, retry_pass_rate, mixed_commits,
+         tail_fail_streak, max_fail_streak, signatures, flake_rate, flake_rate_low, flake_rate_high, score,
+         confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
+         last_failure_message, recent_failures, proofs) =
+        (SELECT m.state, s.*
+         FROM (SELECT CASE WHEN p_replace THEN f.state ELSE flakeguard.flake_state_merge(ts.state, f.state) END
+                      AS state) m
+         CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, f.policy) s)
+    FROM pg_temp.flakeguard_fresh_state f
+    WHERE ts.repo_id = f.repo_id AND ts.test_id = f.test_id;
+
+    INSERT INTO flakeguard.test_score AS ts
+    SELECT f.repo_id, f.test_id, f.state, s.*
+    FROM pg_temp.flakeguard_fresh_state f
+    CROSS JOIN LATERAL flakeguard.flake_state_score(f.state, f.policy) s
+    WHERE NOT EXISTS (SELECT 1 FROM flakeguard.test_score x WHERE x.repo_id = f.repo_id AND x.test_id = f.test_id)
+    ORDER BY f.repo_id, f.test_id
+    -- a concurrent upload inserted the row first
+    ON CONFLICT (repo_id, test_id) DO UPDATE
+    SET (state, runs, passes, failures, skips, fail_rate, flip_rate, retry_pass_rate, mixed_commits,
+         tail_fail_streak, max_fail_streak, signatures, flake_rate, flake_rate_low, flake_rate_high, score,
+         confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
+         last_failure_message, recent_failures, proofs) =
+        (SELECT m.state, s.*
+         FROM (SELECT flakeguard.flake_state_merge(ts.state, excluded.state) AS state) m
+         CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, flakeguard.effective_policy(ts.repo_id)) s);
+
+    DELETE FROM pg_temp.flakeguard_fresh_state;
+END
+$$;
+
+-- The session's batch tables (owned by the extension's owner, see
+-- own_temp_table): the open-batch marker and the states set aside.
+CREATE FUNCTION flakeguard.batch_tables()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard.fresh_state_open();
+    IF NOT flakeguard.own_temp_table('flakeguard_batch') THEN
+        CREATE TEMP TABLE flakeguard_batch (opened_at timestamptz NOT NULL) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE flakeguard_batch_state (
+            repo_id bigint NOT NULL, test_id bigint NOT NULL, state bytea NOT NULL,
+            policy flakeguard.scoring_policy NOT NULL
+        ) ON COMMIT DELETE ROWS;
+        CREATE CONSTRAINT TRIGGER batch_commit AFTER INSERT ON pg_temp.flakeguard_batch
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION flakeguard.batch_commit();
+    END IF;
+END
+$$;
+
+-- Opens the batch (if it is not open) for one more upload.  An upload that is
+-- already stored -- maybe earlier in this batch -- is compared and rescored
+-- from its history, so what the batch set aside is folded first.
+CREATE FUNCTION flakeguard.batch_upload(p_repo text, p_run_id text, p_attempt integer, p_job text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard.batch_tables();
+    INSERT INTO pg_temp.flakeguard_batch SELECT now() WHERE NOT EXISTS (SELECT 1 FROM pg_temp.flakeguard_batch);
+    IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_batch_state)
+       AND EXISTS (SELECT 1 FROM flakeguard.run u JOIN flakeguard.repository r ON r.repo_id = u.repo_id
+                   WHERE r.name = p_repo AND u.run_id = p_run_id AND u.attempt = coalesce(p_attempt, 1)
+                     AND u.job = coalesce(p_job, '')) THEN
+        PERFORM flakeguard.batch_fold(true);
+    END IF;
+END
+$$;
+
+-- Folds the states set aside into test_score, united per test; the batch
+-- stays open when p_keep_open.
+CREATE FUNCTION flakeguard.batch_fold(p_keep_open boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+BEGIN
+    DELETE FROM pg_temp.flakeguard_batch;
+    INSERT INTO pg_temp.flakeguard_fresh_state
+    SELECT b.repo_id, b.test_id, flakeguard.flake_state_union(b.state), (array_agg(b.policy))[1]
+    FROM pg_temp.flakeguard_batch_state b
+    GROUP BY b.repo_id, b.test_id;
+    DELETE FROM pg_temp.flakeguard_batch_state;
+    PERFORM flakeguard.fold_fresh_states(false);
+    IF p_keep_open THEN
+        INSERT INTO pg_temp.flakeguard_batch VALUES (now());
+    END IF;
+END
+$$;
+
+-- Ends the batch, if one is open: folds its states and publishes its
+-- changes, one NOTIFY flakeguard per repository.
+CREATE FUNCTION flakeguard.batch_end()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF flakeguard.own_temp_table('flakeguard_batch') THEN
+        IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_batch) OR EXISTS (SELECT 1 FROM pg_temp.flakeguard_batch_state) THEN
+            PERFORM flakeguard.batch_fold(false);
+        END IF;
+    END IF;
+    PERFORM flakeguard.publish_deferred();
+END
+$$;
+
+-- At COMMIT of a batch (a deferred trigger on its marker row): ends it, if
+-- the client did not.
+CREATE FUNCTION flakeguard.batch_commit()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_batch_state) THEN
+        PERFORM flakeguard.batch_fold(false);
+    END IF;
+    PERFORM flakeguard.publish_deferred();
+    RETURN NULL;
+END
+$$;
+
+-- A COPY into junit_inbox is a batch: its reports' states are folded once,
+-- when the statement ends.
+CREATE OR REPLACE FUNCTION flakeguard.junit_inbox_ingest()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_state text;
+    v_error text;
+    v_detail text;
+    v_hint text;
+BEGIN
+    BEGIN
+        IF NEW.report IS NULL THEN
+            RAISE EXCEPTION 'report must not be null' USING ERRCODE = '22004';
+        END IF;
+        -- an empty CSV field is NULL: it takes the column's default, as a column left out does
+        PERFORM flakeguard.stage_junit(NEW.report, NULL);
+        PERFORM flakeguard.batch_upload(NEW.repo, NEW.run_id, coalesce(NEW.attempt, 1), NEW.job);
+        PERFORM flakeguard.ingest_staged(NEW.repo, NEW.run_id, coalesce(NEW.attempt, 1), NEW.job, NEW.commit_sha,
+                                         NEW.branch, coalesce(NEW.created_at, now()), 'junit', true);
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT,
+                                v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
+                                                report, sqlstate, error, detail, hint)
+        VALUES ('junit_inbox', NEW.repo, NEW.run_id, NEW.attempt, NEW.job, NEW.commit_sha, NEW.branch,
+                NEW.created_at, NEW.report, v_state, v_error, nullif(v_detail, ''), nullif(v_hint, ''));
+    END;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION flakeguard.inbox_publish()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard.batch_end();
+    RETURN NULL;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
 -- Stream ingestion.  The sidecar parses each report with the same core reader
 -- as parse_junit, COPYs its executions into the session's stage
 -- (pg_temp.flakeguard_stage, as stage_junit fills it) and calls
@@ -21,8 +230,11 @@
 ALTER TABLE flakeguard.rejected_report DROP CONSTRAINT rejected_report_source_check;
 ALTER TABLE flakeguard.rejected_report
     ADD CONSTRAINT rejected_report_source_check CHECK (source IN ('junit_inbox', 'result_inbox', 'stream'));
--- the Redis stream entry a rejected report came in (source 'stream')
+-- the Redis stream entry a rejected report came in (source 'stream'); an
+-- entry delivered again after its rejection was recorded is not recorded twice
 ALTER TABLE flakeguard.rejected_report ADD COLUMN stream_entry text;
+CREATE UNIQUE INDEX rejected_report_stream_entry_key ON flakeguard.rejected_report (stream_entry)
+    WHERE stream_entry IS NOT NULL;
 
 -- Opens the session's stage for COPY by the calling role.  The stage belongs
 -- to the extension's owner (see own_temp_table), the caller may only insert.
@@ -33,6 +245,7 @@ AS $$
 BEGIN
     PERFORM flakeguard.stage_open();
     GRANT INSERT ON pg_temp.flakeguard_stage TO SESSION_USER;
+    PERFORM flakeguard.batch_tables();
 END
 $$;
 
@@ -51,6 +264,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit 
 AS $$
 BEGIN
     SELECT count(*) INTO executions FROM pg_temp.flakeguard_stage;
+    -- the batch stays open until ingest_stream_publish() or COMMIT
+    PERFORM flakeguard.batch_upload(p_repo, p_run_id, p_attempt, p_job);
     BEGIN
         IF p_repo IS NULL THEN
             RAISE EXCEPTION 'repository must not be null' USING ERRCODE = '22004';
@@ -79,8 +294,9 @@ BEGIN
 END
 $$;
 
--- Records a report the stream could not ingest.  The report is kept when it
--- is text PostgreSQL can store; the raw bytes stay in the dead-letter stream.
+-- Records a report the stream could not ingest, once per stream entry;
+-- returns its rejected_id.  The report is kept when it is text PostgreSQL can
+-- store; the raw bytes stay in the dead-letter stream.
 CREATE FUNCTION flakeguard.ingest_stream_reject(
     p_stream_entry text, p_repo text, p_run_id text, p_attempt integer, p_job text, p_commit_sha text,
     p_branch text, p_created_at timestamptz, p_report text, p_sqlstate text, p_error text,
@@ -88,20 +304,28 @@ CREATE FUNCTION flakeguard.ingest_stream_reject(
 RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    INSERT INTO flakeguard.rejected_report (source, stream_entry, repo, run_id, attempt, job, commit_sha, branch,
-                                            created_at, report, sqlstate, error, detail, hint)
-    VALUES ('stream', p_stream_entry, p_repo, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at,
-            p_report, coalesce(p_sqlstate, 'XX000'), coalesce(p_error, 'unknown error'), p_detail, p_hint)
-    RETURNING rejected_id
+    WITH ins AS (
+        INSERT INTO flakeguard.rejected_report (source, stream_entry, repo, run_id, attempt, job, commit_sha, branch,
+                                                created_at, report, sqlstate, error, detail, hint)
+        VALUES ('stream', p_stream_entry, p_repo, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at,
+                p_report, coalesce(p_sqlstate, 'XX000'), coalesce(p_error, 'unknown error'), p_detail, p_hint)
+        ON CONFLICT (stream_entry) WHERE stream_entry IS NOT NULL DO NOTHING
+        RETURNING rejected_id)
+    SELECT rejected_id FROM ins
+    UNION ALL
+    SELECT r.rejected_id FROM flakeguard.rejected_report r WHERE r.stream_entry = p_stream_entry
+    LIMIT 1
 $$;
 
--- Publishes the batch's changes: one NOTIFY flakeguard per repository.
+-- Ends the batch: folds its scoring states into test_score and publishes its
+-- changes, one NOTIFY flakeguard per repository.  (COMMIT does the same for a
+-- batch left open.)
 CREATE FUNCTION flakeguard.ingest_stream_publish()
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM flakeguard.publish_deferred();
+    PERFORM flakeguard.batch_end();
 END
 $$;
 
@@ -164,6 +388,9 @@ AS $$
 DECLARE
     v_repo_id bigint;
 BEGIN
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'cache value kind must not be null' USING ERRCODE = '22004';
+    END IF;
     IF kind IN ('health', 'history') AND test_id IS NULL THEN
         RAISE EXCEPTION 'cache value "%" needs a test_id', kind USING ERRCODE = '22004';
     END IF;
@@ -214,6 +441,11 @@ REVOKE ALL ON FUNCTION flakeguard.ingest_stream(text, text, integer, text, text,
 REVOKE ALL ON FUNCTION flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text,
                                                        text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.ingest_stream_publish() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.batch_tables() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.batch_upload(text, text, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.batch_fold(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.batch_end() FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.batch_commit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.cache_versions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.cache_value(text, text, bigint) FROM PUBLIC;
 

@@ -1,0 +1,73 @@
+--
+-- The values and versions of the Redis cache: cache_value(), cache_versions()
+--
+-- runs alone or after the other tests
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS flakeguard;
+RESET client_min_messages;
+\set VERBOSITY terse
+
+INSERT INTO flakeguard.repository (name) VALUES ('cache/empty');
+SELECT tests FROM flakeguard.ingest_junit('cache/a',
+    '<testsuite name="S"><testcase classname="C" name="t1"/><testcase classname="C" name="t2"><failure message="boom"/></testcase></testsuite>',
+    'r1', created_at => '2026-11-01 10:00+00');
+SELECT tests FROM flakeguard.ingest_junit('cache/a',
+    '<testsuite name="S"><testcase classname="C" name="t1"/><testcase classname="C" name="t2"/></testsuite>',
+    'r2', created_at => '2026-11-01 11:00+00');
+-- every repository, a plain INSERT's at version 0
+SELECT * FROM flakeguard.cache_versions() WHERE repo LIKE 'cache/%' ORDER BY repo;
+
+-- health: the test_health row
+SELECT version, value->>'full_name' AS full_name, value->>'runs' AS runs, value->>'failures' AS failures,
+       value->>'verdict' AS verdict
+FROM flakeguard.cache_value('cache/a', 'health', flakeguard.test_id('C.t2'));
+SELECT (SELECT array_agg(k ORDER BY k) FROM json_object_keys(value) k)
+       = (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a
+          WHERE a.attrelid = 'flakeguard.test_health'::regclass AND a.attnum > 0) AS health_has_every_column
+FROM flakeguard.cache_value('cache/a', 'health', flakeguard.test_id('C.t2'));
+-- history: the newest executions first
+SELECT version, json_array_length(value) AS executions, value->0->>'run_id' AS newest, value->1->>'status' AS older,
+       value->1->>'signature' IS NOT NULL AS signed
+FROM flakeguard.cache_value('cache/a', 'history', flakeguard.test_id('C.t2'));
+-- stats: the repository_health row
+SELECT version, value->>'repo' AS repo, value->>'tests' AS tests, value->>'runs' AS runs
+FROM flakeguard.cache_value('cache/a', 'stats');
+-- quarantine: the quarantined_tests rows
+SELECT version, value FROM flakeguard.cache_value('cache/a', 'quarantine');
+SELECT flakeguard.quarantine('cache/a', 'C.t2', 'flaky: boom');
+SELECT version, json_array_length(value) AS quarantined, value->0->>'full_name' AS full_name,
+       value->0->>'reason' AS reason
+FROM flakeguard.cache_value('cache/a', 'quarantine');
+
+-- the history is bounded by the repository's scoring window
+INSERT INTO flakeguard.policy (repo_id, window_runs)
+SELECT repo_id, 5 FROM flakeguard.repository WHERE name = 'cache/a';
+SELECT count(*) FROM (
+    SELECT flakeguard.ingest_junit('cache/a', '<testsuite name="S"><testcase classname="C" name="t2"/></testsuite>',
+                                   'w' || i, created_at => '2026-11-02 10:00+00'::timestamptz + i * interval '1 hour')
+    FROM generate_series(1, 6) i) x;
+SELECT json_array_length(value) AS executions, value->0->>'run_id' AS newest
+FROM flakeguard.cache_value('cache/a', 'history', flakeguard.test_id('C.t2'));
+
+-- unknown repository, unknown test, bad arguments
+SELECT * FROM flakeguard.cache_value('cache/nosuch', 'health', 1);
+SELECT version IS NOT NULL AS known_repository, value FROM flakeguard.cache_value('cache/a', 'health', 12345);
+SELECT version, value->>'repo' AS repo, value->>'tests' AS tests, value->>'runs' AS runs, value->>'flake_rate' AS flake_rate
+FROM flakeguard.cache_value('cache/empty', 'stats');
+SELECT * FROM flakeguard.cache_value(NULL, 'health', 1);
+SELECT * FROM flakeguard.cache_value('cache/a', 'health');
+SELECT * FROM flakeguard.cache_value('cache/a', 'history', NULL);
+SELECT * FROM flakeguard.cache_value('cache/a', 'bogus');
+SELECT * FROM flakeguard.cache_value('cache/a', NULL);
+
+-- a repository made by INSERT gets its version row when it first changes
+SELECT flakeguard.publish_changes(repo_id, NULL) FROM flakeguard.repository WHERE name = 'cache/empty';
+SELECT * FROM flakeguard.cache_versions() WHERE repo = 'cache/empty';
+
+-- readers need a grant
+CREATE ROLE fg_cache_nobody;
+SET ROLE fg_cache_nobody;
+SELECT * FROM flakeguard.cache_value('cache/a', 'stats');
+SELECT * FROM flakeguard.cache_versions();
+RESET ROLE;
+DROP ROLE fg_cache_nobody;
