@@ -508,17 +508,23 @@ CacheLoop::run()
 			continue;
 		}
 
-		/* wait for hints, at most until the next timer tick */
+		/*
+		 * Hints that came while this connection ran a query (a refresh) are
+		 * already in libpq's buffer, not on the socket: take them first, and
+		 * only wait on the socket, at most until the next tick, when there
+		 * are none.
+		 */
+		drain_notifications();
 		const std::int64_t now = monotonic_ms();
 		if (next_tick_ms_ == 0)
 			next_tick_ms_ = now + config_.reconcile_ms;
-		int wait = static_cast<int>(std::clamp<std::int64_t>(next_tick_ms_ - now, 0, 250));
-		if (!pending_.empty() || need_reconcile_)
-			wait = 0;
-		struct pollfd p = {PQsocket(pg_.raw()), POLLIN, 0};
-		if (poll(&p, 1, wait) < 0 && errno != EINTR)
-			log(Level::warning, "cache: poll failed: %s", std::strerror(errno));
-		drain_notifications();
+		if (pg_.ok() && pending_.empty() && !need_reconcile_) {
+			int wait = static_cast<int>(std::clamp<std::int64_t>(next_tick_ms_ - now, 0, 250));
+			struct pollfd p = {PQsocket(pg_.raw()), POLLIN, 0};
+			if (poll(&p, 1, wait) < 0 && errno != EINTR)
+				log(Level::warning, "cache: poll failed: %s", std::strerror(errno));
+			drain_notifications();
+		}
 		if (!pg_.ok() || !redis_.ok())
 			continue; /* hints stay pending until Redis is back */
 

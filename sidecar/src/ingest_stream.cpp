@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
+#include <set>
 #include <sys/time.h>
 
 namespace flakeguard::sidecar {
@@ -205,22 +206,25 @@ valid_timestamp(std::string_view t)
 			return false;
 		at += 1 + n;
 	}
-	int month = std::atoi(std::string(t.substr(5, 2)).c_str()), day = std::atoi(std::string(t.substr(8, 2)).c_str());
-	int hour = std::atoi(std::string(t.substr(11, 2)).c_str()),
-		minute = std::atoi(std::string(t.substr(14, 2)).c_str());
-	int second = std::atoi(std::string(t.substr(17, 2)).c_str());
-	if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+	auto number = [&t](std::size_t pos, std::size_t n) { return std::atoi(std::string(t.substr(pos, n)).c_str()); };
+	int year = number(0, 4), month = number(5, 2), day = number(8, 2);
+	int hour = number(11, 2), minute = number(14, 2), second = number(17, 2);
+	/* what PostgreSQL accepts: a real day of a year from 1, a zone within +-15:59 */
+	static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 60)
+		return false;
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (day > month_days[month - 1] + (month == 2 && leap ? 1 : 0))
 		return false;
 	std::string_view zone = t.substr(at);
 	if (zone == "Z")
 		return true;
-	if (zone.size() < 3 || (zone[0] != '+' && zone[0] != '-') || !digits(zone, 1, 2))
+	if (zone.size() < 3 || (zone[0] != '+' && zone[0] != '-') || !digits(zone, 1, 2) || number(at + 1, 2) > 15)
 		return false;
 	if (zone.size() == 3)
 		return true;
-	if (zone.size() == 5)
-		return digits(zone, 3, 2);
-	return zone.size() == 6 && zone[3] == ':' && digits(zone, 4, 2);
+	std::size_t minutes = zone.size() == 5 ? 3 : zone.size() == 6 && zone[3] == ':' ? 4 : 0;
+	return minutes != 0 && digits(zone, minutes, 2) && number(at + minutes, 2) <= 59;
 }
 
 std::string
@@ -606,9 +610,22 @@ IngestLoop::flush()
 			if (pg_.ok())
 				PgResult(PQexec(pg_.raw(), "ROLLBACK"));
 			metrics_.batch_failures++;
-			if (e.transient()) {
-				log(Level::warning, "ingest: batch of %zu entries rolled back, will retry: %s: %s", items.size(),
-					e.sqlstate.c_str(), e.what());
+			if (!e.data_error()) {
+				/*
+				 * Not the reports' fault: a lost connection or a deadlock, or
+				 * a broken session or schema (the extension dropped, a
+				 * privilege revoked), which a new session may mend.  Nothing
+				 * is dead-lettered for it; an entry that keeps failing is,
+				 * after --max-deliveries (claim()).
+				 */
+				if (e.transient()) {
+					log(Level::warning, "ingest: batch of %zu entries rolled back, will retry: %s: %s", items.size(),
+						e.sqlstate.c_str(), e.what());
+				} else {
+					log(Level::error, "ingest: batch of %zu entries failed, will retry in a new session: %s: %s%s%s",
+						items.size(), e.sqlstate.c_str(), e.what(), e.hint.empty() ? "" : "; ", e.hint.c_str());
+					pg_.close();
+				}
 				forget_read();
 				sleep_unless_stopped(pg_backoff_.next_ms());
 				return;
@@ -683,19 +700,29 @@ IngestLoop::claim()
 	const std::string idle = str(config_.claim_idle_ms);
 	RedisReply pending = redis_.command({"XPENDING", config_.stream, config_.group, "IDLE", idle, "-", "+", "100"});
 	check_reply(pending.get(), "XPENDING");
+	/* entries of ours in the batch being filled are not stuck, however long --batch-ms holds them */
+	std::set<std::string_view> in_hand;
+	for (const Item &item : batch_)
+		in_hand.insert(item.id);
+	for (const Raw &raw : queue_)
+		in_hand.insert(raw.first);
 	std::vector<std::string> ids, poison;
 	for (std::size_t i = 0; i < pending->elements; i++) {
 		const redisReply *p = pending->element[i];
 		std::string id(p->element[0]->str, p->element[0]->len);
 		std::string consumer(p->element[1]->str, p->element[1]->len);
+		if (consumer == config_.consumer && in_hand.count(id) != 0)
+			continue;
 		if (p->element[3]->integer >= config_.max_deliveries)
 			poison.push_back(id);
 		else if (consumer != config_.consumer)
 			ids.push_back(id);
 	}
 	if (!ids.empty()) {
+		/* JUSTID: the delivery is counted once, when we read them from our pending entries */
 		std::vector<std::string_view> argv = {"XCLAIM", config_.stream, config_.group, config_.consumer, idle};
 		argv.insert(argv.end(), ids.begin(), ids.end());
+		argv.push_back("JUSTID");
 		check_reply(redis_.command(argv).get(), "XCLAIM");
 		metrics_.claimed += ids.size();
 		log(Level::info, "ingest: claimed %zu entries left pending by other consumers", ids.size());
@@ -766,17 +793,18 @@ IngestLoop::run()
 				next_claim_ms_ = monotonic_ms() + std::clamp<std::int64_t>(config_.claim_idle_ms / 2, 500, 30000);
 				claim();
 			}
-			bool got;
+			bool own_done = false;
 			if (read_own_pending_) {
-				got = read(true, 0);
-				if (!got)
+				own_done = !read(true, 0);
+				if (own_done)
 					read_own_pending_ = false;
 			} else {
+				/* block at most 500 ms at a time, so a stop request is seen soon even with a long --batch-ms */
 				std::int64_t wait = batch_.empty() ? 500 : config_.batch_ms - (monotonic_ms() - batch_started_ms_);
-				got = read(false, std::max<std::int64_t>(1, wait));
+				read(false, std::clamp<std::int64_t>(wait, 1, 500));
 			}
 			take_queue(false);
-			if (!batch_.empty() && (!got || monotonic_ms() - batch_started_ms_ >= config_.batch_ms))
+			if (!batch_.empty() && (own_done || monotonic_ms() - batch_started_ms_ >= config_.batch_ms))
 				flush();
 		} catch (const RedisError &e) {
 			log(Level::warning, "ingest: %s", e.what());

@@ -256,55 +256,57 @@ cmd_run(int argc, char **argv)
 			server.error().c_str());
 		return 1;
 	}
+	if (c.batch_ms >= c.claim_idle_ms)
+		log(Level::warning,
+			"--batch-ms (%lld) is not below --claim-idle-ms (%lld): other consumers may claim entries "
+			"this one still holds, and ingest them twice",
+			static_cast<long long>(c.batch_ms), static_cast<long long>(c.claim_idle_ms));
 	log(Level::info, "starting: consumer \"%s\"%s", c.consumer.c_str(),
 		c.metrics_port != 0 ? (", metrics on " + c.metrics_address + ":" + std::to_string(c.metrics_port)).c_str()
 							: "");
 
 	CacheLoop cache(c, metrics);
 	IngestLoop ingest(c, metrics);
-	std::thread cache_thread([&cache] { cache.run(); });
-	std::thread ingest_thread([&ingest] { ingest.run(); });
-
-	int terms = 0;
-	while (!stop_requested.load() || terms > 0) {
-		struct pollfd fds[2] = {{sfd, POLLIN, 0}, {server.fd(), POLLIN, 0}};
-		int n = poll(fds, server.fd() >= 0 ? 2 : 1, 200);
-		if (n > 0 && (fds[0].revents & POLLIN)) {
-			struct signalfd_siginfo info;
-			if (read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
-				if (info.ssi_signo == SIGHUP) {
-					log(Level::info, "SIGHUP: reopening the log file");
-					if (!log_reopen())
-						log(Level::error, "could not reopen log file \"%s\": %s", c.log_file.c_str(),
-							std::strerror(errno));
-				} else if (++terms == 1) {
-					log(Level::info, "%s: committing the batch in hand, then stopping",
-						info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-					stop_requested = true;
-				} else {
-					log(Level::info, "second stop signal: exiting at once");
-					_exit(1);
-				}
+	std::atomic<int> done{0};
+	std::atomic<bool> failed{false};
+	/* a loop that throws stops the daemon (status 1), so its supervisor starts it again */
+	auto worker = [&](const char *name, auto &loop) {
+		return std::thread([&, name] {
+			try {
+				loop.run();
+			} catch (const std::exception &e) {
+				log(Level::error, "%s loop failed: %s", name, e.what());
+				failed = true;
+				stop_requested = true;
 			}
-		}
-		if (n > 0 && server.fd() >= 0 && (fds[1].revents & POLLIN))
-			server.serve_one();
-		if (terms > 0)
-			break;
-	}
-	/* keep answering signals (a second SIGTERM) and probes while the workers drain */
-	std::atomic<bool> joined{false};
-	std::thread joiner([&] {
-		cache_thread.join();
-		ingest_thread.join();
-		joined = true;
-	});
-	while (!joined.load()) {
+			done++;
+		});
+	};
+	std::thread cache_thread = worker("cache", cache);
+	std::thread ingest_thread = worker("ingest", ingest);
+
+	/* signals and probes, until both loops are done (they drain after a stop request) */
+	std::int64_t stop_signal_ms = 0;
+	while (done.load() < 2) {
 		struct pollfd fds[2] = {{sfd, POLLIN, 0}, {server.fd(), POLLIN, 0}};
 		int n = poll(fds, server.fd() >= 0 ? 2 : 1, 100);
-		if (n > 0 && (fds[0].revents & POLLIN)) {
-			struct signalfd_siginfo info;
-			if (read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info)) && info.ssi_signo != SIGHUP) {
+		struct signalfd_siginfo info;
+		if (n > 0 && (fds[0].revents & POLLIN) &&
+			read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+			if (info.ssi_signo == SIGHUP) {
+				/* logged after reopening, so the line lands in the new file */
+				if (log_reopen())
+					log(Level::info, "SIGHUP: reopened the log file");
+				else
+					log(Level::error, "SIGHUP: could not reopen log file \"%s\": %s", c.log_file.c_str(),
+						std::strerror(errno));
+			} else if (stop_signal_ms == 0) {
+				log(Level::info, "%s: committing the batch in hand, then stopping",
+					info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+				stop_signal_ms = monotonic_ms();
+				stop_requested = true;
+			} else if (monotonic_ms() - stop_signal_ms >= 1000) {
+				/* a second one, not a repeat of the first (Ctrl-C sends SIGINT to the group) */
 				log(Level::info, "second stop signal: exiting at once");
 				_exit(1);
 			}
@@ -312,9 +314,10 @@ cmd_run(int argc, char **argv)
 		if (n > 0 && server.fd() >= 0 && (fds[1].revents & POLLIN))
 			server.serve_one();
 	}
-	joiner.join();
+	cache_thread.join();
+	ingest_thread.join();
 	log(Level::info, "stopped");
-	return 0;
+	return failed ? 1 : 0;
 }
 
 bool

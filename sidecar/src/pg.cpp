@@ -4,6 +4,9 @@
  */
 #include "pg.hpp"
 
+#include "log.hpp"
+
+#include <algorithm>
 #include <cstring>
 
 namespace flakeguard::sidecar {
@@ -16,6 +19,13 @@ PgError::transient() const
 	/* 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57P0x shutdown, 55P03 lock timeout */
 	return sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("40", 0) == 0 || sqlstate.rfind("53", 0) == 0 ||
 		   sqlstate.rfind("57P0", 0) == 0 || sqlstate == "55P03" || sqlstate == "57014";
+}
+
+bool
+PgError::data_error() const
+{
+	return !connection_lost && (sqlstate.rfind("22", 0) == 0 || sqlstate.rfind("23", 0) == 0 ||
+								sqlstate.rfind("54", 0) == 0 || sqlstate.rfind("XX", 0) == 0);
 }
 
 PgConn::PgConn(std::string dsn, int statement_timeout_ms)
@@ -59,6 +69,17 @@ PgConn::connect()
 		close();
 		return false;
 	}
+	/* notices and errors that come outside a query (the server shutting down) go to our log, not raw to stderr */
+	PQsetNoticeProcessor(
+		conn_,
+		[](void *, const char *message) {
+			std::string m(message);
+			while (!m.empty() && (m.back() == '\n' || m.back() == ' '))
+				m.pop_back();
+			std::replace(m.begin(), m.end(), '\n', ' ');
+			log(Level::warning, "PostgreSQL: %s", m.c_str());
+		},
+		nullptr);
 	try {
 		exec("SET statement_timeout = " + std::to_string(statement_timeout_ms_));
 	} catch (const PgError &e) {

@@ -34,6 +34,12 @@ class PgError : public std::runtime_error {
 
 	/* Worth retrying the same work later: lost connection, deadlock, serialization, shutdown, resources. */
 	bool transient() const;
+	/*
+	 * Most likely the data's own fault, so retrying cannot help: classes 22
+	 * (data exception), 23 (integrity), 54 (limits) and XX (internal errors,
+	 * which a particular input can trigger).
+	 */
+	bool data_error() const;
 };
 
 struct PgResultFree {

@@ -151,6 +151,13 @@ BOOST_AUTO_TEST_CASE(timestamps)
 						  "2026-11-27T10:00:00.1234567Z", "2026-11-27T24:00:00Z", "2026-00-27T10:00:00Z",
 						  "2026-11-27T10:00:00+1", "2026-11-27T10:00:00Zjunk", "2026-11-27T10:00:00+01:0", "1e3"})
 		BOOST_TEST(!valid_timestamp(t), t);
+	/* what PostgreSQL would refuse: impossible days, year 0, zones beyond +-15:59 */
+	for (const char *t :
+		 {"2026-02-30T10:00:00Z", "2025-02-29T10:00:00Z", "1900-02-29T10:00:00Z", "0000-01-01T00:00:00Z",
+		  "2026-04-31T10:00:00Z", "2026-11-27T10:00:00+16", "2026-11-27T10:00:00+01:60"})
+		BOOST_TEST(!valid_timestamp(t), t);
+	for (const char *t : {"2024-02-29T10:00:00Z", "2000-02-29T10:00:00Z", "2026-11-27T10:00:00-15:59"})
+		BOOST_TEST(valid_timestamp(t), t);
 	BOOST_TEST(valid_timestamp(timestamp_now()));
 }
 
@@ -283,6 +290,15 @@ BOOST_AUTO_TEST_CASE(pg_error_classes)
 	BOOST_TEST(PgError("XX000", "x", {}, {}, true).transient());
 	BOOST_TEST(!PgError("22023", "bad argument").transient());
 	BOOST_TEST(!PgError("42883", "no such function").transient());
+	/* what dead-letters a report, and what only makes the batch wait */
+	BOOST_TEST(PgError("22P04", "bad copy data").data_error());
+	BOOST_TEST(PgError("23505", "collision").data_error());
+	BOOST_TEST(PgError("54000", "too large").data_error());
+	BOOST_TEST(PgError("XX000", "internal").data_error());
+	BOOST_TEST(!PgError("42703", "undefined column").data_error());
+	BOOST_TEST(!PgError("42501", "permission denied").data_error());
+	BOOST_TEST(!PgError("40P01", "deadlock").data_error());
+	BOOST_TEST(!PgError("22023", "lost", {}, {}, true).data_error());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
