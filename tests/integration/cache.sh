@@ -23,7 +23,6 @@ lookup() { "$SIDECAR" lookup -v "$@"; }
 runs_of() { sed -n 's/.*"runs":\([0-9]*\).*/\1/p'; }
 key_gone() { [ "$(rcli EXISTS "$1")" = 0 ]; }
 key_there() { [ "$(rcli EXISTS "$1")" = 1 ]; }
-metric() { curl -s "127.0.0.1:$MPORT/metrics" | sed -n "s/^$1 //p"; }
 
 redis_start
 for i in 1 2 3 4 5; do ingest "$i" pass; done
@@ -79,7 +78,7 @@ check "a change unlinks the changed test's key" 0 "$(rcli EXISTS "fg:$R:health:$
 check "the cache's version follows the database" "$((v0 + 1))" "$(rcli GET "fg:$R:v")"
 check "the new value is read through" "6" "$(lookup "$R" C.t2 2>/dev/null | runs_of)"
 check "the new value shows the failure" 1 "$(lookup "$R" C.t2 2>/dev/null | grep -c '"failures":1')"
-check "invalidation latency is measured" 1 "$([ "$(metric flakeguard_sidecar_invalidation_seconds_count)" -ge 1 ] && echo 1)"
+check "invalidation latency is measured" 1 "$([ "$(metric "$MPORT" flakeguard_sidecar_invalidation_seconds_count)" -ge 1 ] && echo 1)"
 
 # the quarantine set is rebuilt on change
 q "SELECT flakeguard.quarantine('$R', 'C.t2', 'flaky: boom')" >/dev/null
@@ -92,10 +91,10 @@ check "releasing it rebuilds the set empty" "[]" "$(rcli GET "fg:$R:quarantine")
 # a gap with no hint to explain it (a lost notification) unlinks the repository's keys
 lookup "$R" C.t3 >/dev/null 2>&1
 rcli SET "fg:$R:v" "$(($(version) - 1))" >/dev/null
-lost0=$(metric flakeguard_sidecar_lost_hints_total)
+lost0=$(metric "$MPORT" flakeguard_sidecar_lost_hints_total)
 wait_for 30 key_gone "fg:$R:health:$(tid C.t3)"
 check "a version gap found by the timer unlinks the repository's keys" 0 "$(rcli EXISTS "fg:$R:health:$(tid C.t3)")"
-check "... counted as a lost hint" "$((lost0 + 1))" "$(metric flakeguard_sidecar_lost_hints_total)"
+check "... counted as a lost hint" "$((lost0 + 1))" "$(metric "$MPORT" flakeguard_sidecar_lost_hints_total)"
 check "... and v is the database's again" "$(version)" "$(rcli GET "fg:$R:v")"
 
 # a hint that is not ours: the daemon reconciles and goes on
@@ -106,11 +105,11 @@ check "an unreadable notification does not stop the daemon" "$(version)" "$(rcli
 
 # "all": a change too large to list unlinks every key of the repository
 lookup "$R" C.t1 >/dev/null 2>&1
-full0=$(metric flakeguard_sidecar_full_invalidations_total)
+full0=$(metric "$MPORT" flakeguard_sidecar_full_invalidations_total)
 q "SELECT tests FROM flakeguard.ingest_junit('$R', '<testsuite>' || (SELECT string_agg(format('<testcase classname=\"B\" name=\"b%s\"/>', i), '') FROM generate_series(1, 1000) i) || '</testsuite>', 'big', created_at => '2026-11-02')" >/dev/null
 wait_for 30 key_gone "fg:$R:health:$T1"
 check "a hint of \"all\" unlinks keys of unchanged tests too" 0 "$(rcli EXISTS "fg:$R:health:$T1")"
-check "... as a full invalidation" "$((full0 + 1))" "$(metric flakeguard_sidecar_full_invalidations_total)"
+check "... as a full invalidation" "$((full0 + 1))" "$(metric "$MPORT" flakeguard_sidecar_full_invalidations_total)"
 
 check "/healthz answers ok" "ok" "$(curl -s "127.0.0.1:$MPORT/healthz")"
 check "unknown paths are 404" "404" "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$MPORT/nope")"

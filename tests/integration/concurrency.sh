@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 FIX=$FG_FIXTURES
 dir=$(scratch_dir concurrency)
-trap 'rm -rf "$dir"' EXIT
+trap 'rm -rf "$dir"; cleanup' EXIT
 
 # eight uploads of the same suite, with overlapping keys between the sessions
 script() {

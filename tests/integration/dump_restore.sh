@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 FIX=$FG_FIXTURES
 dir=$(scratch_dir dump)
-trap 'rm -rf "$dir"' EXIT
+trap 'rm -rf "$dir"; cleanup' EXIT
 
 q "SELECT tests FROM flakeguard.ingest_junit('dump/a', pg_read_file('$FIX/generated/pytest/xunit2.xml'), 'r1', created_at => '2026-11-01')" >/dev/null
 q "SELECT tests FROM flakeguard.ingest_junit('dump/b', pg_read_file('$FIX/generated/gtest/run1.xml'), 'r1', created_at => '2026-11-01')" >/dev/null

@@ -5,7 +5,16 @@
 . "$(dirname "$0")/lib.sh"
 HIST=$FG_FIXTURES/history
 dir=$(scratch_dir upgrade)
-trap 'rm -rf "$dir"; as_user "$PG_BINDIR/dropdb" --if-exists fg_old >/dev/null 2>&1; as_user "$PG_BINDIR/dropdb" --if-exists fg_new >/dev/null 2>&1' EXIT
+dropdbs() {
+	local db
+	for db in fg_new fg_old; do
+		as_user "$PG_BINDIR/dropdb" --if-exists "$db" >/dev/null 2>&1
+	done
+}
+trap 'rm -rf "$dir"; dropdbs; cleanup' EXIT
+current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(dirname "$0")/../../flakeguard.control")
+# every released version: the first script and the start of each upgrade step
+released=$(ls "$(dirname "$0")/../../sql" | sed -n 's/^flakeguard--\([0-9.]*\)\(--[0-9.]*\)\?\.sql$/\1/p' | sort -uV)
 
 # the pytest history, in the order CI produced it
 ingest="SELECT count(*) FROM (
@@ -16,16 +25,9 @@ ingest="SELECT count(*) FROM (
     LATERAL flakeguard.ingest_junit('up/py', pg_read_binary_file('$HIST/' || m.file), m.run_id, m.attempt, '',
                                     m.sha, 'main', m.at) i"
 
-as_user "$PG_BINDIR/createdb" fg_old
-PGDATABASE=fg_old q "CREATE EXTENSION flakeguard VERSION '0.1.0'" >/dev/null
-check "0.1.0 ingests the history" "40" "$(PGDATABASE=fg_old q "$ingest")"
-PGDATABASE=fg_old q "ALTER EXTENSION flakeguard UPDATE" >/dev/null || not_ok "ALTER EXTENSION flakeguard UPDATE"
-check "the update reaches the default version" "0.2.0" \
-	"$(PGDATABASE=fg_old q "SELECT extversion FROM pg_extension WHERE extname = 'flakeguard'")"
-
 as_user "$PG_BINDIR/createdb" fg_new
 PGDATABASE=fg_new q "CREATE EXTENSION flakeguard" >/dev/null
-check "0.2.0 ingests the same history" "40" "$(PGDATABASE=fg_new q "$ingest")"
+check "$current ingests the history" "40" "$(PGDATABASE=fg_new q "$ingest")"
 
 # pg_dump leaves an extension's members out, so the catalogs are compared:
 # every member, and the definition, columns, comments and privileges of each
@@ -49,22 +51,33 @@ WHERE c.relnamespace = 'flakeguard'::regnamespace AND c.relkind = 'v'
 UNION ALL SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 WHERE c.relnamespace = 'flakeguard'::regnamespace AND NOT t.tgisinternal
 ORDER BY 1"
-PGDATABASE=fg_old q "$catalog" >"$dir/old.txt"
 PGDATABASE=fg_new q "$catalog" >"$dir/new.txt"
-if [ -s "$dir/new.txt" ] && diff -u "$dir/new.txt" "$dir/old.txt" >"$dir/schema.diff"; then
-	ok "an updated database has the catalog of a fresh install ($(wc -l <"$dir/new.txt") lines)"
-else
-	not_ok "an updated database has the catalog of a fresh install"
-	head -40 "$dir/schema.diff"
-fi
-
 scores="SELECT string_agg(format('%s %s %s %s', t.full_name, s.verdict, s.proofs, md5(s.state)), ',' ORDER BY t.full_name)
         FROM flakeguard.test_score s JOIN flakeguard.test t USING (repo_id, test_id)"
-check "the update scores the stored history as ingestion does" "$(PGDATABASE=fg_new q "$scores")" \
-	"$(PGDATABASE=fg_old q "$scores")"
-check "the update signs the stored failure messages" \
-	"$(PGDATABASE=fg_new q "SELECT count(DISTINCT signature) || ' ' || count(signature) FROM flakeguard.result")" \
-	"$(PGDATABASE=fg_old q "SELECT count(DISTINCT signature) || ' ' || count(signature) FROM flakeguard.result")"
-check "the updated database keeps ingesting" "10" \
-	"$(PGDATABASE=fg_old q "SELECT tests FROM flakeguard.ingest_junit('up/py', pg_read_binary_file('$HIST/pytest/run-01-attempt-1.xml'), 'later', created_at => '2026-04-01')")"
+
+for old in $released; do
+	[ "$old" != "$current" ] || continue
+	as_user "$PG_BINDIR/dropdb" --if-exists fg_old >/dev/null 2>&1
+	as_user "$PG_BINDIR/createdb" fg_old
+	PGDATABASE=fg_old q "CREATE EXTENSION flakeguard VERSION '$old'" >/dev/null
+	check "$old ingests the history" "40" "$(PGDATABASE=fg_old q "$ingest")"
+	PGDATABASE=fg_old q "ALTER EXTENSION flakeguard UPDATE" >/dev/null || not_ok "ALTER EXTENSION flakeguard UPDATE from $old"
+	check "the update from $old reaches the default version" "$current" \
+		"$(PGDATABASE=fg_old q "SELECT extversion FROM pg_extension WHERE extname = 'flakeguard'")"
+	PGDATABASE=fg_old q "$catalog" >"$dir/old.txt"
+	if [ -s "$dir/new.txt" ] && diff -u "$dir/new.txt" "$dir/old.txt" >"$dir/schema.diff"; then
+		ok "a database updated from $old has the catalog of a fresh install ($(wc -l <"$dir/new.txt") lines)"
+	else
+		not_ok "a database updated from $old has the catalog of a fresh install"
+		head -40 "$dir/schema.diff"
+	fi
+
+	check "the update from $old scores the stored history as ingestion does" "$(PGDATABASE=fg_new q "$scores")" \
+		"$(PGDATABASE=fg_old q "$scores")"
+	check "the update from $old signs the stored failure messages" \
+		"$(PGDATABASE=fg_new q "SELECT count(DISTINCT signature) || ' ' || count(signature) FROM flakeguard.result")" \
+		"$(PGDATABASE=fg_old q "SELECT count(DISTINCT signature) || ' ' || count(signature) FROM flakeguard.result")"
+	check "the database updated from $old keeps ingesting" "10" \
+		"$(PGDATABASE=fg_old q "SELECT tests FROM flakeguard.ingest_junit('up/py', pg_read_binary_file('$HIST/pytest/run-01-attempt-1.xml'), 'later', created_at => '2026-04-01')")"
+done
 finish

@@ -32,11 +32,12 @@ scratch_dir() {
 	echo "$dir"
 }
 
-# free_port: a TCP port nobody listens on (best effort).
+# free_port: a TCP port nobody listens on (best effort), below the kernel's
+# ephemeral range (32768 and up), so no outgoing connection can take it.
 free_port() {
 	local port
 	for _ in $(seq 1 50); do
-		port=$((20000 + RANDOM % 20000))
+		port=$((20000 + RANDOM % 12000))
 		if ! (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
 			echo "$port"
 			return
@@ -70,4 +71,42 @@ pg_stop() {
 psql_as_user() {
 	as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$PGDATABASE" PGUSER="$PGUSER" \
 		"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"
+}
+
+# redis_server_start DIR [ARGS...]: redis-server on 127.0.0.1:$REDIS_PORT
+# (a free port when unset) with its files in DIR, as the unprivileged user.
+# Exports REDIS_PORT and FLAKEGUARD_REDIS.
+redis_server_start() {
+	local dir=$1 try fixed=${REDIS_PORT:-}
+	shift
+	mkdir -p "$dir"
+	[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$dir"
+	for try in 1 2 3 4 5; do
+		export REDIS_PORT=${fixed:-$(free_port)}
+		export FLAKEGUARD_REDIS=redis://127.0.0.1:$REDIS_PORT
+		rm -f "$dir/redis.pid"
+		as_user redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
+			--pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save '' "$@" >/dev/null || return 1
+		for _ in $(seq 1 100); do
+			redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && [ -s "$dir/redis.pid" ] && return 0
+			grep -q 'aborting' "$dir/redis.log" 2>/dev/null && break
+			sleep 0.1
+		done
+		# the port was taken between free_port and the bind: another one, unless it was given
+		[ -z "$fixed" ] || break
+		: >"$dir/redis.log"
+	done
+	cat "$dir/redis.log" >&2
+	return 1
+}
+
+# redis_server_stop DIR: stop the server started by redis_server_start DIR.
+redis_server_stop() {
+	local pid
+	pid=$(cat "$1/redis.pid" 2>/dev/null) || return 0
+	redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
 }
