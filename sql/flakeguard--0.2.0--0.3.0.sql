@@ -329,9 +329,40 @@ BEGIN
 END
 $$;
 
+-- A repository made by a plain INSERT (as the sidecar asks) gets its version
+-- row when it is first ingested into.  (Not by a trigger, nor by
+-- publish_changes: pg_restore copies repository_version after tables whose
+-- triggers would have made the rows already.)
+CREATE OR REPLACE FUNCTION flakeguard.repository_id(repo text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF repo IS NULL OR repo = '' THEN
+        RAISE EXCEPTION 'repository name must not be empty'
+            USING ERRCODE = CASE WHEN repo IS NULL THEN '22004' ELSE '22023' END;
+    END IF;
+    IF octet_length(repo) > 512 THEN
+        RAISE EXCEPTION 'repository name is too long'
+            USING ERRCODE = '22001', DETAIL = format('The name has %s bytes; the limit is 512.', octet_length(repo));
+    END IF;
+    SELECT r.repo_id INTO v_id FROM flakeguard.repository r WHERE r.name = repo;
+    IF v_id IS NULL THEN
+        INSERT INTO flakeguard.repository AS r (name) VALUES (repo)
+            ON CONFLICT (name) DO UPDATE SET name = excluded.name
+            RETURNING r.repo_id INTO v_id;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM flakeguard.repository_version v WHERE v.repo_id = v_id) THEN
+        INSERT INTO flakeguard.repository_version (repo_id) VALUES (v_id) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN v_id;
+END
+$$;
+
 -- The notification names the time it was sent ("at", Unix seconds), so
--- listeners can measure how long invalidation takes; a repository without a
--- version row (made by a plain INSERT) gets one.
+-- listeners can measure how long invalidation takes.
 CREATE OR REPLACE FUNCTION flakeguard.publish_changes(p_repo_id bigint, p_tests bigint[])
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -342,10 +373,8 @@ DECLARE
     v_payload text;
     v_at numeric := round(extract(epoch FROM clock_timestamp()), 6);
 BEGIN
-    -- a repository made by a plain INSERT has no version row yet
-    INSERT INTO flakeguard.repository_version AS v (repo_id, version, changed_at) VALUES (p_repo_id, 1, now())
-    ON CONFLICT (repo_id) DO UPDATE SET version = v.version + 1, changed_at = now()
-    RETURNING v.version INTO v_version;
+    UPDATE flakeguard.repository_version v SET version = v.version + 1, changed_at = now()
+        WHERE v.repo_id = p_repo_id RETURNING v.version INTO v_version;
     SELECT r.name INTO v_name FROM flakeguard.repository r WHERE r.repo_id = p_repo_id;
     v_payload := json_build_object('repo', v_name, 'version', v_version, 'at', v_at,
                                    'tests', (SELECT json_agg(t::text ORDER BY t) FROM unnest(p_tests) t))::text;

@@ -60,8 +60,9 @@ SELECT * FROM flakeguard.cache_value('cache/a', 'history', NULL);
 SELECT * FROM flakeguard.cache_value('cache/a', 'bogus');
 SELECT * FROM flakeguard.cache_value('cache/a', NULL);
 
--- a repository made by INSERT gets its version row when it first changes
-SELECT flakeguard.publish_changes(repo_id, NULL) FROM flakeguard.repository WHERE name = 'cache/empty';
+-- a repository made by INSERT gets its version row when it is first ingested into
+SELECT tests FROM flakeguard.ingest_junit('cache/empty', '<testsuite><testcase name="t"/></testsuite>', 'r1',
+                                          created_at => '2026-11-01 10:00+00');
 SELECT * FROM flakeguard.cache_versions() WHERE repo = 'cache/empty';
 
 -- readers need a grant
