@@ -18,3 +18,18 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 percentile() { sort -n | awk -v p="$1" '{ a[NR] = $1 } END { i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; print a[i] }'; }
 # rate N MS: N per second
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
+
+# sidecar_bench_servers NAME: a scratch folder ($dir), a PostgreSQL cluster with
+# the extension and a redis-server in it, all stopped on exit with the daemon
+# whose pid is in SIDECAR_PID (the sidecar benchmarks).  Exports FLAKEGUARD_PG
+# and FLAKEGUARD_REDIS.
+sidecar_bench_servers() {
+	dir=$(scratch_dir "$1")
+	SIDECAR_PID=
+	trap '[ -z "$SIDECAR_PID" ] || kill "$SIDECAR_PID" 2>/dev/null; redis_server_stop "$dir/redis"; pg_stop "$dir"; rm -rf "$dir"' EXIT
+	pg_start "$dir" >&2
+	unset REDIS_PORT
+	redis_server_start "$dir/redis" >&2
+	export FLAKEGUARD_PG="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
+	psql_as_user -c 'CREATE EXTENSION flakeguard' >/dev/null
+}

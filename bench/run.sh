@@ -27,10 +27,11 @@ esac
 
 say() { printf '== %s\n' "$*" >&2; }
 
-say "building bench_parse_junit and simulate_flake_score (Release) in $BUILD"
+say "building the benchmark drivers and flakeguard-sidecar (Release) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$BUILD.configure.log" 2>&1 ||
 	{ cat "$BUILD.configure.log" >&2; exit 1; }
-cmake --build "$BUILD" -j2 --target bench_parse_junit simulate_flake_score >"$BUILD.build.log" 2>&1 ||
+cmake --build "$BUILD" -j2 --target bench_parse_junit simulate_flake_score flakeguard-sidecar cache_bench \
+	>"$BUILD.build.log" 2>&1 ||
 	{ cat "$BUILD.build.log" >&2; exit 1; }
 BIN=$BUILD/bench_parse_junit
 
@@ -72,6 +73,18 @@ if [ "$QUICK" = 1 ]; then
 else
 	"$BENCH/flake_score/flake_score_bench.sh" >"$OUT/score.md"
 fi
+say "stream ingestion: ingest_stream_bench.sh"
+if [ "$QUICK" = 1 ]; then
+	FG_BENCH_BUILD=$BUILD FG_BENCH_REPORTS=60 "$BENCH/ingest_stream/ingest_stream_bench.sh" >"$OUT/stream.md"
+else
+	FG_BENCH_BUILD=$BUILD "$BENCH/ingest_stream/ingest_stream_bench.sh" >"$OUT/stream.md"
+fi
+say "cache: cache_bench.sh"
+if [ "$QUICK" = 1 ]; then
+	FG_BENCH_BUILD=$BUILD FG_BENCH_N=200 FG_BENCH_LOAD=100 "$BENCH/cache/cache_bench.sh" >"$OUT/cache.md"
+else
+	FG_BENCH_BUILD=$BUILD "$BENCH/cache/cache_bench.sh" >"$OUT/cache.md"
+fi
 elapsed=$((SECONDS - t0))
 
 # --- machine --------------------------------------------------------------
@@ -86,7 +99,10 @@ dirty=$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | wc -
 [ "$dirty" -gt 0 ] && commit="$commit + uncommitted changes"
 
 body() { grep -v "^summary: " "$1" | cat -s; }
-summary() { sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md" "$OUT/score.md" "$OUT/simulate.md"; }
+summary() {
+	sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md" "$OUT/score.md" "$OUT/simulate.md" \
+		"$OUT/stream.md" "$OUT/cache.md"
+}
 
 {
 	cat <<EOF
@@ -127,6 +143,13 @@ Running one benchmark alone: see [bench/README.md](README.md).
   repositories x 10k tests x 100 runs, generated in SQL): \`test_health\` for one test (pgbench
   latencies), \`flaky_tests\` for one repository, \`flake_score()\` over a repository's history against
   a plain-SQL window query over the same rows, and what the stored scores add to \`ingest_junit\`.
+* **Stream ingestion** (\`bench/ingest_stream/ingest_stream_bench.sh\`): its own cluster and redis-server.
+  A backlog of reports pushed with \`flakeguard-sidecar push\`, drained by \`flakeguard-sidecar run\` at
+  \`--batch-size\` 100, 1000 and 5000, against one \`COPY\` of the same reports into \`junit_inbox\`; the
+  daemon's peak RSS.
+* **Cache** (\`bench/cache/cache_bench.sh\`): its own cluster, redis-server and daemon. Read-through
+  lookup latency (hit, miss) against the \`test_health\` query, invalidation latency from COMMIT to
+  key gone (idle and while the daemon ingests a backlog), the hit rate of a read/write mix.
 * **Scoring quality** (\`bench/flake_score/simulate.cpp\`): 8,800 simulated histories with known truth
   (stable, flaky at p = 2..30% with and without retries, regressions, fixes, transient breakages);
   precision and recall of the flaky verdict, interval coverage of \`flake_rate\`, broken recall.
@@ -162,6 +185,10 @@ $(body "$OUT/ingest.md")
 $(body "$OUT/score.md")
 
 $(body "$OUT/simulate.md")
+
+$(body "$OUT/stream.md")
+
+$(body "$OUT/cache.md")
 EOF
 } >"$OUT/RESULTS.md"
 

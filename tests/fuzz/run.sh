@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh [SECONDS] [BUILD_DIR] -- fuzz the JUnit reader, then (for a
-# third of SECONDS) the scoring state, with libFuzzer under ASan and UBSan.  The seed corpus is every fixture of tests/fixtures/junit
+# third of SECONDS each) the scoring state and the sidecar's hints and stream
+# entries, with libFuzzer under ASan and UBSan.  The seed corpus is every fixture of tests/fixtures/junit
 # plus ../shared/junit-corpus when present; new inputs go to BUILD_DIR/corpus.
 # `make fuzz` runs it for 10 minutes, `make check` for 30 seconds.  A crash
 # leaves crash-<sha1> here: minimise it, add it to tests/fuzz/regressions/
@@ -10,10 +11,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-600}
 build=${2:-$ROOT/build/fuzz}
 cd "$ROOT"
-if [ ! -x "$build/fuzz_parse_junit" ] || [ ! -x "$build/fuzz_flake_state" ]; then
+if [ ! -x "$build/fuzz_parse_junit" ] || [ ! -x "$build/fuzz_flake_state" ] || [ ! -x "$build/fuzz_cache_hint" ]; then
 	cmake -S . -B "$build" -DFG_FUZZ=ON -DFG_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++ \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build "$build" -j 2 --target fuzz_parse_junit fuzz_flake_state >/dev/null
+	cmake --build "$build" -j 2 --target fuzz_parse_junit fuzz_flake_state fuzz_cache_hint >/dev/null
 fi
 seeds=$build/seeds
 rm -rf "$seeds"
@@ -35,3 +36,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 mkdir -p "$build/corpus-state"
 "$build/fuzz_flake_state" -max_total_time="$((seconds / 3 + 1))" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
 	-print_final_stats=1 "$build/corpus-state"
+# what the sidecar reads from NOTIFY payloads and stream entries
+mkdir -p "$build/corpus-hint"
+printf '{"repo" : "a/b", "version" : 3, "at" : 1.5, "tests" : ["1", "-2"]}' >"$build/corpus-hint/hint"
+printf 'v\x001\x00repo\x00a/b\x00run_id\x00r\x00created_at\x002026-11-27T10:00:00Z\x00files\x001\x00report:0\x00<testsuite/>' \
+	>"$build/corpus-hint/entry"
+"$build/fuzz_cache_hint" -max_total_time="$((seconds / 3 + 1))" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+	-print_final_stats=1 "$build/corpus-hint"

@@ -1,0 +1,66 @@
+/*
+ * fuzz_cache_hint.cpp
+ *	  libFuzzer target for what the sidecar reads from outside: NOTIFY
+ *	  payloads (sidecar/src/cache.cpp parse_hint, json.cpp) and stream entries
+ *	  (sidecar/src/ingest_stream.cpp decode_upload).  Anyone allowed to NOTIFY
+ *	  on the channel or XADD to the stream can send these bytes.
+ *
+ * Properties: parse_hint and parse_json either accept or throw
+ * std::invalid_argument; json_quote's output parses back to its input;
+ * decode_upload either accepts or throws EntryError, and what it accepts
+ * encodes and decodes to the same upload.
+ */
+#include "cache.hpp"
+#include "ingest_stream.hpp"
+#include "json.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+using namespace flakeguard::sidecar;
+
+extern "C" int
+LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size)
+{
+	const std::string_view input(reinterpret_cast<const char *>(data), size);
+	try {
+		parse_hint(input);
+	} catch (const std::invalid_argument &) {
+	}
+	try {
+		parse_json(input);
+	} catch (const std::invalid_argument &) {
+	}
+	std::string quoted;
+	json_quote(quoted, input);
+	if (storable_text(input) && parse_json(quoted).text != input)
+		std::abort();
+
+	/* the input as stream fields: NUL separates names and values */
+	Fields fields;
+	std::size_t at = 0;
+	while (at < size) {
+		std::size_t name_end = input.find('\0', at);
+		if (name_end == std::string_view::npos)
+			break;
+		std::size_t value_end = input.find('\0', name_end + 1);
+		if (value_end == std::string_view::npos)
+			value_end = size;
+		fields.emplace_back(std::string(input.substr(at, name_end - at)),
+							std::string(input.substr(name_end + 1, value_end - name_end - 1)));
+		at = value_end + 1;
+	}
+	try {
+		Upload u = decode_upload(fields, 1 << 16);
+		Upload again = decode_upload(encode_upload(u), 1 << 16);
+		if (again.repo != u.repo || again.run_id != u.run_id || again.attempt != u.attempt || again.job != u.job ||
+			again.commit_sha != u.commit_sha || again.branch != u.branch || again.created_at != u.created_at ||
+			again.files != u.files)
+			std::abort();
+	} catch (const EntryError &) {
+	}
+	return 0;
+}
