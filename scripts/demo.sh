@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# scripts/demo.sh [start|stop] -- `make demo` and `make demo-stop`.
+# scripts/demo.sh [start|stop|psql] -- `make demo` and `make demo-stop`.
 #
-# start: installs what is missing, builds and installs the extension, starts a
-# private PostgreSQL cluster on 127.0.0.1 and a Unix socket under .demo/ in the
-# checkout, creates the extension, reads the real-runner reports of
-# tests/fixtures/junit/generated with flakeguard.parse_junit, stores them with
-# flakeguard.ingest_junit, and prints what they say; then stores a 30-run
-# history of a pytest and a GoogleTest suite (tests/fixtures/junit/history)
-# and shows the flaky tests, the broken ones and each repository's health.
-# Re-runnable: a running demo cluster is reused.
-# stop: stops the cluster and removes .demo/.
+# start: installs what is missing, builds and installs the extension and
+# flakeguard-sidecar, starts a private PostgreSQL cluster and a redis-server
+# on 127.0.0.1 (and a Unix socket) under .demo/ in the checkout, creates the
+# extension, starts the sidecar, reads the real-runner reports of
+# tests/fixtures/junit/generated with flakeguard.parse_junit and stores them
+# with ingest_junit; then pushes a 30-run history of a pytest and a
+# GoogleTest suite (tests/fixtures/junit/history, made by
+# tests/fixtures/generate/history.sh) through `flakeguard-sidecar push`, as CI
+# would, and shows the flaky tests, the broken ones, each repository's health
+# and a cached lookup.  Re-runnable: it starts over each time.
+# stop: stops the sidecar, Redis and PostgreSQL and removes .demo/.
 # psql: an interactive psql on the demo cluster.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,35 +19,71 @@ cd "$ROOT"
 . tests/lib/common.sh
 DEMO=$ROOT/.demo
 
+SIDECAR=$ROOT/build/demo/flakeguard-sidecar
+
 step() { printf '\n>> %s\n' "$*"; }
 
 stop() {
+	local pid
+	if pid=$(cat "$DEMO/sidecar.pid" 2>/dev/null) && kill -TERM "$pid" 2>/dev/null; then
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		echo "sidecar stopped"
+	fi
+	if [ -f "$DEMO/redis/redis.pid" ]; then
+		[ -z "${REDIS_PORT:-}" ] && [ -f "$DEMO/env" ] && . "$DEMO/env"
+		redis_server_stop "$DEMO/redis"
+		echo "redis-server stopped"
+	fi
 	if [ -f "$DEMO/data/postmaster.pid" ]; then
 		pg_stop "$DEMO"
-		echo "demo cluster stopped"
+		echo "PostgreSQL stopped"
 	fi
 	rm -rf "$DEMO"
+}
+
+# consumed: the sidecar has read and acknowledged everything pushed
+consumed() {
+	redis-cli -p "$REDIS_PORT" XINFO GROUPS fg:ingest 2>/dev/null |
+		awk 'NR % 2 == 1 { k = $0; next } k == "pending" || k == "lag" { s += $0; n++ } END { exit !(n == 2 && s == 0) }'
 }
 
 start() {
 	step "installing missing packages"
 	scripts/install-deps.sh
-	step "building and installing the extension"
+	step "building and installing the extension, building flakeguard-sidecar"
 	make -s -j2 >/dev/null
 	if [ "$(id -u)" -eq 0 ]; then make -s install >/dev/null; else sudo make -s install >/dev/null; fi
+	cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=Release >build/demo.configure.log 2>&1 &&
+		cmake --build build/demo -j2 --target flakeguard-sidecar >build/demo.build.log 2>&1 ||
+		{ tail -n 30 build/demo.configure.log build/demo.build.log; exit 1; }
 
-	if [ -f "$DEMO/env" ] && . "$DEMO/env" && as_user "$PG_BINDIR/pg_ctl" -D "$DEMO/data" status >/dev/null 2>&1; then
-		step "reusing the demo cluster on port $PGPORT"
-	else
-		step "starting a private PostgreSQL cluster under .demo/"
-		rm -rf "$DEMO"
-		mkdir -p "$DEMO"
-		[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$DEMO"
-		pg_start "$DEMO"
-		printf 'export PGHOST=%q PGPORT=%q PGDATABASE=postgres PGUSER=%q\n' "$PGHOST" "$PGPORT" "$PGUSER" >"$DEMO/env"
-	fi
-	psql_as_user -c 'SET client_min_messages = warning' -c 'DROP EXTENSION IF EXISTS flakeguard CASCADE' \
-		-c 'DROP TABLE IF EXISTS public.demo_report' -c 'CREATE EXTENSION flakeguard'
+	step "starting a private PostgreSQL cluster and redis-server under .demo/"
+	stop >/dev/null
+	mkdir -p "$DEMO"
+	[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$DEMO"
+	pg_start "$DEMO"
+	unset REDIS_PORT
+	redis_server_start "$DEMO/redis" --appendonly yes
+	printf 'export PGHOST=%q PGPORT=%q PGDATABASE=postgres PGUSER=%q REDIS_PORT=%q\n' \
+		"$PGHOST" "$PGPORT" "$PGUSER" "$REDIS_PORT" >"$DEMO/env"
+	export FLAKEGUARD_PG="host=$PGHOST port=$PGPORT dbname=postgres user=$PGUSER"
+	psql_as_user -c 'CREATE EXTENSION flakeguard'
+
+	local mport
+	mport=$(free_port)
+	echo "export MPORT=$mport" >>"$DEMO/env"
+	step "starting flakeguard-sidecar (cache refresh on, metrics on 127.0.0.1:$mport)"
+	# detached from our output: `make demo | less` must not wait for the daemon
+	"$SIDECAR" run --refresh --metrics-port "$mport" --log-file "$DEMO/sidecar.log" </dev/null >/dev/null 2>&1 &
+	echo $! >"$DEMO/sidecar.pid"
+	for _ in $(seq 1 100); do
+		grep -q 'ingest: consuming stream' "$DEMO/sidecar.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q 'ingest: consuming stream' "$DEMO/sidecar.log" || { cat "$DEMO/sidecar.log"; exit 1; }
 
 	step "loading the sample reports (real output of 11 test runners)"
 	local reports=$DEMO/reports
@@ -87,22 +125,28 @@ FROM (SELECT d.file, d.report, row_number() OVER (ORDER BY d.file) AS n FROM pub
                                      created_at => '2026-11-01'::timestamptz + r.n * interval '1 hour') i
 GROUP BY 1 ORDER BY 1;"
 
-	step "a history: 30 CI runs (and 10 CI retries) of a pytest and a GoogleTest suite with planted flaky, broken, regressed and fixed tests"
-	local history=$DEMO/history
-	rm -rf "$history"
-	cp -r tests/fixtures/junit/history "$history"
-	[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$history"
+	step "a history: 30 CI runs (and 10 CI retries) of a pytest and a GoogleTest suite with planted flaky, broken, regressed and fixed tests, pushed as CI would"
+	echo "   flakeguard-sidecar push --repo demo/history-pytest --run-id 7 --attempt 1 --commit c003 pytest/run-07-attempt-1.xml ..."
+	psql_as_user -c "INSERT INTO flakeguard.repository (name) VALUES ('demo/history-pytest'), ('demo/history-gtest')"
+	local file run attempt sha at pushed=0
+	while IFS=$'\t' read -r file run attempt sha at; do
+		[ "$file" = file ] && continue
+		"$SIDECAR" push --repo "demo/history-${file%%/*}" --run-id "$run" --attempt "$attempt" --commit "$sha" \
+			--branch main --created-at "$at" "tests/fixtures/junit/history/$file" >/dev/null
+		pushed=$((pushed + 1))
+		[ $((pushed % 20)) -ne 0 ] || echo "   $pushed reports pushed"
+	done <tests/fixtures/junit/history/MANIFEST.tsv
+	for _ in $(seq 1 600); do
+		consumed && break
+		sleep 0.1
+	done
+	consumed || { echo "the sidecar did not ingest the history; its log:"; tail -n 20 "$DEMO/sidecar.log"; exit 1; }
 	psql_as_user -P pager=off -c "
-SELECT split_part(m.file, '/', 1) AS runner, count(*) AS uploads, sum(i.tests) AS executions,
-       sum(i.failed + i.errors) AS failures
-FROM (SELECT f[1] AS file, f[2] AS run_id, f[3]::int AS attempt, f[4] AS sha, f[5]::timestamptz AS at
-      FROM (SELECT string_to_array(l, E'\\t') f
-            FROM regexp_split_to_table(pg_read_file('$history/MANIFEST.tsv'), E'\\n') WITH ORDINALITY x(l, n)
-            WHERE n > 1 AND l <> '') y ORDER BY at) m,
-     LATERAL flakeguard.ingest_junit('demo/history-' || split_part(m.file, '/', 1),
-                                     pg_read_binary_file('$history/' || m.file), m.run_id, m.attempt, '',
-                                     m.sha, 'main', m.at) i
-GROUP BY 1 ORDER BY 1;"
+SELECT r.name AS repository, count(*) AS uploads, sum(u.executions) AS executions
+FROM flakeguard.run u JOIN flakeguard.repository r USING (repo_id)
+WHERE r.name LIKE 'demo/history-%' GROUP BY 1 ORDER BY 1;"
+	grep -E 'ingest: (starting|consuming)' "$DEMO/sidecar.log" | sed 's/^/   /'
+	curl -s "127.0.0.1:$mport/metrics" | grep -E '^flakeguard_sidecar_(reports|executions|batches|dead_letters)_total' | sed 's/^/   /'
 
 	step "the flaky tests, most harmful first (flakeguard.flaky_tests)"
 	psql_as_user -P pager=off -c "
@@ -128,11 +172,19 @@ SELECT c.suite, c.full_name, c.status, c.duration_ms, c.failure_type, c.message,
 FROM public.demo_report r, flakeguard.parse_junit(r.report) c
 WHERE r.file = 'pytest/xunit2.xml' AND c.status = 'failed' ORDER BY c.name LIMIT 1;"
 
+	step "one test's health through the Redis cache (flakeguard-sidecar lookup): a hit, since --refresh wrote it"
+	local test
+	test=$(psql_as_user -At -c "SELECT full_name FROM flakeguard.flaky_tests WHERE repo = 'demo/history-pytest' LIMIT 1")
+	echo "   flakeguard-sidecar lookup -v demo/history-pytest '$test'"
+	"$SIDECAR" lookup -v demo/history-pytest "$test" 2>&1 | cut -c1-300 | sed 's/^/   /'
+	echo "   keys: $(redis-cli -p "$REDIS_PORT" --scan --pattern 'fg:demo/history-pytest:*' | sort | head -n 4 | paste -sd' ') ..."
+
 	step "explore further"
-	echo "  scripts/demo.sh psql     psql on the demo cluster (table public.demo_report holds the reports)"
-	echo "  SELECT * FROM flakeguard.parse_junit(pg_read_binary_file('/path/to/report.xml'));"
+	echo "  scripts/demo.sh psql     psql on the demo cluster (table public.demo_report holds the reports), or:"
+	echo "  psql -h $PGHOST -p $PGPORT -U $PGUSER postgres"
 	echo "  SELECT * FROM flakeguard.test_health WHERE repo = 'demo/history-pytest';"
-	echo "  make demo-stop           stops the cluster and removes .demo/"
+	echo "  redis-cli -p $REDIS_PORT --scan --pattern 'fg:*'     the cache; curl 127.0.0.1:$mport/metrics   the sidecar"
+	echo "  make demo-stop           stops the sidecar, Redis and PostgreSQL and removes .demo/"
 }
 
 case "${1:-start}" in
