@@ -98,7 +98,8 @@ commit=$(git -C "$ROOT" --no-optional-locks rev-parse --short HEAD 2>/dev/null |
 dirty=$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | wc -l)
 [ "$dirty" -gt 0 ] && commit="$commit + uncommitted changes"
 
-body() { grep -v "^summary: " "$1" | cat -s; }
+body() { grep -v "^summary: \|^seed: " "$1" | cat -s; }
+seed() { sed -n 's/^seed: //p' "$OUT/core.md" "$OUT/score.md" "$OUT/stream.md" "$OUT/cache.md"; }
 summary() {
 	sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md" "$OUT/score.md" "$OUT/simulate.md" \
 		"$OUT/stream.md" "$OUT/cache.md"
@@ -172,6 +173,16 @@ Running one benchmark alone: see [bench/README.md](README.md).
 |---|---|---|---|
 $(summary)
 
+## Against the report we replace
+
+The original FlakeGuard's performance report (its "after" column; \`../shared/research/original-flakeguard.md\`
+section 6: those figures could not be reproduced from its repository) next to what this run measured
+for the same job. The ratios compare a claim with a measurement, on different machines.
+
+| the seed report measured | seed report | FlakeGuard, this run | ratio |
+|---|---|---|---|
+$(seed)
+
 ## Core parser: \`bench_parse_junit\`
 
 $(body "$OUT/core.md")
@@ -198,4 +209,5 @@ else
 	cp "$OUT/RESULTS.md" "$BENCH/RESULTS.md"
 	say "wrote $BENCH/RESULTS.md"
 	printf '\n| what | measured | target | |\n|---|---|---|---|\n%s\n' "$(summary)"
+	printf '\n| the seed report measured | seed report | FlakeGuard, this run | ratio |\n|---|---|---|---|\n%s\n' "$(seed)"
 fi

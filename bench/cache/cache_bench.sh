@@ -94,5 +94,6 @@ changing 10 random tests every 50 lookups ($(field mix_writes "$dir/mix.txt") up
 lookup p50 $(field mix_lookup_ms_p50 "$dir/mix.txt") ms, p99 $(field mix_lookup_ms_p99 "$dir/mix.txt") ms. Daemon peak RSS (VmHWM): $((rss / 1024)) MB.
 
 summary: | cache invalidation, COMMIT to key gone, under ingestion load | p50 $(field invalidation_ms_p50 "$dir/load.txt") ms, p99 $p99_load ms | p99 ≤ 50 ms | $(awk -v v="$p99_load" 'BEGIN { print (v <= 50) ? "✓" : "✗" }') |
+seed: | cache hit rate | > 85% | $(awk -v v="$(field mix_hit_rate "$dir/mix.txt")" 'BEGIN { printf "%.0f%%", v * 100 }') in a read/write mix (Zipf lookups, 10 tests changed every 50) | |
 summary: | lookup, cache hit vs the \`test_health\` query it saves (p50) | $(field lookup_hit_ms_p50 "$dir/lookup.txt") vs $(field test_health_query_ms_p50 "$dir/lookup.txt") ms; hit rate $(field mix_hit_rate "$dir/mix.txt") in a read/write mix | (reference) | |
 EOF
