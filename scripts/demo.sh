@@ -56,6 +56,7 @@ start() {
 	step "building and installing the extension, building flakeguard-sidecar"
 	make -s -j2 >/dev/null
 	if [ "$(id -u)" -eq 0 ]; then make -s install >/dev/null; else sudo make -s install >/dev/null; fi
+	mkdir -p build
 	cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=Release >build/demo.configure.log 2>&1 &&
 		cmake --build build/demo -j2 --target flakeguard-sidecar >build/demo.build.log 2>&1 ||
 		{ tail -n 30 build/demo.configure.log build/demo.build.log; exit 1; }
