@@ -201,17 +201,17 @@ class Rng {
 	std::uint64_t s_;
 };
 
-const char *const kPackages[] = {
-	"com.acme.billing",          "com.acme.billing.invoice",    "com.acme.auth",   "com.acme.auth.session",
-	"com.acme.catalog",          "com.acme.catalog.search",     "com.acme.orders", "com.acme.orders.payment",
-	"org.example.platform.http", "org.example.platform.storage"};
-const char *const kClasses[] = {"InvoiceService", "TokenValidator",  "SessionStore",      "PriceCalculator",
-								"SearchIndex",    "OrderRepository", "PaymentGateway",    "HttpClientFactory",
-								"BlobStorage",    "RetryPolicy",     "CurrencyConverter", "RateLimiter"};
+const char *const kPackages[] = {"com.acme.billing", "com.acme.billing.invoice", "com.acme.auth",
+								 "com.acme.auth.session", "com.acme.catalog", "com.acme.catalog.search",
+								 "com.acme.orders", "com.acme.orders.payment", "org.example.platform.http",
+								 "org.example.platform.storage"};
+const char *const kClasses[] = {"InvoiceService", "TokenValidator", "SessionStore", "PriceCalculator",
+								"SearchIndex", "OrderRepository", "PaymentGateway", "HttpClientFactory",
+								"BlobStorage", "RetryPolicy", "CurrencyConverter", "RateLimiter"};
 const char *const kVerbs[] = {"should", "must", "rejects", "accepts", "computes", "returns", "handles", "retries"};
-const char *const kNouns[] = {"EmptyInput",    "ExpiredToken",         "LargePayload",    "ConcurrentUpdates",
-							  "UnicodeNames",  "MissingCurrency",      "NegativeAmounts", "TimeoutOnSlowBackend",
-							  "DuplicateKeys", "PaginationBoundaries", "NullFields",      "CachedResponse"};
+const char *const kNouns[] = {"EmptyInput", "ExpiredToken", "LargePayload", "ConcurrentUpdates", "UnicodeNames",
+							  "MissingCurrency", "NegativeAmounts", "TimeoutOnSlowBackend", "DuplicateKeys",
+							  "PaginationBoundaries", "NullFields", "CachedResponse"};
 const char *const kFrameworkFrames[] = {
 	"\tat org.junit.jupiter.api.AssertionUtils.fail(AssertionUtils.java:55)\n",
 	"\tat org.junit.jupiter.api.AssertionUtils.failNotEqual(AssertionUtils.java:62)\n",
@@ -221,17 +221,12 @@ const char *const kFrameworkFrames[] = {
 	"\tat java.base/java.lang.reflect.Method.invoke(Method.java:568)\n",
 	"\tat org.junit.platform.commons.util.ReflectionUtils.invokeMethod(ReflectionUtils.java:727)\n",
 	"\tat org.junit.jupiter.engine.execution.MethodInvocation.proceed(MethodInvocation.java:60)\n",
-	"\tat "
-	"org.junit.jupiter.engine.execution.InvocationInterceptorChain$ValidatingInvocation.proceed("
-	"InvocationInterceptorChain.java:131)\n",
+	"\tat org.junit.jupiter.engine.execution.InvocationInterceptorChain$ValidatingInvocation.proceed(InvocationInterceptorChain.java:131)\n",
 	"\tat org.junit.jupiter.engine.extension.TimeoutExtension.intercept(TimeoutExtension.java:156)\n",
-	"\tat "
-	"org.junit.jupiter.engine.descriptor.TestMethodTestDescriptor.invokeTestMethod(TestMethodTestDescriptor.java:217)"
-	"\n",
+	"\tat org.junit.jupiter.engine.descriptor.TestMethodTestDescriptor.invokeTestMethod(TestMethodTestDescriptor.java:217)\n",
 	"\tat org.junit.platform.engine.support.hierarchical.ThrowableCollector.execute(ThrowableCollector.java:73)\n",
 	"\tat org.junit.platform.engine.support.hierarchical.NodeTestTask.executeRecursively(NodeTestTask.java:138)\n",
-	"\tat "
-	"org.apache.maven.surefire.junitplatform.JUnitPlatformProvider.invokeAllTests(JUnitPlatformProvider.java:150)\n",
+	"\tat org.apache.maven.surefire.junitplatform.JUnitPlatformProvider.invokeAllTests(JUnitPlatformProvider.java:150)\n",
 	"\tat org.apache.maven.surefire.booter.ForkedBooter.main(ForkedBooter.java:495)\n"};
 
 struct Failure {
@@ -273,16 +268,8 @@ class Generator {
 		return out;
 	}
 
-	std::size_t
-	tests_written() const
-	{
-		return tests_;
-	}
-	std::size_t
-	flaky_written() const
-	{
-		return flaky_;
-	}
+	std::size_t tests_written() const { return tests_; }
+	std::size_t flaky_written() const { return flaky_; }
 
   private:
 	Rng rng_;
@@ -376,9 +363,8 @@ class Generator {
 				body_ += "    </testcase>\n";
 			} else if (roll < 13) { /* skipped */
 				skipped++;
-				body_ += rng_.percent(50)
-							 ? ">\n      <skipped/>\n    </testcase>\n"
-							 : ">\n      <skipped message=\"Disabled until ACME-1234 is fixed\"/>\n    </testcase>\n";
+				body_ += rng_.percent(50) ? ">\n      <skipped/>\n    </testcase>\n"
+										  : ">\n      <skipped message=\"Disabled until ACME-1234 is fixed\"/>\n    </testcase>\n";
 			} else if (roll < 15) { /* flaky: failed once, then passed */
 				flaky_++;
 				const Failure &f = kFailures[rng_.below(std::size(kFailures))];
@@ -621,9 +607,9 @@ memory_child(std::size_t tests)
 		std::size_t n = pass();
 		g_counting = false;
 		long hwm1 = proc_status_kb("VmHWM");
-		/* one line per pass: what, items, RSS before (kB), HWM before, HWM after, C++ heap peak, libxml2 heap peak
-		 * (bytes) */
-		std::printf("mem %s %zu %ld %ld %ld %lld %lld\n", what, n, rss0, hwm0, hwm1, g_cxx_heap.peak, g_xml_heap.peak);
+		/* one line per pass: what, items, RSS before (kB), HWM before, HWM after, C++ heap peak, libxml2 heap peak (bytes) */
+		std::printf("mem %s %zu %ld %ld %ld %lld %lld\n", what, n, rss0, hwm0, hwm1, g_cxx_heap.peak,
+					g_xml_heap.peak);
 	};
 	std::printf("doc %zu %zu %d\n", doc.size(), gen.tests_written(), can_reset ? 1 : 0);
 	measure("sax_push", [&] { return sax_push(doc); });
@@ -694,8 +680,8 @@ run_all(const char *self, std::vector<std::size_t> sizes)
 	for (const Row &r : rows)
 		if (r.tests == 10000) {
 			double mb = mbs(r.bytes, r.reader_ms);
-			std::printf("**10k tests: %.2f ms** (%.1f MB, %.0f MB/s; bare SAX push %.2f ms, %.0f MB/s)\n\n",
-						r.reader_ms, r.bytes / 1e6, mb, r.sax_push_ms, mbs(r.bytes, r.sax_push_ms));
+			std::printf("**10k tests: %.2f ms** (%.1f MB, %.0f MB/s; bare SAX push %.2f ms, %.0f MB/s)\n\n", r.reader_ms,
+						r.bytes / 1e6, mb, r.sax_push_ms, mbs(r.bytes, r.sax_push_ms));
 			std::printf("summary: | core parser, 10k tests | %.2f ms | ≤ 10 ms | %s |\n", r.reader_ms,
 						mark(r.reader_ms <= 10));
 			std::printf("summary: | core parser throughput, 10k tests | %.0f MB/s | ≥ 300 MB/s | %s |\n", mb,
@@ -703,9 +689,8 @@ run_all(const char *self, std::vector<std::size_t> sizes)
 			std::printf("summary: | core parser vs bare libxml2 SAX push, 10k tests | %.2fx the SAX time (%.0f vs %.0f "
 						"MB/s) | (reference) | |\n",
 						r.reader_ms / r.sax_push_ms, mb, mbs(r.bytes, r.sax_push_ms));
-			std::printf(
-				"seed: | JUnit parser, a large file (10k tests) | ~800 ms | %.2f ms (core reader) | %.0fx faster |\n",
-				r.reader_ms, 800.0 / r.reader_ms);
+			std::printf("seed: | JUnit parser, a large file (10k tests) | ~800 ms | %.2f ms (core reader) | %.0fx faster |\n",
+						r.reader_ms, 800.0 / r.reader_ms);
 		}
 	const Row &big = rows.back();
 	std::printf("summary: | core parser throughput, %zu tests (%.0f MB) | %.0f MB/s | ≥ 300 MB/s | %s |\n", big.tests,
@@ -749,13 +734,12 @@ run_all(const char *self, std::vector<std::size_t> sizes)
 		long growth = m.hwm1 - (can_reset ? m.rss0 : m.hwm0);
 		if (std::strcmp(m.what, "reader") == 0)
 			reader_growth_kb = growth;
-		std::printf("| %s | %s | %s | %s |\n", std::strcmp(m.what, "reader") == 0 ? "JunitReader" : "bare SAX push",
-					human_bytes(growth * 1024.0).c_str(), human_bytes(static_cast<double>(m.cxx)).c_str(),
-					human_bytes(static_cast<double>(m.xml)).c_str());
+		std::printf("| %s | %s | %s | %s |\n",
+					std::strcmp(m.what, "reader") == 0 ? "JunitReader" : "bare SAX push", human_bytes(growth * 1024.0).c_str(),
+					human_bytes(static_cast<double>(m.cxx)).c_str(), human_bytes(static_cast<double>(m.xml)).c_str());
 	}
 	std::printf("\nsummary: | core parser RSS growth, %zu tests (%.0f MB) | %s | ≤ 64 MB | %s |\n", doc_tests,
-				doc_bytes / 1e6, human_bytes(reader_growth_kb * 1024.0).c_str(),
-				mark(reader_growth_kb * 1024.0 <= 64e6));
+				doc_bytes / 1e6, human_bytes(reader_growth_kb * 1024.0).c_str(), mark(reader_growth_kb * 1024.0 <= 64e6));
 	return 0;
 }
 
@@ -806,8 +790,7 @@ main(int argc, char **argv)
 		return run_all(self, sizes);
 	}
 	std::fprintf(stderr,
-				 "usage: %s [--quick | --sizes N,N,...] | --write-report FILE SIZE_MB | --write-tests FILE N | --loop "
-				 "reader|sax N REPS\n",
+				 "usage: %s [--quick | --sizes N,N,...] | --write-report FILE SIZE_MB | --write-tests FILE N | --loop reader|sax N REPS\n",
 				 argv[0]);
 	return 2;
 }
