@@ -518,8 +518,10 @@ CacheLoop::run()
 		const std::int64_t now = monotonic_ms();
 		if (next_tick_ms_ == 0)
 			next_tick_ms_ = now + config_.reconcile_ms;
-		if (pg_.ok() && pending_.empty() && !need_reconcile_) {
-			int wait = static_cast<int>(std::clamp<std::int64_t>(next_tick_ms_ - now, 0, 250));
+		/* with Redis down nothing can be applied: wait for hints (and the next reconnect) without spinning */
+		const bool work = redis_.ok() && (!pending_.empty() || need_reconcile_);
+		if (pg_.ok() && !work) {
+			int wait = redis_.ok() ? static_cast<int>(std::clamp<std::int64_t>(next_tick_ms_ - now, 0, 250)) : 250;
 			struct pollfd p = {PQsocket(pg_.raw()), POLLIN, 0};
 			if (poll(&p, 1, wait) < 0 && errno != EINTR)
 				log(Level::warning, "cache: poll failed: %s", std::strerror(errno));
