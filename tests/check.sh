@@ -181,7 +181,8 @@ tier_integration() {
 		return
 	fi
 	export FG_FIXTURES=$dir/tests/fixtures/junit FG_PGDATA=$dir/data FG_SIDECAR=$ROOT/build/check/flakeguard-sidecar
-	if [ ! -x "$FG_SIDECAR" ] && ! cmake_build build/check; then
+	# the sidecar as the unit tier built it, or up to date when this tier runs alone
+	if ! cmake_build build/check; then
 		tally integration 0 1
 		return
 	fi

@@ -216,35 +216,27 @@ lookup_health(PgConn &pg, RedisConn *redis, const CacheKeys &keys, std::string_v
 
 CacheLoop::CacheLoop(const Config &config, Metrics &metrics)
 	: config_(config), metrics_(metrics), keys_{config.prefix}, pg_(config.pg, 30000),
-	  redis_(config.redis, config.redis_timeout_ms)
+	  redis_(config.redis, config.redis_timeout_ms), pg_reconnect_(metrics.pg_reconnects),
+	  redis_reconnect_(metrics.redis_reconnects)
 {
 }
 
 bool
 CacheLoop::connect_pg()
 {
-	if (monotonic_ms() < pg_retry_at_)
+	/* LISTEN first, then read the versions: a change committed in between is in both */
+	if (!pg_reconnect_.attempt("cache", "PostgreSQL", [this]() -> std::string {
+			if (!pg_.connect())
+				return pg_.error();
+			try {
+				pg_.exec("LISTEN flakeguard");
+			} catch (const PgError &e) {
+				pg_.close();
+				return std::string("LISTEN failed: ") + e.what();
+			}
+			return "";
+		}))
 		return false;
-	if (!pg_.connect()) {
-		std::int64_t delay = pg_backoff_.next_ms();
-		log(Level::warning, "cache: could not connect to PostgreSQL (retrying in %lld ms): %s",
-			static_cast<long long>(delay), pg_.error().c_str());
-		pg_retry_at_ = monotonic_ms() + delay;
-		return false;
-	}
-	try {
-		/* LISTEN first, then read the versions: a change committed in between is in both */
-		pg_.exec("LISTEN flakeguard");
-	} catch (const PgError &e) {
-		log(Level::warning, "cache: LISTEN failed: %s", e.what());
-		pg_.close();
-		pg_retry_at_ = monotonic_ms() + pg_backoff_.next_ms();
-		return false;
-	}
-	if (pg_was_up_)
-		metrics_.pg_reconnects++;
-	pg_was_up_ = true;
-	pg_backoff_.reset();
 	log(Level::info, "cache: listening on PostgreSQL channel \"flakeguard\"");
 	need_reconcile_ = true;
 	return true;
@@ -253,19 +245,9 @@ CacheLoop::connect_pg()
 bool
 CacheLoop::connect_redis()
 {
-	if (monotonic_ms() < redis_retry_at_)
+	if (!redis_reconnect_.attempt("cache", "Redis",
+								  [this]() -> std::string { return redis_.connect() ? "" : redis_.error(); }))
 		return false;
-	if (!redis_.connect()) {
-		std::int64_t delay = redis_backoff_.next_ms();
-		log(Level::warning, "cache: could not connect to Redis (retrying in %lld ms): %s",
-			static_cast<long long>(delay), redis_.error().c_str());
-		redis_retry_at_ = monotonic_ms() + delay;
-		return false;
-	}
-	if (redis_was_up_)
-		metrics_.redis_reconnects++;
-	redis_was_up_ = true;
-	redis_backoff_.reset();
 	log(Level::info, "cache: connected to Redis");
 	check_redis_identity();
 	need_reconcile_ = true;
@@ -504,7 +486,7 @@ CacheLoop::run()
 		metrics_.cache_pg_up = pg_.ok();
 		metrics_.cache_redis_up = redis_.ok();
 		if (!pg_.ok()) {
-			sleep_unless_stopped(std::min<std::int64_t>(200, std::max<std::int64_t>(1, pg_retry_at_ - monotonic_ms())));
+			sleep_unless_stopped(std::clamp<std::int64_t>(pg_reconnect_.wait_ms(), 1, 200));
 			continue;
 		}
 

@@ -131,9 +131,7 @@ class CacheLoop {
 	CacheKeys keys_;
 	PgConn pg_;
 	RedisConn redis_;
-	Backoff pg_backoff_, redis_backoff_;
-	std::int64_t pg_retry_at_ = 0, redis_retry_at_ = 0;
-	bool pg_was_up_ = false, redis_was_up_ = false;
+	Reconnect pg_reconnect_, redis_reconnect_;
 	std::string redis_run_id_;
 	bool redis_restarted_ = false;
 	bool need_reconcile_ = true;

@@ -344,7 +344,8 @@ push_upload(RedisConn &redis, const Config &config, const Upload &upload)
 /* ------------------------------------------------------------------------- */
 
 IngestLoop::IngestLoop(const Config &config, Metrics &metrics)
-	: config_(config), metrics_(metrics), pg_(config.pg, 300000), redis_(config.redis, config.redis_timeout_ms)
+	: config_(config), metrics_(metrics), pg_(config.pg, 300000), redis_(config.redis, config.redis_timeout_ms),
+	  pg_reconnect_(metrics.pg_reconnects), redis_reconnect_(metrics.redis_reconnects)
 {
 	limits_.max_report_size = config.max_report_size;
 }
@@ -352,29 +353,18 @@ IngestLoop::IngestLoop(const Config &config, Metrics &metrics)
 bool
 IngestLoop::connect_pg()
 {
-	if (monotonic_ms() < pg_retry_at_)
+	if (!pg_reconnect_.attempt("ingest", "PostgreSQL", [this]() -> std::string {
+			if (!pg_.connect())
+				return pg_.error();
+			try {
+				pg_.exec("SELECT flakeguard.ingest_stream_open()");
+			} catch (const PgError &e) {
+				pg_.close();
+				return std::string("could not open the stage: ") + e.what() + (e.hint.empty() ? "" : "; ") + e.hint;
+			}
+			return "";
+		}))
 		return false;
-	bool ok = pg_.connect();
-	if (ok) {
-		try {
-			pg_.exec("SELECT flakeguard.ingest_stream_open()");
-		} catch (const PgError &e) {
-			pg_.close();
-			log(Level::warning, "ingest: could not open the stage: %s%s%s", e.what(), e.hint.empty() ? "" : "; ",
-				e.hint.c_str());
-			ok = false;
-		}
-	} else {
-		log(Level::warning, "ingest: could not connect to PostgreSQL: %s", pg_.error().c_str());
-	}
-	if (!ok) {
-		pg_retry_at_ = monotonic_ms() + pg_backoff_.next_ms();
-		return false;
-	}
-	if (pg_was_up_)
-		metrics_.pg_reconnects++;
-	pg_was_up_ = true;
-	pg_backoff_.reset();
 	log(Level::info, "ingest: connected to PostgreSQL");
 	return true;
 }
@@ -382,27 +372,20 @@ IngestLoop::connect_pg()
 bool
 IngestLoop::connect_redis()
 {
-	if (monotonic_ms() < redis_retry_at_)
+	if (!redis_reconnect_.attempt("ingest", "Redis", [this]() -> std::string {
+			if (!redis_.connect())
+				return redis_.error();
+			try {
+				RedisReply r = redis_.command({"XGROUP", "CREATE", config_.stream, config_.group, "0", "MKSTREAM"});
+				if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("BUSYGROUP", 0) != 0)
+					check_reply(r.get(), "XGROUP CREATE");
+			} catch (const RedisError &e) {
+				redis_.close();
+				return e.what();
+			}
+			return "";
+		}))
 		return false;
-	if (!redis_.connect()) {
-		log(Level::warning, "ingest: could not connect to Redis: %s", redis_.error().c_str());
-		redis_retry_at_ = monotonic_ms() + redis_backoff_.next_ms();
-		return false;
-	}
-	try {
-		RedisReply r = redis_.command({"XGROUP", "CREATE", config_.stream, config_.group, "0", "MKSTREAM"});
-		if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("BUSYGROUP", 0) != 0)
-			check_reply(r.get(), "XGROUP CREATE");
-	} catch (const RedisError &e) {
-		log(Level::warning, "ingest: %s", e.what());
-		redis_.close();
-		redis_retry_at_ = monotonic_ms() + redis_backoff_.next_ms();
-		return false;
-	}
-	if (redis_was_up_)
-		metrics_.redis_reconnects++;
-	redis_was_up_ = true;
-	redis_backoff_.reset();
 	/* whatever was delivered to us before is read again first */
 	read_own_pending_ = true;
 	own_cursor_ = "0";
@@ -605,7 +588,7 @@ IngestLoop::flush()
 		std::vector<Item *> items = groups[g];
 		try {
 			commit(items);
-			pg_backoff_.reset();
+			retry_backoff_.reset();
 		} catch (const PgError &e) {
 			if (pg_.ok())
 				PgResult(PQexec(pg_.raw(), "ROLLBACK"));
@@ -627,7 +610,7 @@ IngestLoop::flush()
 					pg_.close();
 				}
 				forget_read();
-				sleep_unless_stopped(pg_backoff_.next_ms());
+				sleep_unless_stopped(retry_backoff_.next_ms());
 				return;
 			}
 			if (items.size() > 1) {

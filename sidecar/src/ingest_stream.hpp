@@ -137,9 +137,8 @@ class IngestLoop {
 	JunitLimits limits_;
 	PgConn pg_;
 	RedisConn redis_;
-	Backoff pg_backoff_, redis_backoff_;
-	std::int64_t pg_retry_at_ = 0, redis_retry_at_ = 0;
-	bool pg_was_up_ = false, redis_was_up_ = false;
+	Reconnect pg_reconnect_, redis_reconnect_;
+	Backoff retry_backoff_; /* between retries of a failed batch */
 	bool read_own_pending_ = true;
 	std::string own_cursor_ = "0";
 	std::int64_t next_claim_ms_ = 0;

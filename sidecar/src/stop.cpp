@@ -4,6 +4,8 @@
  */
 #include "stop.hpp"
 
+#include "log.hpp"
+
 #include <algorithm>
 #include <thread>
 #include <unistd.h>
@@ -56,6 +58,19 @@ Backoff::next_ms()
 	attempt_++;
 	std::uniform_int_distribution<std::int64_t> jitter(ceiling / 2, ceiling);
 	return jitter(rng_);
+}
+
+std::int64_t
+Reconnect::wait_ms() const
+{
+	return std::max<std::int64_t>(0, retry_at_ - monotonic_ms());
+}
+
+void
+Reconnect::log_failure(const char *loop, const char *server, std::int64_t delay, const std::string &error)
+{
+	log(Level::warning, "%s: could not connect to %s (retrying in %lld ms): %s", loop, server,
+		static_cast<long long>(delay), error.c_str());
 }
 
 } // namespace flakeguard::sidecar

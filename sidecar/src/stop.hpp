@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <random>
+#include <string>
 
 namespace flakeguard::sidecar {
 
@@ -50,6 +51,50 @@ class Backoff {
 	std::int64_t cap_ms_;
 	int attempt_ = 0;
 	std::minstd_rand rng_;
+};
+
+/*
+ * When to try a connection again, and whether it ever was up (so a success
+ * counts as a reconnect).  Both loops hold one per connection.
+ */
+class Reconnect {
+  public:
+	explicit Reconnect(std::atomic<std::uint64_t> &reconnects) : reconnects_(reconnects) {}
+
+	/*
+	 * Calls connect() when a try is due; it returns "" on success or why it
+	 * failed (then logged, and the next try put off by the backoff).
+	 * True when connected now.
+	 */
+	template <class Connect>
+	bool
+	attempt(const char *loop, const char *server, Connect connect)
+	{
+		if (monotonic_ms() < retry_at_)
+			return false;
+		std::string error = connect();
+		if (!error.empty()) {
+			std::int64_t delay = backoff_.next_ms();
+			retry_at_ = monotonic_ms() + delay;
+			log_failure(loop, server, delay, error);
+			return false;
+		}
+		if (was_up_)
+			reconnects_++;
+		was_up_ = true;
+		backoff_.reset();
+		return true;
+	}
+
+	/* Milliseconds until the next try is due (0 when it is). */
+	std::int64_t wait_ms() const;
+
+  private:
+	static void log_failure(const char *loop, const char *server, std::int64_t delay, const std::string &error);
+	Backoff backoff_;
+	std::int64_t retry_at_ = 0;
+	bool was_up_ = false;
+	std::atomic<std::uint64_t> &reconnects_;
 };
 
 } // namespace flakeguard::sidecar
