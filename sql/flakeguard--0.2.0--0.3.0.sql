@@ -166,10 +166,7 @@ RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_batch_state) THEN
-        PERFORM flakeguard.batch_fold(false);
-    END IF;
-    PERFORM flakeguard.publish_deferred();
+    PERFORM flakeguard.batch_end();
     RETURN NULL;
 END
 $$;
