@@ -99,7 +99,7 @@ BEGIN
             policy flakeguard.scoring_policy NOT NULL
         ) ON COMMIT DELETE ROWS;
         CREATE CONSTRAINT TRIGGER batch_commit AFTER INSERT ON pg_temp.flakeguard_batch
-            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION flakeguard.batch_commit();
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION flakeguard.batch_end_trigger();
     END IF;
 END
 $$;
@@ -159,9 +159,11 @@ BEGIN
 END
 $$;
 
--- At COMMIT of a batch (a deferred trigger on its marker row): ends it, if
--- the client did not.
-CREATE FUNCTION flakeguard.batch_commit()
+-- Ends the batch from a trigger: at the end of a COPY into junit_inbox (the
+-- statement trigger inbox_publish of 0.1.0, renamed), and at COMMIT of any
+-- batch the client left open (a deferred trigger on its marker row).
+ALTER FUNCTION flakeguard.inbox_publish() RENAME TO batch_end_trigger;
+CREATE OR REPLACE FUNCTION flakeguard.batch_end_trigger()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -172,7 +174,7 @@ END
 $$;
 
 -- A COPY into junit_inbox is a batch: its reports' states are folded once,
--- when the statement ends.
+-- when the statement ends (batch_end_trigger).
 CREATE OR REPLACE FUNCTION flakeguard.junit_inbox_ingest()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -200,16 +202,6 @@ BEGIN
         VALUES ('junit_inbox', NEW.repo, NEW.run_id, NEW.attempt, NEW.job, NEW.commit_sha, NEW.branch,
                 NEW.created_at, NEW.report, v_state, v_error, nullif(v_detail, ''), nullif(v_hint, ''));
     END;
-    RETURN NULL;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION flakeguard.inbox_publish()
-RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM flakeguard.batch_end();
     RETURN NULL;
 END
 $$;
@@ -471,7 +463,6 @@ REVOKE ALL ON FUNCTION flakeguard.batch_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.batch_upload(text, text, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.batch_fold(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.batch_end() FROM PUBLIC;
-REVOKE ALL ON FUNCTION flakeguard.batch_commit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.cache_versions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.cache_value(text, text, bigint) FROM PUBLIC;
 

@@ -342,6 +342,7 @@ CacheLoop::invalidate_all(const std::string &repo, std::int64_t version, bool fo
 			check_reply(redis_.command(argv).get(), "UNLINK");
 	} while (cursor != "0");
 	metrics_.full_invalidations++;
+	refresh(repo, Pending{version, true, {}, 0});
 }
 
 void
@@ -356,6 +357,8 @@ CacheLoop::fill_from_db(const std::string &repo, const char *kind, std::optional
 void
 CacheLoop::refresh(const std::string &repo, const Pending &pending)
 {
+	if (!pg_.ok())
+		return;
 	try {
 		/* the quarantine set is rebuilt on every change; the rest only with --refresh */
 		fill_from_db(repo, "quarantine", std::nullopt, keys_.quarantine(repo), quarantine_ttl);
@@ -397,7 +400,7 @@ CacheLoop::apply_pending()
 			metrics_.invalidation_seconds.observe(std::max(0.0, wall_seconds() - p.at));
 		pending_.erase(it);
 		suspects_.erase(repo);
-		if (pg_.ok())
+		if (!p.all) /* invalidate_all refreshed what is left */
 			refresh(repo, p);
 	}
 }
@@ -427,7 +430,6 @@ CacheLoop::reconcile(bool immediate)
 		if (restarted || have > db) {
 			/* Redis restarted or holds another database's versions: nothing cached can be trusted */
 			invalidate_all(repo, db, true);
-			refresh(repo, Pending{db, true, {}, 0});
 		} else if (have < db) {
 			auto p = pending_.find(repo);
 			if (p != pending_.end() && p->second.version >= db)
@@ -438,7 +440,6 @@ CacheLoop::reconcile(bool immediate)
 				log(Level::info, "cache: repository \"%s\" is at version %lld, Redis at %lld: unlinking its keys",
 					repo.c_str(), static_cast<long long>(db), static_cast<long long>(have));
 				invalidate_all(repo, db, false);
-				refresh(repo, Pending{db, true, {}, 0});
 			} else if (suspects_.find(repo) == suspects_.end()) {
 				/* its hint may still be on the way */
 				suspects_[repo] = Suspect{db, monotonic_ms() + hint_grace_ms};
@@ -466,7 +467,6 @@ CacheLoop::check_suspects()
 			log(Level::info, "cache: no hint came for version %lld of repository \"%s\": unlinking its keys",
 				static_cast<long long>(it->second.version), it->first.c_str());
 			invalidate_all(it->first, it->second.version, false);
-			refresh(it->first, Pending{it->second.version, true, {}, 0});
 		}
 		it = suspects_.erase(it);
 	}

@@ -121,6 +121,7 @@ class CacheLoop {
 	void apply_pending();
 	void reconcile(bool immediate);
 	void check_suspects();
+	/* Sets v (raising it, or to version when forced), unlinks every key of the repository, refreshes. */
 	void invalidate_all(const std::string &repo, std::int64_t version, bool force);
 	void refresh(const std::string &repo, const Pending &pending);
 	void fill_from_db(const std::string &repo, const char *kind, std::optional<std::int64_t> test_id,

@@ -520,6 +520,27 @@ IngestLoop::record_rejections(std::vector<Item *> &items)
 	}
 }
 
+/*
+ * Records rejected entries in a transaction of their own.  False when that
+ * failed for a transient reason (try again later); otherwise true, also when
+ * PostgreSQL refused the record: the dead-letter stream keeps the entry.
+ */
+bool
+IngestLoop::record_alone(std::vector<Item *> &items)
+{
+	try {
+		pg_.exec("BEGIN");
+		record_rejections(items);
+		pg_.exec("COMMIT");
+	} catch (const PgError &e) {
+		pg_.rollback();
+		log(Level::error, "ingest: could not record rejected entry %s in PostgreSQL: %s", items[0]->id.c_str(),
+			e.what());
+		return !e.transient();
+	}
+	return true;
+}
+
 /* After COMMIT: dead-letter the rejected entries, acknowledge all. */
 void
 IngestLoop::finish(std::vector<Item *> &items)
@@ -590,8 +611,7 @@ IngestLoop::flush()
 			commit(items);
 			retry_backoff_.reset();
 		} catch (const PgError &e) {
-			if (pg_.ok())
-				PgResult(PQexec(pg_.raw(), "ROLLBACK"));
+			pg_.rollback();
 			metrics_.batch_failures++;
 			if (!e.data_error()) {
 				/*
@@ -622,20 +642,9 @@ IngestLoop::flush()
 			}
 			/* this entry fails alone: it is rejected */
 			items[0]->rejection = Rejection{e.sqlstate, e.what(), e.detail, e.hint};
-			try {
-				pg_.exec("BEGIN");
-				record_rejections(items);
-				pg_.exec("COMMIT");
-			} catch (const PgError &e2) {
-				if (pg_.ok())
-					PgResult(PQexec(pg_.raw(), "ROLLBACK"));
-				if (e2.transient()) {
-					forget_read();
-					return;
-				}
-				/* the dead-letter stream keeps it, with its error */
-				log(Level::error, "ingest: could not record rejected entry %s in PostgreSQL: %s", items[0]->id.c_str(),
-					e2.what());
+			if (!record_alone(items)) {
+				forget_read();
+				return;
 			}
 		}
 		try {
@@ -730,18 +739,8 @@ IngestLoop::claim()
 								   "Its consumers died or failed while ingesting it.",
 								   {}};
 		std::vector<Item *> one = {&item};
-		try {
-			pg_.exec("BEGIN");
-			record_rejections(one);
-			pg_.exec("COMMIT");
-		} catch (const PgError &e) {
-			if (pg_.ok())
-				PgResult(PQexec(pg_.raw(), "ROLLBACK"));
-			log(Level::error, "ingest: could not record rejected entry %s in PostgreSQL: %s", id.c_str(), e.what());
-			if (e.transient())
-				continue;
-		}
-		finish(one);
+		if (record_alone(one))
+			finish(one);
 	}
 }
 

@@ -128,6 +128,7 @@ class IngestLoop {
 	void flush();
 	void commit(std::vector<Item *> &items);
 	void record_rejections(std::vector<Item *> &items);
+	bool record_alone(std::vector<Item *> &items);
 	void finish(std::vector<Item *> &items);
 	void claim();
 	void forget_read();

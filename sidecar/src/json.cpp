@@ -1,10 +1,9 @@
 /*
  * json.cpp
- *	  A small strict JSON reader and a string quoter.
+ *	  A small strict JSON reader.
  */
 #include "json.hpp"
 
-#include <cstdio>
 #include <stdexcept>
 
 namespace flakeguard::sidecar {
@@ -241,32 +240,6 @@ Json
 parse_json(std::string_view text)
 {
 	return Reader(text).document();
-}
-
-void
-json_quote(std::string &out, std::string_view s)
-{
-	out += '"';
-	for (char c : s) {
-		unsigned char u = static_cast<unsigned char>(c);
-		if (c == '"' || c == '\\') {
-			out += '\\';
-			out += c;
-		} else if (c == '\n') {
-			out += "\\n";
-		} else if (c == '\t') {
-			out += "\\t";
-		} else if (c == '\r') {
-			out += "\\r";
-		} else if (u < 0x20) {
-			char buf[8];
-			std::snprintf(buf, sizeof(buf), "\\u%04x", u);
-			out += buf;
-		} else {
-			out += c;
-		}
-	}
-	out += '"';
 }
 
 } // namespace flakeguard::sidecar

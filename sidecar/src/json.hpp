@@ -1,6 +1,6 @@
 /*
  * json.hpp
- *	  The little JSON the sidecar reads (NOTIFY payloads) and writes (dead letters).
+ *	  The little JSON the sidecar reads: NOTIFY payloads.
  */
 #pragma once
 
@@ -24,8 +24,5 @@ struct Json {
 
 /* Parses one JSON document (bounded nesting); throws std::invalid_argument. */
 Json parse_json(std::string_view text);
-
-/* Appends s as a JSON string literal (quotes included). */
-void json_quote(std::string &out, std::string_view s);
 
 } // namespace flakeguard::sidecar

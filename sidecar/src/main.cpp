@@ -397,7 +397,7 @@ cmd_push(int argc, char **argv)
 		limits.max_report_size = c.max_report_size;
 		for (const auto &f : u.files) {
 			try {
-				Upload one = u;
+				Upload one; /* the reader needs only the file */
 				one.files = {f};
 				stage_upload(one, limits);
 			} catch (const flakeguard::Error &e) {

@@ -132,6 +132,13 @@ PgConn::exec(const std::string &sql, const std::vector<PgParam> &params)
 }
 
 void
+PgConn::rollback()
+{
+	if (ok())
+		PgResult(PQexec(conn_, "ROLLBACK"));
+}
+
+void
 PgConn::copy_in(const std::string &sql, const std::string &data)
 {
 	if (!ok())

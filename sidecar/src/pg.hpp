@@ -77,6 +77,8 @@ class PgConn {
 
 	/* Runs one statement; throws PgError. */
 	PgResult exec(const std::string &sql, const std::vector<PgParam> &params = {});
+	/* Ends a failed transaction, if the connection still stands. */
+	void rollback();
 	/* COPY ... FROM STDIN with data in COPY's text format; throws PgError. */
 	void copy_in(const std::string &sql, const std::string &data);
 

@@ -68,14 +68,6 @@ BOOST_AUTO_TEST_CASE(json_reader)
 	BOOST_CHECK_THROW(parse_json(std::string(100000, '[')), std::invalid_argument);
 }
 
-BOOST_AUTO_TEST_CASE(json_quoting)
-{
-	std::string out;
-	json_quote(out, std::string("a\"b\\c\nd\x01", 8));
-	BOOST_TEST(out == "\"a\\\"b\\\\c\\nd\\u0001\"");
-	BOOST_TEST(parse_json(out).text == std::string("a\"b\\c\nd\x01", 8));
-}
-
 BOOST_AUTO_TEST_CASE(metrics_text)
 {
 	Metrics m;
