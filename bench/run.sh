@@ -5,14 +5,14 @@
 #   bench/run.sh            full run (~2 minutes), rewrites bench/RESULTS.md
 #   bench/run.sh --quick    smaller sizes, prints the report, leaves RESULTS.md alone
 #
-# Needs: cmake, a C++17 compiler, libxml2 headers, PostgreSQL 15 with the
-# extension installed (make install).  Run as root or as an ordinary user
-# (the PostgreSQL cluster then runs as the unprivileged user, see
-# tests/lib/common.sh).  Benchmarks report ratios measured side by side in
-# one run; nothing here asserts a timing.
+# Installs the missing packages and builds and installs the extension first
+# (as root, or through sudo).  As root the PostgreSQL clusters run as the
+# unprivileged service user (tests/lib/common.sh).  Benchmarks report ratios
+# measured side by side in one run; nothing here asserts a timing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/tests/lib/common.sh"
 BENCH=$ROOT/bench
 BUILD=${FG_BENCH_BUILD:-$ROOT/build/bench}
 QUICK=0
@@ -27,6 +27,10 @@ esac
 
 say() { printf '== %s\n' "$*" >&2; }
 
+say "installing missing packages, building and installing the extension"
+fg_prepare
+extension_install >/dev/null
+mkdir -p "$(dirname "$BUILD")"
 say "building the benchmark drivers and flakeguard-sidecar (Release) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$BUILD.configure.log" 2>&1 ||
 	{ cat "$BUILD.configure.log" >&2; exit 1; }

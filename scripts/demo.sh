@@ -12,7 +12,7 @@
 # would, and shows the flaky tests, the broken ones, each repository's health
 # and a cached lookup.  Re-runnable: it starts over each time.
 # stop: stops the sidecar, Redis and PostgreSQL and removes .demo/.
-# psql: an interactive psql on the demo cluster.
+# psql [ARGS...]: psql on the demo cluster (interactive without ARGS).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -23,8 +23,11 @@ SIDECAR=$ROOT/build/demo/flakeguard-sidecar
 
 step() { printf '\n>> %s\n' "$*"; }
 
-stop() {
+# in a subshell: the demo's env file must not leak into a following start
+stop() (
 	local pid
+	# the user and ports the demo was started with, whatever this shell has
+	[ ! -f "$DEMO/env" ] || . "$DEMO/env"
 	if pid=$(cat "$DEMO/sidecar.pid" 2>/dev/null) && kill -TERM "$pid" 2>/dev/null; then
 		for _ in $(seq 1 100); do
 			kill -0 "$pid" 2>/dev/null || break
@@ -33,7 +36,6 @@ stop() {
 		echo "sidecar stopped"
 	fi
 	if [ -f "$DEMO/redis/redis.pid" ]; then
-		[ -z "${REDIS_PORT:-}" ] && [ -f "$DEMO/env" ] && . "$DEMO/env"
 		redis_server_stop "$DEMO/redis"
 		echo "redis-server stopped"
 	fi
@@ -42,7 +44,7 @@ stop() {
 		echo "PostgreSQL stopped"
 	fi
 	rm -rf "$DEMO"
-}
+)
 
 # consumed: the sidecar has read and acknowledged everything pushed
 consumed() {
@@ -52,10 +54,9 @@ consumed() {
 
 start() {
 	step "installing missing packages"
-	scripts/install-deps.sh
+	fg_prepare
 	step "building and installing the extension, building flakeguard-sidecar"
-	make -s -j2 >/dev/null
-	if [ "$(id -u)" -eq 0 ]; then make -s install >/dev/null; else sudo make -s install >/dev/null; fi
+	extension_install >/dev/null
 	mkdir -p build
 	cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=Release >build/demo.configure.log 2>&1 &&
 		cmake --build build/demo -j2 --target flakeguard-sidecar >build/demo.build.log 2>&1 ||
@@ -64,12 +65,12 @@ start() {
 	step "starting a private PostgreSQL cluster and redis-server under .demo/"
 	stop >/dev/null
 	mkdir -p "$DEMO"
-	[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$DEMO"
+	fg_own "$DEMO"
 	pg_start "$DEMO"
 	unset REDIS_PORT
 	redis_server_start "$DEMO/redis" --appendonly yes
-	printf 'export PGHOST=%q PGPORT=%q PGDATABASE=postgres PGUSER=%q REDIS_PORT=%q\n' \
-		"$PGHOST" "$PGPORT" "$PGUSER" "$REDIS_PORT" >"$DEMO/env"
+	printf 'export FG_USER=%q PGHOST=%q PGPORT=%q PGDATABASE=postgres PGUSER=%q REDIS_PORT=%q\n' \
+		"$FG_USER" "$PGHOST" "$PGPORT" "$PGUSER" "$REDIS_PORT" >"$DEMO/env"
 	export FLAKEGUARD_PG="host=$PGHOST port=$PGPORT dbname=postgres user=$PGUSER"
 	psql_as_user -c 'CREATE EXTENSION flakeguard'
 
@@ -90,7 +91,7 @@ start() {
 	local reports=$DEMO/reports
 	mkdir -p "$reports"
 	cp -r tests/fixtures/junit/generated/. "$reports/"
-	[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$reports"
+	fg_own "$reports"
 	psql_as_user <<SQL
 CREATE TABLE public.demo_report AS
 SELECT f AS file, pg_read_binary_file('$reports/' || f) AS report
@@ -192,8 +193,10 @@ case "${1:-start}" in
 start) start ;;
 stop) stop ;;
 psql)
+	shift
+	[ -f "$DEMO/env" ] || { echo "no demo is running: make demo starts one" >&2; exit 1; }
 	. "$DEMO/env"
-	psql_as_user
+	psql_as_user "$@"
 	;;
 *)
 	echo "usage: $0 [start|stop|psql]" >&2

@@ -101,7 +101,7 @@ tier_fuzz() {
 
 tier_extension() {
 	say "extension build and install (PGXS)"
-	if make -j "$JOBS" >build/pgxs.log 2>&1 && install_extension >>build/pgxs.log 2>&1; then
+	if extension_install >build/pgxs.log 2>&1; then
 		tally "extension build" 1 0
 		return 0
 	fi
@@ -110,21 +110,13 @@ tier_extension() {
 	return 1
 }
 
-install_extension() {
-	if [ "$(id -u)" -eq 0 ]; then
-		make install
-	else
-		sudo -n make install
-	fi
-}
-
 # stage: the tests and fixtures, copied where the unprivileged server user can read them
 stage() {
 	local dir=$1
 	mkdir -p "$dir/tests"
 	cp -r tests/regress tests/fixtures "$dir/tests/"
 	rm -rf "$dir/tests/regress/output" "$dir/tests/regress/results"
-	[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$dir"
+	fg_own "$dir"
 }
 
 check_schedule() {
@@ -223,7 +215,7 @@ tier_corpus() {
 }
 
 main() {
-	scripts/install-deps.sh || exit 1
+	fg_prepare || exit 1
 	mkdir -p build
 	case "$what" in
 	unit)

@@ -23,7 +23,7 @@ sidecar_bench_servers bench-cache
 "$BUILD/bench_parse_junit" --write-tests "$dir/r1k.xml" 1000 >/dev/null
 "$BUILD/bench_parse_junit" --write-tests "$dir/r250.xml" 250 >/dev/null
 chmod 644 "$dir"/*.xml
-[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$dir"/*.xml
+fg_own "$dir"/*.xml
 
 # bench/cache: 1,000 tests x 10 runs; bench/latency: 250 tests x 10 runs
 psql_as_user -c "COPY (SELECT r, 'run-' || i, '2026-11-01'::timestamptz + i * interval '1 hour', pg_read_file(f)

@@ -23,7 +23,7 @@ pg_start "$dir" >&2
 "$BIN" --write-tests "$dir/r10k.xml" 10000 >/dev/null
 "$BIN" --write-tests "$dir/r5k.xml" 5000 >/dev/null
 chmod 644 "$dir"/*.xml
-[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$dir"/*.xml
+fg_own "$dir"/*.xml
 
 psql_as_user -c 'CREATE EXTENSION flakeguard' >/dev/null
 

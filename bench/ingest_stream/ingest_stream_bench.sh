@@ -22,7 +22,7 @@ REPOS=${FG_BENCH_REPOS:-10}
 sidecar_bench_servers bench-stream
 "$BUILD/bench_parse_junit" --write-tests "$dir/report.xml" "$TESTS" >/dev/null
 chmod 644 "$dir/report.xml"
-[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$dir/report.xml"
+fg_own "$dir/report.xml"
 per_report=$(psql_as_user -At -c "SELECT count(*) FROM flakeguard.parse_junit(pg_read_file('$dir/report.xml'))")
 executions=$((REPORTS * per_report))
 now_ms() { date +%s%3N; }

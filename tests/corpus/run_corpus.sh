@@ -28,7 +28,7 @@ trap 'pg_stop "$dir"; rm -rf "$dir"' EXIT
 mkdir -p "$dir/corpus"
 (cd "$corpus" && find . -type f \( -name '*.xml' -o -name '*.golden' \) -not -path './schemas/*' | sort) >"$dir/files.txt"
 (cd "$corpus" && tar cf - -T "$dir/files.txt") | (cd "$dir/corpus" && tar xf -)
-[ "$(id -u)" -ne 0 ] || chown -R "$FG_USER" "$dir"
+fg_own "$dir"
 
 pg_start "$dir" || exit 1
 
@@ -49,7 +49,7 @@ while IFS= read -r f; do
 		printf '%s\tmalformed\n' "$f"
 	fi
 done <"$dir/files.txt" >"$dir/expected.tsv"
-[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$dir/expected.tsv"
+fg_own "$dir/expected.tsv"
 
 psql_as_user -At -F $'\t' >"$dir/results.tsv" <<SQL
 CREATE EXTENSION flakeguard;

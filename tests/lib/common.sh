@@ -1,33 +1,75 @@
 # Shared shell helpers of the test tiers, benchmarks and demo (sourced, not run).
 #
 # PostgreSQL refuses to run as root.  When we are root, servers and clients
-# run as the unprivileged user $FG_USER (created on first use); otherwise as
-# ourselves.  Servers listen on a Unix socket in their scratch folder and on
-# 127.0.0.1 only, and are stopped by whoever started them.
+# run as the unprivileged service user $FG_USER (default flakeguard, created
+# when first needed); otherwise as ourselves.  Servers listen on a Unix socket
+# in their scratch folder and on 127.0.0.1 only, and are stopped by whoever
+# started them.
+#
+# Every entry point (make demo, make check, make bench) calls fg_prepare
+# first and assumes nothing before it: not a package, not the service user,
+# not a build.  Whatever hands a folder to the service user does it through
+# fg_own, which creates the user when it is missing.
 
+FG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FG_USER=${FG_USER:-flakeguard}
+# empty on a machine without PostgreSQL's packages: fg_prepare finds it once they are in
 PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null)}
 
-# as_user CMD...: run CMD as the unprivileged user when we are root.
+# fg_prepare: install the missing packages, then find PostgreSQL's programs
+# (exported as PG_BINDIR for the scripts the caller runs).
+fg_prepare() {
+	"$FG_ROOT/scripts/install-deps.sh" || return 1
+	PG_BINDIR=$(pg_config --bindir 2>/dev/null)
+	if [ ! -x "$PG_BINDIR/initdb" ]; then
+		echo "no initdb in '$PG_BINDIR' (pg_config --bindir): is postgresql-15 installed?" >&2
+		return 1
+	fi
+	export PG_BINDIR FG_USER
+}
+
+# fg_user_ensure: when we are root, create the service user unless it exists.
+fg_user_ensure() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	id "$FG_USER" >/dev/null 2>&1 && return 0
+	useradd --system --no-create-home --shell /usr/sbin/nologin "$FG_USER" ||
+		id "$FG_USER" >/dev/null 2>&1 # another script made it meanwhile
+}
+
+# fg_own PATH...: hand PATHs (recursively) to the service user when we are root.
+fg_own() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	fg_user_ensure && chown -R "$FG_USER" "$@"
+}
+
+# as_user CMD...: run CMD as the service user when we are root.
 as_user() {
 	if [ "$(id -u)" -eq 0 ]; then
-		if ! id "$FG_USER" >/dev/null 2>&1; then
-			useradd --system --no-create-home --shell /usr/sbin/nologin "$FG_USER"
-		fi
-		runuser -u "$FG_USER" -- "$@"
+		fg_user_ensure && runuser -u "$FG_USER" -- "$@"
 	else
 		"$@"
 	fi
 }
 
-# scratch_dir NAME: a fresh folder the unprivileged user owns.
+# as_root CMD...: run CMD as root (ourselves, or through sudo without a password).
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	else
+		sudo "$@"
+	fi
+}
+
+# extension_install: build the extension with PGXS and install it.
+extension_install() {
+	make -C "$FG_ROOT" -s -j2 && as_root make -C "$FG_ROOT" -s install
+}
+
+# scratch_dir NAME: a fresh folder the service user owns.
 scratch_dir() {
 	local dir
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/flakeguard-$1.XXXXXX")
-	if [ "$(id -u)" -eq 0 ]; then
-		as_user true # creates the user
-		chown "$FG_USER" "$dir"
-	fi
+	fg_own "$dir"
 	chmod 755 "$dir"
 	echo "$dir"
 }
@@ -80,7 +122,7 @@ redis_server_start() {
 	local dir=$1 try fixed=${REDIS_PORT:-}
 	shift
 	mkdir -p "$dir"
-	[ "$(id -u)" -ne 0 ] || chown "$FG_USER" "$dir"
+	fg_own "$dir"
 	for try in 1 2 3 4 5; do
 		export REDIS_PORT=${fixed:-$(free_port)}
 		export FLAKEGUARD_REDIS=redis://127.0.0.1:$REDIS_PORT
