@@ -1,7 +1,9 @@
 --
 -- The data model: tables, keys, indexes, pg_dump registration, privileges
 --
--- runs alone or after the other tests
+-- runs alone or after the other tests; names print schema-qualified whatever the
+-- user's name (a role named flakeguard would put the schema on "$user", public)
+SET search_path = public;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS flakeguard;
 RESET client_min_messages;
