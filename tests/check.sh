@@ -6,6 +6,7 @@
 #   tests/check.sh fuzz              the 30-second fuzz smoke run
 #   tests/check.sh regress [TEST...] pg_regress: the schedule, or the named tests
 #   tests/check.sh integration       notifications, concurrency, dump and restore on a real cluster
+#   tests/check.sh security          attacks with real roles on a real cluster (tests/security)
 #   tests/check.sh corpus            the shared JUnit corpus through parse_junit
 #
 # Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
@@ -161,24 +162,23 @@ tier_regress() {
 	rm -rf "$dir"
 }
 
-# tier_integration: every tests/integration/*.sh against a real cluster, each in
-# a fresh database with the extension; each prints "ok - ..." / "not ok - ..." lines
-tier_integration() {
-	say "integration (real PostgreSQL and Redis: notifications, concurrency, dump and restore, the sidecar)"
-	local dir script name out p=0 f=0
-	dir=$(scratch_dir integration)
+# tier_scripts NAME DIR: every DIR/*.sh against a real cluster, each in a fresh
+# database with the extension; each prints "ok - ..." / "not ok - ..." lines
+tier_scripts() {
+	local tier=$1 scripts=$2 dir script name out p=0 f=0
+	dir=$(scratch_dir "$tier")
 	stage "$dir"
 	if ! pg_start "$dir"; then
-		tally integration 0 1
+		tally "$tier" 0 1
 		return
 	fi
 	export FG_FIXTURES=$dir/tests/fixtures/junit FG_PGDATA=$dir/data FG_SIDECAR=$ROOT/build/check/flakeguard-sidecar
 	# the sidecar as the unit tier built it, or up to date when this tier runs alone
 	if ! cmake_build build/check; then
-		tally integration 0 1
+		tally "$tier" 0 1
 		return
 	fi
-	for script in tests/integration/*.sh; do
+	for script in "$scripts"/*.sh; do
 		name=$(basename "$script" .sh)
 		[ "$name" = lib ] && continue
 		as_user "$PG_BINDIR/createdb" "$name" &&
@@ -191,7 +191,18 @@ tier_integration() {
 	done
 	pg_stop "$dir"
 	rm -rf "$dir"
-	tally integration "$p" "$f"
+	tally "$tier" "$p" "$f"
+}
+
+tier_integration() {
+	say "integration (real PostgreSQL and Redis: notifications, concurrency, dump and restore, the sidecar)"
+	tier_scripts integration tests/integration
+}
+
+# tier_security: the attacks of tests/security/*.sh, with real roles on a real cluster
+tier_security() {
+	say "security (attacks with real roles: privilege escalation, access per repository, hostile input)"
+	tier_scripts security tests/security
 }
 
 tier_corpus() {
@@ -229,6 +240,7 @@ main() {
 		if tier_extension; then
 			tier_regress
 			tier_integration
+			tier_security
 			tier_corpus
 		fi
 		;;
@@ -241,11 +253,14 @@ main() {
 	integration)
 		tier_extension && tier_integration
 		;;
+	security)
+		tier_extension && tier_security
+		;;
 	fuzz)
 		tier_fuzz
 		;;
 	*)
-		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | integration | corpus]" >&2
+		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | integration | security | corpus]" >&2
 		exit 2
 		;;
 	esac

@@ -60,7 +60,9 @@ SELECT count(*) FROM flakeguard.result WHERE repo_id = 1 AND run_id = 'run-7' AN
 TRUNCATE flakeguard.result;
 DELETE FROM flakeguard.repository WHERE name LIKE 'plan/%';
 
--- privileges: nothing is readable or callable by default, the owner grants what a role needs
+-- privileges: nothing is readable or callable by default, the owner grants
+-- what a role needs per repository (grant_repository; the security tier
+-- tests the access model as an attacker would)
 CREATE ROLE fg_regress_reader;
 CREATE ROLE fg_regress_ci;
 SET ROLE fg_regress_reader;
@@ -69,8 +71,7 @@ SELECT count(*) FROM flakeguard.parse_junit('<testsuite><testcase name="t"/></te
 SELECT flakeguard.ingest_junit('acme/priv', '<testsuite/>', 'r');
 INSERT INTO flakeguard.junit_inbox (repo, run_id, report) VALUES ('acme/priv', 'r', '<testsuite/>');
 RESET ROLE;
-GRANT EXECUTE ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) TO fg_regress_ci;
-GRANT INSERT ON flakeguard.junit_inbox TO fg_regress_ci;
+SELECT flakeguard.grant_repository('*', 'fg_regress_ci', 'write');
 SET ROLE fg_regress_ci;
 SELECT tests FROM flakeguard.ingest_junit('acme/priv', '<testsuite><testcase name="t"/></testsuite>', 'r1');
 INSERT INTO flakeguard.junit_inbox (repo, run_id, report) VALUES ('acme/priv', 'r2', '<testsuite/>');
@@ -88,8 +89,7 @@ DROP TABLE pg_temp.flakeguard_stage;
 SELECT tests FROM flakeguard.ingest_junit('acme/priv', '<testsuite><testcase name="t"/></testsuite>', 'r3');
 RESET ROLE;
 SELECT run_id FROM flakeguard.run r JOIN flakeguard.repository p USING (repo_id) WHERE p.name = 'acme/priv' ORDER BY 1;
-REVOKE ALL ON flakeguard.junit_inbox FROM fg_regress_ci;
-REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) FROM fg_regress_ci;
+SELECT flakeguard.revoke_repository('*', 'fg_regress_ci', 'write');
 DROP ROLE fg_regress_reader;
 DROP ROLE fg_regress_ci;
 

@@ -91,18 +91,16 @@ SELECT flakeguard.quarantine('history/pytest', 'tests.test_shop.nope', 'x');
 SELECT flakeguard.quarantine('no/such', 'x', 'x');
 SELECT flakeguard.quarantine('history/pytest', 'tests.test_shop.test_flaky_network', repeat('x', 5000));
 
--- a read-only role reads the views it is granted, and nothing else
+-- a read-only role reads what it is granted, and changes nothing
 CREATE ROLE flakeguard_bi;
-GRANT SELECT ON flakeguard.test_health, flakeguard.flaky_tests, flakeguard.repository_health,
-               flakeguard.failure_signatures, flakeguard.quarantined_tests TO flakeguard_bi;
+SELECT flakeguard.grant_repository('*', 'flakeguard_bi', 'read');
 SET ROLE flakeguard_bi;
 SELECT count(*) FROM flakeguard.flaky_tests WHERE repo LIKE 'history/%';
 SELECT count(*) FROM flakeguard.test_score;
 SELECT flakeguard.quarantine('history/pytest', 'tests.test_shop.test_broken', 'x');
 SELECT flakeguard.rescore();
 RESET ROLE;
-REVOKE ALL ON flakeguard.test_health, flakeguard.flaky_tests, flakeguard.repository_health,
-              flakeguard.failure_signatures, flakeguard.quarantined_tests FROM flakeguard_bi;
+SELECT flakeguard.revoke_repository('*', 'flakeguard_bi', 'read');
 DROP ROLE flakeguard_bi;
 
 -- every view and every view column is documented
