@@ -31,17 +31,19 @@ check "$current ingests the history" "40" "$(PGDATABASE=fg_new q "$ingest")"
 
 # pg_dump leaves an extension's members out, so the catalogs are compared:
 # every member, and the definition, columns, comments and privileges of each
+# (but the owner's own, which a GRANT and REVOKE to some role make explicit)
+others_acl() { echo "coalesce(array_to_string(array(SELECT a FROM unnest($1) a WHERE a::text NOT LIKE current_user || '=%'), ','), '')"; }
 catalog="
 SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'flakeguard')
-UNION ALL SELECT pg_get_functiondef(p.oid) || coalesce(p.proacl::text, '') || coalesce(obj_description(p.oid), '')
+UNION ALL SELECT pg_get_functiondef(p.oid) || $(others_acl p.proacl) || coalesce(obj_description(p.oid), '')
 FROM pg_proc p WHERE p.pronamespace = 'flakeguard'::regnamespace AND p.prokind = 'f'
 UNION ALL SELECT format('%s.%s %s %s %s %s', c.relname, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
                         a.attnotnull, coalesce(col_description(c.oid, a.attnum), ''))
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE c.relnamespace = 'flakeguard'::regnamespace
-UNION ALL SELECT format('%s %s %s %s', c.relname, c.relkind, coalesce(c.relacl::text, ''), coalesce(obj_description(c.oid), ''))
+UNION ALL SELECT format('%s %s %s %s', c.relname, c.relkind, $(others_acl c.relacl), coalesce(obj_description(c.oid), ''))
 FROM pg_class c WHERE c.relnamespace = 'flakeguard'::regnamespace
 UNION ALL SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
 WHERE c.relnamespace = 'flakeguard'::regnamespace
@@ -50,6 +52,11 @@ UNION ALL SELECT c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
 WHERE c.relnamespace = 'flakeguard'::regnamespace AND c.relkind = 'v'
 UNION ALL SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 WHERE c.relnamespace = 'flakeguard'::regnamespace AND NOT t.tgisinternal
+UNION ALL SELECT format('policy %s on %s %s %s %s', p.polname, p.polrelid::regclass, p.polcmd,
+                        pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = 'flakeguard'::regnamespace
+UNION ALL SELECT format('%s rls=%s options=%s', c.relname, c.relrowsecurity, c.reloptions)
+FROM pg_class c WHERE c.relnamespace = 'flakeguard'::regnamespace
 ORDER BY 1"
 PGDATABASE=fg_new q "$catalog" >"$dir/new.txt"
 scores="SELECT string_agg(format('%s %s %s %s', t.full_name, s.verdict, s.proofs, md5(s.state)), ',' ORDER BY t.full_name)
@@ -61,7 +68,21 @@ for old in $released; do
 	as_user "$PG_BINDIR/createdb" fg_old
 	PGDATABASE=fg_old q "CREATE EXTENSION flakeguard VERSION '$old'" >/dev/null
 	check "$old ingests the history" "40" "$(PGDATABASE=fg_old q "$ingest")"
+	# a role served by the GRANT recipes of the versions before 0.4.0
+	legacy=
+	if [ "$(printf '%s\n' "$old" 0.4.0 | sort -V | head -n1)" != 0.4.0 ]; then
+		legacy=fg_upgrade_bi_$$
+		PGDATABASE=fg_old q "CREATE ROLE $legacy; GRANT INSERT ON flakeguard.junit_inbox TO $legacy" >/dev/null
+	fi
 	PGDATABASE=fg_old q "ALTER EXTENSION flakeguard UPDATE" >/dev/null || not_ok "ALTER EXTENSION flakeguard UPDATE from $old"
+	if [ -n "$legacy" ]; then
+		check "the update from $old turns a role's INSERT on an inbox into write on every repository, with read" \
+			"* write $(PGDATABASE=fg_old q "SELECT count(*) FROM flakeguard.test_health")" \
+			"$(PGDATABASE=fg_old q "SELECT (SELECT repo || ' ' || privilege FROM flakeguard.repository_grants
+			                                WHERE grantee = '$legacy'::regrole);
+			                        SET ROLE $legacy; SELECT count(*) FROM flakeguard.test_health" | paste -sd' ')"
+		PGDATABASE=fg_old q "SELECT flakeguard.revoke_repository('*', '$legacy', 'write'); DROP ROLE $legacy" >/dev/null
+	fi
 	check "the update from $old reaches the default version" "$current" \
 		"$(PGDATABASE=fg_old q "SELECT extversion FROM pg_extension WHERE extname = 'flakeguard'")"
 	PGDATABASE=fg_old q "$catalog" >"$dir/old.txt"
