@@ -13,6 +13,8 @@
  *	    table of its own and have the owner evaluate its types and casts).
  *	  - result_inbox's message limit holds in a session that has not loaded
  *	    the library yet (pg_settings had no row for it, the limit was NULL).
+ *	  - NOTIFY payloads name the repository by repo_id, not by name: any role
+ *	    may LISTEN.
  */
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
@@ -771,7 +773,9 @@ $$;
 -- one that does not exist.
 -- ---------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION flakeguard.cache_versions(OUT repo text, OUT version bigint)
+-- with repo_id, which the notifications name
+DROP FUNCTION flakeguard.cache_versions();
+CREATE FUNCTION flakeguard.cache_versions(OUT repo text, OUT version bigint, OUT repo_id bigint)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -779,13 +783,37 @@ DECLARE
     v_readable bigint[] := flakeguard.granted_repositories(flakeguard.acting_role(), 'read');
 BEGIN
     RETURN QUERY
-    SELECT r.name, coalesce(v.version, 0)
+    SELECT r.name, coalesce(v.version, 0), r.repo_id
     FROM flakeguard.repository r LEFT JOIN flakeguard.repository_version v ON v.repo_id = r.repo_id
     WHERE v_readable IS NULL OR r.repo_id = ANY (v_readable)
     ORDER BY r.name;
 END
 $$;
 
+-- Any role that may connect may LISTEN: a notification names the repository
+-- by repo_id, which says nothing to a role that may not read it (the names
+-- are in flakeguard.repository, under row-level security).
+CREATE OR REPLACE FUNCTION flakeguard.publish_changes(p_repo_id bigint, p_tests bigint[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_version bigint;
+    v_payload text;
+    v_at numeric := round(extract(epoch FROM clock_timestamp()), 6);
+BEGIN
+    UPDATE flakeguard.repository_version v SET version = v.version + 1, changed_at = now()
+        WHERE v.repo_id = p_repo_id RETURNING v.version INTO v_version;
+    v_payload := json_build_object('repo_id', p_repo_id::text, 'version', v_version, 'at', v_at,
+                                   'tests', (SELECT json_agg(t::text ORDER BY t) FROM unnest(p_tests) t))::text;
+    IF p_tests IS NULL OR octet_length(v_payload) > 7900 THEN
+        v_payload := json_build_object('repo_id', p_repo_id::text, 'version', v_version, 'at', v_at,
+                                       'tests', 'all')::text;
+    END IF;
+    PERFORM pg_notify('flakeguard', v_payload);
+    RETURN v_version;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION flakeguard.cache_value(repo text, kind text, test_id bigint DEFAULT NULL,
                                        OUT version bigint, OUT value json)
@@ -903,6 +931,8 @@ COMMENT ON COLUMN flakeguard.repository_grants.granted_by IS 'The session user w
 COMMENT ON COLUMN flakeguard.repository_grants.granted_at IS 'When it was granted';
 COMMENT ON FUNCTION flakeguard.grant_repository(text, regrole, text) IS 'Grants a role read, write or admin on a repository (''*'': every repository, present and future), with the object privileges that go with it';
 COMMENT ON FUNCTION flakeguard.revoke_repository(text, regrole, text) IS 'Takes back a grant of grant_repository(); the object privileges follow the role''s remaining grants';
+REVOKE ALL ON FUNCTION flakeguard.cache_versions() FROM PUBLIC;
+COMMENT ON FUNCTION flakeguard.cache_versions() IS 'Every readable repository''s current version, which the Redis cache follows, with its repo_id';
 COMMENT ON FUNCTION flakeguard.granted_repositories(oid, text) IS 'The repositories a role may act on with a privilege, NULL for all';
 COMMENT ON FUNCTION flakeguard.granted_repositories(text) IS 'The repositories the current role may act on with a privilege, NULL for all: what row-level security filters by';
 COMMENT ON FUNCTION flakeguard.prune(interval, text) IS 'Deletes executions older than the interval of one repository, or of every repository the caller administers, then runs and tests left without any';

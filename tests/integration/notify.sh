@@ -20,8 +20,9 @@ SQL
 notes=$(printf '%s\n' "$out" | grep -c '^Asynchronous notification "flakeguard"')
 check "one notification per changing statement and repository (1 ingest + 2 repositories in one COPY)" 3 "$notes"
 payload=$(printf '%s\n' "$out" | grep -m1 '^Asynchronous' | sed 's/.*with payload "\(.*\)" received.*/\1/')
-check "payload names the repository, version and sending time" 1 "$(printf '%s' "$payload" | grep -c '"repo" : "notify/a", "version" : 1, "at" : [0-9]*\.[0-9]*, "tests" : \[')"
-ntests=$(printf '%s' "$payload" | grep -o '"-\?[0-9]*"' | wc -l)
+check "payload names the repository by repo_id, with version and sending time" 1 \
+	"$(printf '%s' "$payload" | grep -c "\"repo_id\" : \"$(q "SELECT repo_id FROM flakeguard.repository WHERE name = 'notify/a'")\", \"version\" : 1, \"at\" : [0-9]*\.[0-9]*, \"tests\" : \[")"
+ntests=$(printf '%s' "$payload" | sed 's/.*"tests" : //' | grep -o '"-\?[0-9]*"' | wc -l)
 check "payload lists the changed tests" 14 "$ntests"
 check "re-ingesting the same upload notifies nothing and keeps the version" "2" \
 	"$(q "SELECT version FROM flakeguard.repository_version v JOIN flakeguard.repository r USING (repo_id) WHERE name = 'notify/a'")"
