@@ -89,6 +89,12 @@ if [ "$QUICK" = 1 ]; then
 else
 	FG_BENCH_BUILD=$BUILD "$BENCH/cache/cache_bench.sh" >"$OUT/cache.md"
 fi
+say "access per repository: access_bench.sh"
+if [ "$QUICK" = 1 ]; then
+	FG_BENCH_SECONDS=1 FG_BENCH_REPOS=20 "$BENCH/access/access_bench.sh" >"$OUT/access.md"
+else
+	"$BENCH/access/access_bench.sh" >"$OUT/access.md"
+fi
 elapsed=$((SECONDS - t0))
 
 # --- machine --------------------------------------------------------------
@@ -106,7 +112,7 @@ body() { grep -v "^summary: \|^seed: " "$1" | cat -s; }
 seed() { sed -n 's/^seed: //p' "$OUT/core.md" "$OUT/score.md" "$OUT/stream.md" "$OUT/cache.md"; }
 summary() {
 	sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md" "$OUT/score.md" "$OUT/simulate.md" \
-		"$OUT/stream.md" "$OUT/cache.md"
+		"$OUT/stream.md" "$OUT/cache.md" "$OUT/access.md"
 }
 
 {
@@ -158,6 +164,10 @@ Running one benchmark alone: see [bench/README.md](README.md).
 * **Scoring quality** (\`bench/flake_score/simulate.cpp\`): 8,800 simulated histories with known truth
   (stable, flaky at p = 2..30% with and without retries, regressions, fixes, transient breakages);
   precision and recall of the flaky verdict, interval coverage of \`flake_rate\`, broken recall.
+* **Access per repository** (\`bench/access/access_bench.sh\`): its own cluster, 1M executions in 200
+  repositories. The views, one test's history and \`cache_value\` as the extension's owner (row-level
+  security does not apply), as a role granted read on every repository, and as one granted read on
+  one repository; mean latency in one warm session (pgbench -c 1).
 
 ## Machine
 
@@ -204,6 +214,8 @@ $(body "$OUT/simulate.md")
 $(body "$OUT/stream.md")
 
 $(body "$OUT/cache.md")
+
+$(body "$OUT/access.md")
 EOF
 } >"$OUT/RESULTS.md"
 

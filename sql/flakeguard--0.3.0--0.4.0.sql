@@ -62,28 +62,25 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_rank integer := array_position(ARRAY['read', 'write', 'admin'], p_privilege);
-    v_all boolean;
-    v_repos bigint[];
 BEGIN
     IF v_rank IS NULL THEN
         RAISE EXCEPTION 'unknown repository privilege "%"', p_privilege USING ERRCODE = '22023',
             HINT = 'Use read, write or admin.';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = p_role AND r.rolsuper)
-       OR pg_has_role(p_role, (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'flakeguard'),
-                      'MEMBER') THEN
-        RETURN NULL;
-    END IF;
-    SELECT bool_or(g.repo_id IS NULL), array_agg(DISTINCT g.repo_id) FILTER (WHERE g.repo_id IS NOT NULL)
-    INTO v_all, v_repos
-    FROM flakeguard.repository_grant g
-    JOIN pg_catalog.pg_roles m ON m.oid = g.grantee
-    WHERE array_position(ARRAY['read', 'write', 'admin'], g.privilege) >= v_rank
-      AND pg_has_role(p_role, m.oid, 'MEMBER');
-    IF v_all THEN
-        RETURN NULL;
-    END IF;
-    RETURN coalesce(v_repos, '{}');
+    -- one statement: row-level security runs this once per table of a query
+    RETURN (
+        SELECT CASE WHEN bool_or(g.repo_id IS NULL) THEN NULL
+                    ELSE coalesce(array_agg(g.repo_id) FILTER (WHERE g.repo_id IS NOT NULL), '{}') END
+        FROM (SELECT NULL::bigint AS repo_id
+              FROM pg_catalog.pg_roles r, pg_catalog.pg_extension e
+              WHERE r.oid = p_role AND e.extname = 'flakeguard'
+                AND (r.rolsuper OR pg_catalog.pg_has_role(p_role, e.extowner, 'MEMBER'))
+              UNION ALL
+              SELECT x.repo_id
+              FROM flakeguard.repository_grant x
+              JOIN pg_catalog.pg_roles m ON m.oid = x.grantee
+              WHERE array_position(ARRAY['read', 'write', 'admin'], x.privilege) >= v_rank
+                AND pg_catalog.pg_has_role(p_role, m.oid, 'MEMBER')) g);
 END
 $$;
 
@@ -259,27 +256,25 @@ ALTER TABLE flakeguard.test_score ENABLE ROW LEVEL SECURITY;
 ALTER TABLE flakeguard.rejected_report ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY repository_read ON flakeguard.repository FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 CREATE POLICY repository_read ON flakeguard.repository_version FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 CREATE POLICY repository_read ON flakeguard.test FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 CREATE POLICY repository_read ON flakeguard.run FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 CREATE POLICY repository_read ON flakeguard.result FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 CREATE POLICY repository_read ON flakeguard.quarantine FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 CREATE POLICY repository_read ON flakeguard.policy FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 CREATE POLICY repository_read ON flakeguard.test_score FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL OR repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[]));
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
 -- a rejection names its repository as it was given, maybe one that does not
 -- exist: the readers of every repository see those
 CREATE POLICY repository_read ON flakeguard.rejected_report FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read')) IS NULL
-           OR repo IN (SELECT r.name FROM flakeguard.repository r
-                       WHERE r.repo_id = ANY ((SELECT flakeguard.granted_repositories('read'))::bigint[])));
+    USING ((SELECT flakeguard.granted_repositories('read') IS NULL) OR repo IN (SELECT r.name FROM flakeguard.repository r));
 -- admins edit their repositories' policy rows; the trigger rescoring them runs as the owner
 CREATE POLICY repository_admin ON flakeguard.policy FOR ALL
     USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('admin')),

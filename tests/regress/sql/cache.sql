@@ -15,7 +15,8 @@ SELECT tests FROM flakeguard.ingest_junit('cache/a',
     '<testsuite name="S"><testcase classname="C" name="t1"/><testcase classname="C" name="t2"/></testsuite>',
     'r2', created_at => '2026-11-01 11:00+00');
 -- every repository, a plain INSERT's at version 0
-SELECT * FROM flakeguard.cache_versions() WHERE repo LIKE 'cache/%' ORDER BY repo;
+SELECT repo, version, repo_id = (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = repo) AS repo_id_matches
+FROM flakeguard.cache_versions() WHERE repo LIKE 'cache/%' ORDER BY repo;
 
 -- health: the test_health row
 SELECT version, value->>'full_name' AS full_name, value->>'runs' AS runs, value->>'failures' AS failures,
@@ -63,7 +64,7 @@ SELECT * FROM flakeguard.cache_value('cache/a', NULL);
 -- a repository made by INSERT gets its version row when it is first ingested into
 SELECT tests FROM flakeguard.ingest_junit('cache/empty', '<testsuite><testcase name="t"/></testsuite>', 'r1',
                                           created_at => '2026-11-01 10:00+00');
-SELECT * FROM flakeguard.cache_versions() WHERE repo = 'cache/empty';
+SELECT repo, version FROM flakeguard.cache_versions() WHERE repo = 'cache/empty';
 
 -- readers need a grant
 CREATE ROLE fg_cache_nobody;
