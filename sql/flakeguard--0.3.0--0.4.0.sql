@@ -403,7 +403,7 @@ BEGIN
         IF NOT flakeguard.own_temp_table('flakeguard_batch') THEN
             PERFORM flakeguard.trigger_table_check(TG_RELID, 'flakeguard.junit_inbox');
         END IF;
-        PERFORM flakeguard.trigger_table_check(TG_RELID, 'pg_temp.flakeguard_batch');
+        PERFORM flakeguard.trigger_table_check(TG_RELID, to_regclass('pg_temp.flakeguard_batch'));
     END IF;
     PERFORM flakeguard.batch_end();
     RETURN NULL;
