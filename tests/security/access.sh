@@ -110,6 +110,9 @@ check "write on sec/a: ingest_junit into sec/b is refused" "ERROR: 42501" \
 deny_b=$(as_full "${R}_ci_a" "SELECT tests FROM flakeguard.ingest_junit('sec/b', '$report', 'r2')" | grep -v CONTEXT | sed 's/sec\/b/REPO/g')
 deny_c=$(as_full "${R}_ci_a" "SELECT tests FROM flakeguard.ingest_junit('sec/c', '$report', 'r2')" | grep -v CONTEXT | sed 's/sec\/c/REPO/g')
 check "... with the same error for a repository that does not exist (no probing)" "$deny_b" "$deny_c"
+check "a superuser's session after SET ROLE is checked as that role" "ERROR: 42501" \
+	"$(psql_as_user -At -v VERBOSITY=sqlstate -v ON_ERROR_STOP=0 -c "SET ROLE ${R}_ci_a" \
+		-c "SELECT tests FROM flakeguard.ingest_junit('sec/b', '$report', 'r2')" 2>&1 | sed 's/^ERROR: */ERROR: /' | grep -m1 ERROR)"
 check "write on sec/a does not create repositories" "0" \
 	"$(q "SELECT count(*) FROM flakeguard.repository WHERE name = 'sec/c'")"
 check "write on '*' creates a repository on first use" "2" \
