@@ -14,7 +14,7 @@
 FG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FG_USER=${FG_USER:-flakeguard}
 # empty on a machine without PostgreSQL's packages: fg_prepare finds it once they are in
-PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null)}
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || true)}
 
 # fg_prepare: install the missing packages, then find PostgreSQL's programs
 # (exported as PG_BINDIR for the scripts the caller runs).
