@@ -3,7 +3,9 @@
 #
 # start: installs what is missing, builds and installs the extension and
 # flakeguard-sidecar, starts a private PostgreSQL cluster and a redis-server
-# on 127.0.0.1 (and a Unix socket) under .demo/ in the checkout, creates the
+# on 127.0.0.1 (and a Unix socket) in a scratch folder that .demo in the
+# checkout links to (the service user may not traverse the checkout: a clone
+# in /root, say), creates the
 # extension, starts the sidecar, reads the real-runner reports of
 # tests/fixtures/junit/generated with flakeguard.parse_junit and stores them
 # with ingest_junit; then pushes a 30-run history of a pytest and a
@@ -11,13 +13,15 @@
 # tests/fixtures/generate/history.sh) through `flakeguard-sidecar push`, as CI
 # would, and shows the flaky tests, the broken ones, each repository's health
 # and a cached lookup.  Re-runnable: it starts over each time.
-# stop: stops the sidecar, Redis and PostgreSQL and removes .demo/.
+# stop: stops the sidecar, Redis and PostgreSQL and removes .demo and its folder.
 # psql [ARGS...]: psql on the demo cluster (interactive without ARGS).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 . tests/lib/common.sh
-DEMO=$ROOT/.demo
+DEMO_LINK=$ROOT/.demo
+# the demo's folder: where .demo points (an older demo's .demo is the folder itself)
+DEMO=$(readlink -f "$DEMO_LINK" 2>/dev/null || echo "$DEMO_LINK")
 
 SIDECAR=$ROOT/build/demo/flakeguard-sidecar
 
@@ -44,6 +48,7 @@ stop() (
 		echo "PostgreSQL stopped"
 	fi
 	rm -rf "$DEMO"
+	rm -rf "$DEMO_LINK"
 )
 
 # consumed: the sidecar has read and acknowledged everything pushed
@@ -64,8 +69,8 @@ start() {
 
 	step "starting a private PostgreSQL cluster and redis-server under .demo/"
 	stop >/dev/null
-	mkdir -p "$DEMO"
-	fg_own "$DEMO"
+	DEMO=$(scratch_dir demo)
+	ln -sfn "$DEMO" "$DEMO_LINK"
 	pg_start "$DEMO"
 	unset REDIS_PORT
 	redis_server_start "$DEMO/redis" --appendonly yes
