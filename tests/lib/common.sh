@@ -42,10 +42,21 @@ fg_own() {
 	fg_user_ensure && chown -R "$FG_USER" "$@"
 }
 
-# as_user CMD...: run CMD as the service user when we are root.
+# as_user CMD...: run CMD as the service user when we are root, from / when
+# the service user may not enter the current folder (a checkout in /root):
+# CMD's paths are absolute there.
 as_user() {
 	if [ "$(id -u)" -eq 0 ]; then
-		fg_user_ensure && runuser -u "$FG_USER" -- "$@"
+		fg_user_ensure || return 1
+		if [ "${FG_USER_CHECKED:-}" != "$FG_USER:$PWD" ]; then
+			FG_USER_CHECKED=$FG_USER:$PWD
+			runuser -u "$FG_USER" -- test -x "$PWD" 2>/dev/null && FG_USER_ENTERS=1 || FG_USER_ENTERS=0
+		fi
+		if [ "$FG_USER_ENTERS" = 0 ]; then
+			(cd / && runuser -u "$FG_USER" -- "$@")
+		else
+			runuser -u "$FG_USER" -- "$@"
+		fi
 	else
 		"$@"
 	fi
