@@ -104,14 +104,22 @@ Hint
 parse_hint(std::string_view payload)
 {
 	Json doc = parse_json(payload);
+	if (doc.type != Json::Type::object)
+		throw std::invalid_argument("hint is not an object");
 	const Json *repo = doc.find("repo");
+	const Json *repo_id = doc.find("repo_id");
 	const Json *version = doc.find("version");
 	const Json *tests = doc.find("tests");
-	if (doc.type != Json::Type::object || repo == nullptr || repo->type != Json::Type::string || version == nullptr ||
-		version->type != Json::Type::number || tests == nullptr)
-		throw std::invalid_argument("hint lacks repo, version or tests");
+	const bool named = repo != nullptr && repo->type == Json::Type::string;
+	const bool numbered =
+		repo_id != nullptr && (repo_id->type == Json::Type::string || repo_id->type == Json::Type::number);
+	if (!(named || numbered) || version == nullptr || version->type != Json::Type::number || tests == nullptr)
+		throw std::invalid_argument("hint lacks repo_id, version or tests");
 	Hint hint;
-	hint.repo = repo->text;
+	if (named)
+		hint.repo = repo->text;
+	else
+		hint.repo_id = parse_int64(repo_id->text, "repo_id");
 	hint.version = parse_int64(version->text, "version");
 	if (const Json *at = doc.find("at"); at != nullptr && at->type == Json::Type::number)
 		hint.at = std::strtod(at->text.c_str(), nullptr);
@@ -281,10 +289,41 @@ CacheLoop::check_redis_identity()
 	}
 }
 
+PgResult
+CacheLoop::read_versions()
+{
+	PgResult rows = pg_.exec("SELECT * FROM flakeguard.cache_versions()");
+	const int repo = PQfnumber(rows.get(), "repo"), id = PQfnumber(rows.get(), "repo_id");
+	if (repo < 0 || id < 0) /* an extension before 0.4.0: its hints name the repository */
+		return rows;
+	repo_names_.clear();
+	for (int i = 0; i < PQntuples(rows.get()); i++)
+		repo_names_[parse_int64(*pg_value(rows.get(), i, id), "repo_id")] = *pg_value(rows.get(), i, repo);
+	return rows;
+}
+
+std::optional<std::string>
+CacheLoop::hint_repo(const Hint &hint)
+{
+	if (!hint.repo_id)
+		return hint.repo;
+	auto it = repo_names_.find(*hint.repo_id);
+	if (it == repo_names_.end()) {
+		read_versions();
+		it = repo_names_.find(*hint.repo_id);
+	}
+	if (it == repo_names_.end())
+		return std::nullopt; /* a repository our role may not read: not ours to cache */
+	return it->second;
+}
+
 void
 CacheLoop::add_hint(const Hint &hint)
 {
-	Pending &p = pending_[hint.repo];
+	std::optional<std::string> repo = hint_repo(hint);
+	if (!repo)
+		return;
+	Pending &p = pending_[*repo];
 	p.version = std::max(p.version, hint.version);
 	if (p.at == 0 || (hint.at > 0 && hint.at < p.at))
 		p.at = hint.at;
@@ -408,13 +447,14 @@ CacheLoop::apply_pending()
 void
 CacheLoop::reconcile(bool immediate)
 {
-	PgResult rows = pg_.exec("SELECT repo, version FROM flakeguard.cache_versions()");
+	PgResult rows = read_versions();
 	const int n = PQntuples(rows.get());
+	const int repo_col = PQfnumber(rows.get(), "repo"), version_col = PQfnumber(rows.get(), "version");
 	std::vector<std::string> repos, vkeys;
 	std::vector<std::int64_t> versions;
 	for (int i = 0; i < n; i++) {
-		repos.push_back(*pg_value(rows.get(), i, 0));
-		versions.push_back(parse_int64(*pg_value(rows.get(), i, 1), "version"));
+		repos.push_back(*pg_value(rows.get(), i, repo_col));
+		versions.push_back(parse_int64(*pg_value(rows.get(), i, version_col), "version"));
 		vkeys.push_back(keys_.version(repos.back()));
 	}
 	std::vector<std::vector<std::string_view>> gets;

@@ -55,9 +55,14 @@ struct CacheKeys {
 	std::string pattern(std::string_view repo) const;
 };
 
-/* A NOTIFY flakeguard payload: {"repo": ..., "version": N, "at": seconds, "tests": [...] | "all"} */
+/*
+ * A NOTIFY flakeguard payload: {"repo_id": "7", "version": N, "at": seconds, "tests": [...] | "all"}.
+ * The repository is named by repo_id (any role may LISTEN; only readers learn its
+ * name); extensions before 0.4.0 sent {"repo": name, ...}, which is read too.
+ */
 struct Hint {
-	std::string repo;
+	std::string repo; /* the name, when the payload gave one */
+	std::optional<std::int64_t> repo_id;
 	std::int64_t version = 0;
 	double at = 0; /* when it was sent (Unix seconds); 0 when unknown */
 	bool all = false;
@@ -118,6 +123,10 @@ class CacheLoop {
 	void check_redis_identity();
 	void drain_notifications();
 	void add_hint(const Hint &hint);
+	/* The repository a hint names, by name or by repo_id (the names read again when an id is new). */
+	std::optional<std::string> hint_repo(const Hint &hint);
+	/* Every readable repository's version (cache_versions()); remembers their repo_ids. */
+	PgResult read_versions();
 	void apply_pending();
 	void reconcile(bool immediate);
 	void check_suspects();
@@ -139,6 +148,7 @@ class CacheLoop {
 	std::int64_t next_tick_ms_ = 0;
 	std::map<std::string, Pending> pending_;
 	std::map<std::string, Suspect> suspects_;
+	std::map<std::int64_t, std::string> repo_names_; /* repo_id -> name, of the repositories we may read */
 };
 
 } // namespace flakeguard::sidecar

@@ -22,7 +22,9 @@ check "one notification per changing statement and repository (1 ingest + 2 repo
 payload=$(printf '%s\n' "$out" | grep -m1 '^Asynchronous' | sed 's/.*with payload "\(.*\)" received.*/\1/')
 check "payload names the repository by repo_id, with version and sending time" 1 \
 	"$(printf '%s' "$payload" | grep -c "\"repo_id\" : \"$(q "SELECT repo_id FROM flakeguard.repository WHERE name = 'notify/a'")\", \"version\" : 1, \"at\" : [0-9]*\.[0-9]*, \"tests\" : \[")"
-ntests=$(printf '%s' "$payload" | sed 's/.*"tests" : //' | grep -o '"-\?[0-9]*"' | wc -l)
+# tests_in PAYLOAD: how many test ids the payload lists
+tests_in() { printf '%s' "$1" | sed 's/.*"tests" : //' | grep -o '"-\?[0-9]*"' | wc -l; }
+ntests=$(tests_in "$payload")
 check "payload lists the changed tests" 14 "$ntests"
 check "re-ingesting the same upload notifies nothing and keeps the version" "2" \
 	"$(q "SELECT version FROM flakeguard.repository_version v JOIN flakeguard.repository r USING (repo_id) WHERE name = 'notify/a'")"
@@ -44,7 +46,7 @@ check "a long list of tests becomes \"all\"" 1 "$(payload_of_ingest notify/big 2
 
 # the longest list that still fits is sent in full, under the 8000-byte limit
 payload=$(payload_of_ingest notify/fits 300)
-check "300 changed tests are listed one by one" 300 "$(printf '%s' "$payload" | grep -o '"-\?[0-9]*"' | wc -l)"
+check "300 changed tests are listed one by one" 300 "$(tests_in "$payload")"
 bytes=$(printf '%s' "$payload" | wc -c)
 [ "$bytes" -gt 6000 ] && [ "$bytes" -lt 8000 ] && ok "such a payload stays under 8000 bytes ($bytes)" ||
 	not_ok "payload of $bytes bytes"

@@ -233,7 +233,7 @@ check "after revoke_repository the role reads nothing and holds no privilege" "E
 
 redis_start
 q "SELECT flakeguard.grant_repository('sec/a', '${R}_sidecar', 'write')" >/dev/null
-FLAKEGUARD_PG="host=$PGHOST port=$PGPORT user=${R}_sidecar dbname=$PGDATABASE" daemon sc --batch-ms 50
+FLAKEGUARD_PG="host=$PGHOST port=$PGPORT user=${R}_sidecar dbname=$PGDATABASE" daemon sc --batch-ms 50 --refresh
 printf '%s' "$report" >"$WORK/r.xml"
 push --repo sec/a --run-id s1 "$WORK/r.xml" >/dev/null
 push --repo sec/b --run-id s1 "$WORK/r.xml" >/dev/null
@@ -245,6 +245,18 @@ check "stream: the others are dead-lettered with 42501, the same for an unknown 
 	"$(q "SELECT string_agg(repo || ' ' || sqlstate, ',' ORDER BY repo) FROM flakeguard.rejected_report WHERE source = 'stream' AND run_id = 's1'")"
 check "stream: nothing written to sec/b" "1" \
 	"$(q "SELECT count(*) FROM flakeguard.run JOIN flakeguard.repository USING (repo_id) WHERE name = 'sec/b'")"
+# the cache follows what the sidecar's role may read: notifications name repo_ids, and
+# those of repositories it may not read are not its to cache
+q "SELECT tests FROM flakeguard.ingest_junit('sec/b', '$report', 's2')" >/dev/null
+q "SELECT tests FROM flakeguard.ingest_junit('sec/a', '$report', 's2')" >/dev/null
+wait_for 10 sh -c "redis-cli -p $REDIS_PORT --scan --pattern '*sec/a*health*' | grep -q ."
+check "cache: the sidecar caches the repository its role reads" "yes" \
+	"$(rcli --scan --pattern '*sec/a*health*' | grep -q . && echo yes || echo no)"
+check "cache: and nothing of the one it may not read" "0" "$(rcli --scan --pattern '*sec/b*' | wc -l)"
+notes=$(psql_as_user -At -c 'LISTEN flakeguard' -c "SELECT tests FROM flakeguard.ingest_junit('sec/b', '$report', 's3')" 2>&1 |
+	grep '^Asynchronous')
+check "cache: a NOTIFY payload (one per ingest) carries no repository name" "1 0" \
+	"$(printf '%s\n' "$notes" | grep -c .) $(printf '%s\n' "$notes" | grep -c 'sec/')"
 stop "$SIDECAR_PID" >/dev/null
 
 finish

@@ -30,8 +30,16 @@ BOOST_AUTO_TEST_CASE(key_names)
 
 BOOST_AUTO_TEST_CASE(hints)
 {
-	Hint h = parse_hint(R"({"repo" : "demo/a", "version" : 42, "at" : 1795822017.5, "tests" : ["1", "-2"]})");
+	/* 0.4.0 names the repository by repo_id, as text */
+	Hint h = parse_hint(R"({"repo_id" : "7", "version" : 42, "at" : 1795822017.5, "tests" : ["1", "-2"]})");
+	BOOST_TEST(h.repo.empty());
+	BOOST_TEST(*h.repo_id == 7);
+	BOOST_TEST(*parse_hint(R"({"repo_id":9223372036854775807,"version":3,"tests":"all"})").repo_id ==
+			   9223372036854775807);
+	/* before 0.4.0: by name */
+	h = parse_hint(R"({"repo" : "demo/a", "version" : 42, "at" : 1795822017.5, "tests" : ["1", "-2"]})");
 	BOOST_TEST(h.repo == "demo/a");
+	BOOST_TEST(!h.repo_id);
 	BOOST_TEST(h.version == 42);
 	BOOST_TEST(h.at == 1795822017.5);
 	BOOST_TEST(!h.all);
@@ -47,7 +55,9 @@ BOOST_AUTO_TEST_CASE(hints)
 		  R"({"repo":1,"version":3,"tests":"all"})", R"({"repo":"r","version":3})",
 		  R"({"repo":"r","version":3,"tests":"some"})", R"({"repo":"r","version":3,"tests":[{}]})",
 		  R"({"repo":"r","version":3,"tests":["x"]})", R"({"repo":"r","version":99999999999999999999,"tests":"all"})",
-		  R"({"repo":"r","version":3,"tests":"all"} x)"})
+		  R"({"repo":"r","version":3,"tests":"all"} x)", R"({"repo_id":"x","version":3,"tests":"all"})",
+		  R"({"repo_id":null,"version":3,"tests":"all"})", R"({"repo_id":"99999999999999999999","version":3,"tests":"all"})",
+		  R"({"repo_id":[],"version":3,"tests":"all"})"})
 		BOOST_CHECK_THROW(parse_hint(bad), std::invalid_argument);
 }
 
