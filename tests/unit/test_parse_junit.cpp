@@ -11,6 +11,7 @@
 #include "flakeguard/core/parse_junit.hpp"
 
 #include <filesystem>
+#include <stdexcept>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -845,6 +846,83 @@ BOOST_AUTO_TEST_CASE(cancel_check_interrupts_between_chunks)
 	JunitCase c;
 	BOOST_CHECK_THROW(reader.next(c), Interrupted);
 	BOOST_TEST(polls == 3);
+}
+
+namespace {
+
+/* What a callback hook throws, chosen by the test; "" throws nothing. */
+std::string g_throw_in;
+std::string g_throw_what;
+
+void
+throwing_hook(const char *callback)
+{
+	if (g_throw_in != callback)
+		return;
+	if (g_throw_what == "runtime_error")
+		throw std::runtime_error("injected runtime_error");
+	if (g_throw_what == "length_error")
+		throw std::length_error("injected length_error");
+	if (g_throw_what == "bad_alloc")
+		throw std::bad_alloc();
+	if (g_throw_what == "error")
+		throw Error(sqlstate::invalid_parameter_value, "injected error");
+	if (g_throw_what == "interrupted")
+		throw Interrupted();
+	throw 42; /* not even a std::exception */
+}
+
+struct HookGuard {
+	HookGuard() { testing::junit_callback_hook = &throwing_hook; }
+	~HookGuard()
+	{
+		testing::junit_callback_hook = nullptr;
+		g_throw_in.clear();
+	}
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(callbacks_turn_every_exception_into_the_readers_error)
+{
+	/* issue 12, defect 9: a callback that throws must neither terminate nor unwind through libxml2 */
+	HookGuard hook;
+	std::string doc = suite("<testcase name=\"t\"><failure>text</failure></testcase>");
+	struct Want {
+		const char *callback, *what, *sqlstate, *message;
+	};
+	for (Want w : {Want{"start", "runtime_error", "XX000", "internal error while parsing JUnit report"},
+				   Want{"text", "length_error", "XX000", "internal error while parsing JUnit report"},
+				   Want{"end", "bad_alloc", "53200", "out of memory while parsing JUnit report"},
+				   Want{"start", "error", "22023", "injected error"},
+				   Want{"end", "int", "XX000", "internal error while parsing JUnit report"}}) {
+		g_throw_in = w.callback;
+		g_throw_what = w.what;
+		std::string message, detail;
+		BOOST_TEST(error_of(doc, {}, &message, &detail) == w.sqlstate, w.callback << " " << w.what);
+		BOOST_TEST(message == w.message, w.callback << " " << w.what);
+		if (std::string(w.what) == "runtime_error")
+			BOOST_TEST(detail == "Unexpected exception: injected runtime_error.");
+	}
+	/* the libxml2 error callback (malformed input) and the DOCTYPE callback */
+	g_throw_in = "error";
+	g_throw_what = "length_error";
+	std::string detail;
+	BOOST_TEST(error_of("<testsuite><testcase></testsuite>", {}, nullptr, &detail) == "XX000");
+	BOOST_TEST(detail == "Unexpected exception: injected length_error.");
+	g_throw_in = "doctype";
+	BOOST_TEST(error_of("<!DOCTYPE testsuite []><testsuite/>") == "XX000");
+	/* an interrupt stays an interrupt */
+	g_throw_in = "start";
+	g_throw_what = "interrupted";
+	BOOST_CHECK_THROW(parse(doc), Interrupted);
+	/* the first error wins: the later callbacks of the same chunk do not run or do not overwrite it */
+	g_throw_in = "text";
+	g_throw_what = "bad_alloc";
+	BOOST_TEST(error_of(suite("<testcase name=\"t\"><failure>a<b/>c<d/>e</failure></testcase>")) == "53200");
+	/* and without the hook the same document parses */
+	g_throw_in.clear();
+	BOOST_TEST(parse(doc).size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(truncate_utf8_helper)

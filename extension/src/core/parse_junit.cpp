@@ -40,6 +40,11 @@ using detail::iequals;
 using detail::JunitSource;
 using detail::trim;
 
+testing::CallbackHook testing::junit_callback_hook = nullptr;
+
+/* a callback records an Error by moving it: that must not throw */
+static_assert(std::is_nothrow_move_constructible_v<Error>);
+
 const char *
 status_name(Status status) noexcept
 {
@@ -573,7 +578,6 @@ struct JunitReader::Impl {
 	std::string key_buf;       /* full name of the case being closed */
 	std::string full_name_buf; /* full name of the case handed out */
 	RetryCounter retries;
-	std::optional<Error> pending;
 
 	Impl(std::string_view in, JunitInput k, const JunitLimits &l, CancelCheck c)
 		: input(in), source(in, k), limits(l), cancel(c)
@@ -600,14 +604,94 @@ struct JunitReader::Impl {
 		}
 	}
 
-	/* Records the first error and stops libxml2; the chunk loop throws it. */
+	/*
+	 * What a callback threw, kept until libxml2 has returned to the chunk
+	 * loop (rethrow_failure()).  Recording it never allocates: a callback
+	 * that ran out of memory cannot be asked to build an Error.
+	 */
+	enum class Failure { none, error, out_of_memory, interrupted, internal };
+	Failure failure = Failure::none;
+	std::optional<Error> pending;    /* Failure::error */
+	char failure_what[256] = {};     /* Failure::internal: the exception's what() */
+
+	/* Stops libxml2: no further callback runs for this chunk. */
 	void
-	fail(Error e)
+	stop() noexcept
 	{
-		if (!pending)
-			pending = std::move(e);
 		if (ctxt != nullptr)
 			xmlStopParser(ctxt);
+	}
+
+	/* Records e as the first error (later ones are dropped) and stops libxml2. */
+	void
+	fail(Error &&e) noexcept
+	{
+		if (failure == Failure::none) {
+			pending.emplace(std::move(e)); /* moves: runtime_error copies share, strings move */
+			failure = Failure::error;
+		}
+		stop();
+	}
+
+	void
+	fail_with(Failure f, const char *what) noexcept
+	{
+		if (failure == Failure::none) {
+			failure = f;
+			std::snprintf(failure_what, sizeof(failure_what), "%s", what != nullptr ? what : "");
+		}
+		stop();
+	}
+
+	/* Throws what a callback recorded, now that libxml2 is out of the way. */
+	void
+	rethrow_failure()
+	{
+		switch (failure) {
+		case Failure::none:
+			return;
+		case Failure::error:
+			throw Error(std::move(*pending));
+		case Failure::out_of_memory:
+			throw Error(sqlstate::out_of_memory, "out of memory while parsing JUnit report");
+		case Failure::interrupted:
+			throw Interrupted();
+		case Failure::internal:
+			throw Error(sqlstate::internal_error, "internal error while parsing JUnit report",
+						std::string("Unexpected exception: ") + failure_what + ".");
+		}
+	}
+
+	/*
+	 * The one wrapper around every libxml2 callback.  libxml2 is C: nothing
+	 * may unwind through it, so whatever body throws is caught here,
+	 * recorded as the reader's first error and libxml2 is stopped; the chunk
+	 * loop rethrows it once xmlParseChunk() has returned.  Out of memory
+	 * becomes 53200 (as pg/guard.cpp reports bad_alloc), an interrupt stays
+	 * an interrupt, anything else is an internal error (XX000).
+	 */
+	template <typename F>
+	static void
+	callback(void *ctx, const char *name, F &&body) noexcept
+	{
+		auto *self = static_cast<Impl *>(ctx);
+		if (self == nullptr)
+			return;
+		try {
+			if (testing::junit_callback_hook != nullptr)
+				testing::junit_callback_hook(name);
+			body(*self);
+		} catch (Error &e) {
+			self->fail(std::move(e));
+		} catch (const Interrupted &) {
+			self->fail_with(Failure::interrupted, nullptr);
+		} catch (const std::bad_alloc &) {
+			self->fail_with(Failure::out_of_memory, nullptr);
+		} catch (const std::exception &e) {
+			self->fail_with(Failure::internal, e.what());
+		} catch (...) {
+			self->fail_with(Failure::internal, "unknown exception");
+		}
 	}
 
 	std::string
@@ -618,74 +702,59 @@ struct JunitReader::Impl {
 		return format_position(line, col, what);
 	}
 
-	/* -- libxml2 callbacks (C linkage not needed: called through pointers, never throw) -- */
+	/* -- libxml2 callbacks: each is callback() around its body, so none ever throws -- */
 
 	static void
 	on_start(void *ctx, const xmlChar *localname, const xmlChar *, const xmlChar *, int, const xmlChar **,
 			 int nb_attributes, int, const xmlChar **attributes) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		try {
-			self->start(localname, Attributes{attributes, nb_attributes});
-		} catch (const std::bad_alloc &) {
-			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
-		} catch (const Error &e) {
-			self->fail(e);
-		}
+		callback(ctx, "start", [&](Impl &self) { self.start(localname, Attributes{attributes, nb_attributes}); });
 	}
 
 	static void
 	on_end(void *ctx, const xmlChar *, const xmlChar *, const xmlChar *) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		try {
-			self->end();
-		} catch (const std::bad_alloc &) {
-			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
-		} catch (const Error &e) {
-			self->fail(e);
-		}
+		callback(ctx, "end", [](Impl &self) { self.end(); });
 	}
 
 	static void
 	on_text(void *ctx, const xmlChar *ch, int len) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		if (self->frames.empty() || self->frames.back().capture == nullptr)
-			return;
-		try {
-			self->frames.back().capture->append(reinterpret_cast<const char *>(ch), static_cast<std::size_t>(len));
-		} catch (const std::bad_alloc &) {
-			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
-		}
+		callback(ctx, "text", [&](Impl &self) {
+			if (self.frames.empty() || self.frames.back().capture == nullptr)
+				return;
+			self.frames.back().capture->append(reinterpret_cast<const char *>(ch), static_cast<std::size_t>(len));
+		});
 	}
 
 	static void
 	on_doctype(void *ctx, const xmlChar *, const xmlChar *, const xmlChar *) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		self->fail(Error(sqlstate::invalid_xml_document, "JUnit report contains a DOCTYPE declaration",
-						 self->position_detail("DOCTYPE declarations are not allowed"),
-						 "JUnit reports need no DTD; remove the declaration."));
+		callback(ctx, "doctype", [](Impl &self) {
+			self.fail(Error(sqlstate::invalid_xml_document, "JUnit report contains a DOCTYPE declaration",
+							self.position_detail("DOCTYPE declarations are not allowed"),
+							"JUnit reports need no DTD; remove the declaration."));
+		});
 	}
 
 	static void
 	on_error(void *ctx, xmlErrorPtr err) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		if (err == nullptr || err->level != XML_ERR_FATAL || self->pending)
-			return;
-		self->fail(self->translate(err));
+		callback(ctx, "error", [&](Impl &self) {
+			if (err == nullptr || err->level != XML_ERR_FATAL || self.failure != Failure::none)
+				return;
+			self.fail(self.translate(err));
+		});
 	}
 
 	static xmlParserInputPtr
 	refuse_entity(const char *url, const char *, xmlParserCtxtPtr ctxt) noexcept
 	{
-		if (ctxt != nullptr && ctxt->userData != nullptr) {
-			auto *self = static_cast<Impl *>(ctxt->userData);
-			self->fail(Error(sqlstate::invalid_xml_document, "JUnit report refers to an external resource",
-							 std::string("Loading \"") + (url ? url : "") + "\" is not allowed."));
-		}
+		if (ctxt != nullptr)
+			callback(ctxt->userData, "entity", [&](Impl &self) {
+				self.fail(Error(sqlstate::invalid_xml_document, "JUnit report refers to an external resource",
+								std::string("Loading \"") + (url ? url : "") + "\" is not allowed."));
+			});
 		return nullptr;
 	}
 
@@ -1129,8 +1198,7 @@ struct JunitReader::Impl {
 		}
 		finished = terminate;
 		xmlParseChunk(ctxt, data, static_cast<int>(size), terminate ? 1 : 0);
-		if (pending)
-			throw Error(std::move(*pending));
+		rethrow_failure();
 		if (terminate) {
 			if (!ctxt->wellFormed) {
 				xmlErrorPtr err = xmlCtxtGetLastError(ctxt);

@@ -28,6 +28,7 @@ inline constexpr char invalid_parameter_value[] = "22023";
 inline constexpr char character_not_in_repertoire[] = "22021";
 inline constexpr char invalid_binary_representation[] = "22P03";
 inline constexpr char query_canceled[] = "57014";
+inline constexpr char out_of_memory[] = "53200";
 inline constexpr char internal_error[] = "XX000";
 } // namespace sqlstate
 

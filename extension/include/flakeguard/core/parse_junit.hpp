@@ -121,6 +121,18 @@ void check_report_size(std::size_t size, const JunitLimits &limits);
  */
 bool truncate_utf8(std::string &s, std::size_t max) noexcept;
 
+/*
+ * Tests only: when set, called at the start of every libxml2 callback of every
+ * reader with the callback's name ("start", "end", "text", "doctype",
+ * "error", "entity"), inside the callbacks' exception wrapper, so a test can
+ * make a callback throw what no real input makes it throw.  Not thread-safe;
+ * never set outside tests.
+ */
+namespace testing {
+using CallbackHook = void (*)(const char *callback);
+extern CallbackHook junit_callback_hook;
+} // namespace testing
+
 /* Parses a JUnit time attribute (seconds) into milliseconds; see the rules. */
 std::optional<double> parse_junit_seconds(std::string_view text) noexcept;
 
