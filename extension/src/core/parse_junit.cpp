@@ -493,6 +493,7 @@ struct Frame {
 	Kind kind;
 	TextBuf *capture;
 	const char *name; /* interned by libxml2's dictionary: lives as long as the parser */
+	int namespaces;   /* namespace declarations the element made */
 };
 
 bool
@@ -565,6 +566,7 @@ struct JunitReader::Impl {
 	bool root_seen = false;
 	std::size_t cases_read = 0;
 	int depth = 0;
+	int namespaces_in_scope = 0;
 
 	std::vector<Frame> frames;
 	std::vector<Suite> suites;
@@ -580,7 +582,7 @@ struct JunitReader::Impl {
 	RetryCounter retries;
 
 	Impl(std::string_view in, JunitInput k, const JunitLimits &l, CancelCheck c)
-		: input(in), source(in, k), limits(l), cancel(c)
+		: input(in), source(in, k, static_cast<std::size_t>(std::max(l.max_attributes, 0))), limits(l), cancel(c)
 	{
 		/* most test cases take 300 bytes or more; a guess too small only means growing later */
 		retries.reserve(in.size() / 300);
@@ -611,8 +613,8 @@ struct JunitReader::Impl {
 	 */
 	enum class Failure { none, error, out_of_memory, interrupted, internal };
 	Failure failure = Failure::none;
-	std::optional<Error> pending;    /* Failure::error */
-	char failure_what[256] = {};     /* Failure::internal: the exception's what() */
+	std::optional<Error> pending; /* Failure::error */
+	char failure_what[256] = {};  /* Failure::internal: the exception's what() */
 
 	/* Stops libxml2: no further callback runs for this chunk. */
 	void
@@ -705,10 +707,12 @@ struct JunitReader::Impl {
 	/* -- libxml2 callbacks: each is callback() around its body, so none ever throws -- */
 
 	static void
-	on_start(void *ctx, const xmlChar *localname, const xmlChar *, const xmlChar *, int, const xmlChar **,
+	on_start(void *ctx, const xmlChar *localname, const xmlChar *, const xmlChar *, int nb_namespaces, const xmlChar **,
 			 int nb_attributes, int, const xmlChar **attributes) noexcept
 	{
-		callback(ctx, "start", [&](Impl &self) { self.start(localname, Attributes{attributes, nb_attributes}); });
+		callback(ctx, "start", [&](Impl &self) {
+			self.start(localname, nb_namespaces, Attributes{attributes, nb_attributes});
+		});
 	}
 
 	static void
@@ -789,12 +793,24 @@ struct JunitReader::Impl {
 	/* -- element handling -- */
 
 	void
-	start(const xmlChar *localname, const Attributes &attrs)
+	start(const xmlChar *localname, int namespaces, const Attributes &attrs)
 	{
 		if (++depth > limits.max_depth)
 			throw Error(sqlstate::program_limit_exceeded, "JUnit report is nested too deeply",
 						position_detail("Element depth exceeds the limit of " + std::to_string(limits.max_depth)), {},
 						Limit::depth);
+		/*
+		 * libxml2 looks every prefix up in the stack of namespace
+		 * declarations in scope, one by one: bounded like the attributes
+		 * of one tag (which the input filter counts), that stays linear.
+		 */
+		namespaces_in_scope += namespaces;
+		if (namespaces > 0 && namespaces_in_scope > limits.max_attributes)
+			throw Error(sqlstate::program_limit_exceeded, "JUnit report declares too many namespaces",
+						position_detail("More than " + std::to_string(limits.max_attributes) +
+										" namespace declarations are in scope; the limit is " +
+										std::to_string(limits.max_attributes)),
+						{}, Limit::attributes);
 		Kind k = classify(localname);
 		if (!root_seen) {
 			root_seen = true;
@@ -831,15 +847,17 @@ struct JunitReader::Impl {
 		default:
 			break;
 		}
-		frames.push_back(Frame{k, capture, reinterpret_cast<const char *>(localname)});
+		frames.push_back(Frame{k, capture, reinterpret_cast<const char *>(localname), namespaces});
 	}
 
 	void
 	end()
 	{
 		Kind k = frames.empty() ? Kind::other : frames.back().kind;
-		if (!frames.empty())
+		if (!frames.empty()) {
+			namespaces_in_scope -= frames.back().namespaces;
 			frames.pop_back();
+		}
 		switch (k) {
 		case Kind::testsuite:
 			if (!suites.empty())

@@ -33,7 +33,7 @@ inline constexpr char internal_error[] = "XX000";
 } // namespace sqlstate
 
 /* Which configurable limit an error is about, so callers can name their knob. */
-enum class Limit { none, report_size, depth };
+enum class Limit { none, report_size, depth, attributes };
 
 class Error : public std::runtime_error {
   public:

@@ -67,6 +67,12 @@ struct JunitCase {
 struct JunitLimits {
 	std::size_t max_report_size = std::size_t{100} * 1024 * 1024;
 	int max_depth = 50;
+	/*
+	 * Attributes (namespace declarations included) one start tag may have,
+	 * and namespace declarations that may be in scope at once: libxml2 2.9
+	 * spends time quadratic in both inside one uninterruptible call.
+	 */
+	int max_attributes = 256;
 	std::size_t max_message_length = 4096;
 	std::size_t max_stack_length = 65536;
 };
