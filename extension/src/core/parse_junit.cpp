@@ -26,10 +26,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <random>
 #include <type_traits>
 #include <vector>
 
@@ -141,7 +143,27 @@ constexpr std::string_view kSuiteLevelName = "<init>";
  * test_id() (16 bytes a slot, at most half full).  Two names with the same
  * test_id share a numbering, as they would share stored rows; ingestion
  * refuses such collisions.
+ *
+ * test_id() is a public, unkeyed hash: a report could be made of names whose
+ * ids share their low bits and turn linear probing quadratic.  The slot is
+ * therefore taken from the id mixed with a per-process random salt.
  * ------------------------------------------------------------------- */
+std::uint64_t
+process_salt() noexcept
+{
+	static const std::uint64_t salt = [] {
+		std::uint64_t s = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+		try {
+			std::random_device rd;
+			s ^= (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+		} catch (...) {
+			/* no entropy source: the clock alone still differs between processes */
+		}
+		return s;
+	}();
+	return salt;
+}
+
 class RetryCounter {
   public:
 	/* Sizes the table for about `identities` entries up front (growing it page-faults fresh memory). */
@@ -162,7 +184,7 @@ class RetryCounter {
 			grow();
 		std::uint64_t key = test_id(identity); /* the stored identity, so no two numberings share one */
 		std::size_t mask = slots_.size() - 1;
-		for (std::size_t i = key & mask;; i = (i + 1) & mask) {
+		for (std::size_t i = home(key) & mask;; i = (i + 1) & mask) {
 			Slot &slot = slots_[i];
 			if (slot.key == key) {
 				std::int32_t base = slot.next;
@@ -179,6 +201,16 @@ class RetryCounter {
 	}
 
   private:
+	/* the key mixed with the salt (splitmix64's finaliser) */
+	static std::size_t
+	home(std::uint64_t key) noexcept
+	{
+		std::uint64_t h = key ^ process_salt();
+		h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+		h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+		return static_cast<std::size_t>(h ^ (h >> 31));
+	}
+
 	struct Slot {
 		std::uint64_t key = 0;
 		std::int32_t next = 0;
@@ -193,7 +225,7 @@ class RetryCounter {
 		for (const Slot &s : old) {
 			if (s.key == 0)
 				continue;
-			std::size_t i = s.key & mask;
+			std::size_t i = home(s.key) & mask;
 			while (slots_[i].key != 0)
 				i = (i + 1) & mask;
 			slots_[i] = s;
