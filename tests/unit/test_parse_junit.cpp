@@ -932,6 +932,24 @@ BOOST_AUTO_TEST_CASE(namespaces_in_scope_limit)
 	BOOST_TEST(parse(nested(50, 4, true), JunitInput::bytes, limits).size() == 50u);
 }
 
+BOOST_AUTO_TEST_CASE(recoverable_xml_errors_are_bounded)
+{
+	/* an undeclared prefix is an error libxml2 recovers from, at a cost: 100,000 of them are tolerated */
+	auto doc = [](int n) {
+		std::string s = "<testsuite><testcase name=\"t\" xsi:type=\"x\"/>";
+		for (int i = 1; i < n; i++)
+			s += "<x q:a=\"\"/>";
+		return s + "</testsuite>";
+	};
+	BOOST_TEST(parse(doc(100000)).size() == 1u);
+	std::string message, detail;
+	BOOST_TEST(error_of(doc(100001), {}, &message, &detail) == "54000");
+	BOOST_TEST(message == "JUnit report has too many XML errors");
+	BOOST_TEST(detail.find("More than 100000 recoverable XML errors, such as undeclared namespace prefixes; this one: "
+						   "Namespace prefix q for a on x is not defined") != std::string::npos,
+			   detail);
+}
+
 namespace {
 
 /* What a callback hook throws, chosen by the test; "" throws nothing. */

@@ -41,6 +41,14 @@ SELECT pg_temp.outcome('<testsuite' || (SELECT string_agg(' xmlns:p' || i || '="
 SELECT pg_temp.outcome('<testsuites>' || repeat('<testsuite' || (SELECT string_agg(' xmlns:p' || i || '="u"', '') FROM generate_series(1, 30) i) || '>', 40)
     || repeat('<x' || (SELECT string_agg(' q:a' || i || '=""', '') FROM generate_series(1, 30) i) || '/>', 50000)
     || repeat('</testsuite>', 40) || '</testsuites>');
+-- 240 distinct prefixes in scope (under the limit), each attribute names the outermost one
+SELECT pg_temp.outcome('<testsuites>' || (SELECT string_agg('<testsuite' || (SELECT string_agg(' xmlns:p' || (d * 30 + i) || '="http://example.com/' || i || '"', '') FROM generate_series(0, 29) i) || '>', '') FROM generate_series(0, 7) d)
+    || repeat('<x' || (SELECT string_agg(' p0:a' || i || '=""', '') FROM generate_series(1, 30) i) || '/>', 100000)
+    || repeat('</testsuite>', 8) || '</testsuites>');
+-- undeclared prefixes: libxml2 recovers from each, at a cost; 100,000 are tolerated
+SELECT pg_temp.outcome('<testsuite><testcase name="t" xsi:type="x"/>' || repeat('<x q:a=""/>', 99999) || '</testsuite>');
+SELECT pg_temp.outcome('<testsuite><testcase name="t" xsi:type="x"/>' || repeat('<x q:a=""/>', 100000) || '</testsuite>');
+SELECT count(*) FROM flakeguard.parse_junit('<testsuite>' || repeat('<x' || (SELECT string_agg(' q:a' || i || '=""', '') FROM generate_series(1, 30) i) || '/>', 390000) || '</testsuite>');
 -- element and attribute names of 40,000 characters
 SELECT pg_temp.outcome('<testsuite>' || repeat('<' || repeat('n', 40000) || ' ' || repeat('n', 40000) || '="v"/>', 250) || '</testsuite>');
 -- attribute values: two of 4.9 MB per tag (a start tag spans 150 input chunks), ten tags; one over libxml2's 10 MB
