@@ -41,8 +41,8 @@ normal(std::size_t n)
 {
 	std::string s = "<?xml version=\"1.0\"?>\n<testsuites>\n<testsuite name=\"com.acme.Suite\" tests=\"1\">\n";
 	for (std::size_t i = 0; s.size() < n; i++) {
-		s += "<testcase name=\"test_" + std::to_string(i) + "\" classname=\"com.acme.Class" +
-			 std::to_string(i % 97) + "\" time=\"0.0" + std::to_string(i % 10) + "\"";
+		s += "<testcase name=\"test_" + std::to_string(i) + "\" classname=\"com.acme.Class" + std::to_string(i % 97) +
+			 "\" time=\"0.0" + std::to_string(i % 10) + "\"";
 		if (i % 10 == 0)
 			s += "><failure message=\"expected true\" type=\"AssertionError\">at com.acme.Class.test(Class.java:" +
 				 std::to_string(i) + ")\nat org.junit.Assert.fail(Assert.java:88)\n</failure></testcase>\n";
@@ -62,13 +62,13 @@ many_attributes(std::size_t n)
 	return s + "/></testsuite>";
 }
 
-/* many start tags, each with 200 attributes */
+/* many start tags, each with 250 attributes (under the default limit of 256) */
 std::string
-many_tags_200_attributes(std::size_t n)
+many_tags_250_attributes(std::size_t n)
 {
 	std::string s = "<testsuite>";
 	std::string tag = "<x";
-	for (int i = 0; i < 200; i++)
+	for (int i = 0; i < 250; i++)
 		tag += " a" + std::to_string(i) + "=\"\"";
 	tag += "/>\n";
 	while (s.size() < n)
@@ -86,12 +86,12 @@ many_namespaces(std::size_t n)
 	return s + "/>";
 }
 
-/* 40 nested elements declaring 30 namespaces each, then prefixed attributes */
+/* `depth` nested elements declaring 30 namespaces each, then attributes with an unbound prefix (a full search each) */
 std::string
-nested_namespaces(std::size_t n)
+nested_namespaces_at(std::size_t n, int depth)
 {
 	std::string s = "<testsuites>";
-	for (int d = 0; d < 40; d++) {
+	for (int d = 0; d < depth; d++) {
 		s += "<testsuite";
 		for (int i = 0; i < 30; i++)
 			s += " xmlns:p" + std::to_string(i) + "=\"u" + std::to_string(d) + "\"";
@@ -103,9 +103,52 @@ nested_namespaces(std::size_t n)
 	tag += "/>\n";
 	while (s.size() < n)
 		s += tag;
-	for (int d = 0; d < 40; d++)
+	for (int d = 0; d < depth; d++)
 		s += "</testsuite>";
 	return s + "</testsuites>";
+}
+
+/* 240 distinct prefixes in scope (8 levels of 30), attributes with the outermost one: a 240-entry search each */
+std::string
+deep_prefix_lookups(std::size_t n)
+{
+	std::string s = "<testsuites>";
+	for (int d = 0; d < 8; d++) {
+		s += "<testsuite";
+		for (int i = 0; i < 30; i++)
+			s += " xmlns:p" + std::to_string(d * 30 + i) + "=\"http://example.com/" + std::to_string(i) + "\"";
+		s += ">";
+	}
+	std::string tag = "<x";
+	for (int i = 0; i < 30; i++)
+		tag += " p0:a" + std::to_string(i) + "=\"\"";
+	tag += "/>\n";
+	while (s.size() < n)
+		s += tag;
+	for (int d = 0; d < 8; d++)
+		s += "</testsuite>";
+	return s + "</testsuites>";
+}
+
+/* attributes with an unbound prefix and no declaration at all: one namespace error each */
+std::string
+unbound_prefixes(std::size_t n)
+{
+	return nested_namespaces_at(n, 0);
+}
+
+/* 1200 declarations in scope */
+std::string
+nested_namespaces(std::size_t n)
+{
+	return nested_namespaces_at(n, 40);
+}
+
+/* 240 declarations in scope: the most the default max_attributes allows */
+std::string
+nested_namespaces_allowed(std::size_t n)
+{
+	return nested_namespaces_at(n, 8);
 }
 
 /* element and attribute names of 40,000 characters, repeated */
@@ -124,9 +167,10 @@ std::string
 huge_attribute_values(std::size_t n)
 {
 	std::string value(std::min<std::size_t>(4900000, n / 2), 'v');
-	std::string s = "<testsuite>";
-	while (s.size() < n)
-		s += "<testcase name=\"t\" a=\"" + value + "\" b=\"" + value + "\"/>";
+	std::string tag = "<testcase name=\"t\" a=\"" + value + "\" b=\"" + value + "\"/>";
+	std::string s = "<testsuite>" + tag;
+	while (s.size() + tag.size() < n) /* stay under n: 100 MB must fit max_report_size */
+		s += tag;
 	return s + "</testsuite>";
 }
 
@@ -143,9 +187,10 @@ huge_text(std::size_t n)
 std::string
 huge_comments(std::size_t n)
 {
-	std::string s = "<testsuite>";
-	while (s.size() < n)
-		s += "<!--" + std::string(std::min<std::size_t>(9000000, n), 'c') + "-->";
+	std::string comment = "<!--" + std::string(std::min<std::size_t>(9000000, n), 'c') + "-->";
+	std::string s = "<testsuite>" + comment;
+	while (s.size() + comment.size() < n)
+		s += comment;
 	return s + "</testsuite>";
 }
 
@@ -153,9 +198,10 @@ huge_comments(std::size_t n)
 std::string
 huge_pis(std::size_t n)
 {
-	std::string s = "<testsuite>";
-	while (s.size() < n)
-		s += "<?pi " + std::string(std::min<std::size_t>(9000000, n), 'c') + "?>";
+	std::string pi = "<?pi " + std::string(std::min<std::size_t>(9000000, n), 'c') + "?>";
+	std::string s = "<testsuite>" + pi;
+	while (s.size() + pi.size() < n)
+		s += pi;
 	return s + "</testsuite>";
 }
 
@@ -225,9 +271,12 @@ struct Shape {
 const std::vector<Shape> kShapes = {
 	{"normal", normal},
 	{"many_attributes", many_attributes},
-	{"many_tags_200_attributes", many_tags_200_attributes},
+	{"many_tags_250_attributes", many_tags_250_attributes},
 	{"many_namespaces", many_namespaces},
 	{"nested_namespaces", nested_namespaces},
+	{"nested_namespaces_allowed", nested_namespaces_allowed},
+	{"unbound_prefixes", unbound_prefixes},
+	{"deep_prefix_lookups", deep_prefix_lookups},
 	{"long_names", long_names},
 	{"huge_attribute_values", huge_attribute_values},
 	{"huge_text", huge_text},
@@ -327,7 +376,9 @@ main(int argc, char **argv)
 			std::fprintf(stderr, "unknown shape %s\n", shape.c_str());
 			return 2;
 		} else {
-			std::fprintf(stderr, "usage: hostile_shapes [--sizes 1,4,16] [--timeout S] [--shapes a,b] | --write SHAPE MB FILE\n");
+			std::fprintf(
+				stderr,
+				"usage: hostile_shapes [--sizes 1,4,16] [--timeout S] [--shapes a,b] | --write SHAPE MB FILE\n");
 			return 2;
 		}
 	}
