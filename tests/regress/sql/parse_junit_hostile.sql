@@ -66,6 +66,11 @@ SELECT pg_temp.outcome('<testsuite>' || repeat('<testcase name="t">' || repeat('
 SELECT pg_temp.outcome('<testsuite><testcase name="t">' || repeat('<rerunFailure/>', 10001) || '</testcase></testsuite>');
 -- nesting just under the depth limit, repeated
 SELECT pg_temp.outcome('<testsuites>' || repeat(repeat('<testsuite>', 48) || '<testcase name="t"/>' || repeat('</testsuite>', 48), 20000) || '</testsuites>');
+-- the same refusals from the fixture files
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/../fixtures/junit/'
+SELECT f AS fixture, pg_temp.outcome(convert_from(pg_read_binary_file(:'fixtures' || 'hostile/' || f), 'UTF8')) AS result
+FROM unnest(ARRAY['too_many_attributes.xml', 'namespaces_in_scope.xml']) f ORDER BY f;
 RESET statement_timeout;
 
 -- the limit is for superusers to change
