@@ -6,7 +6,8 @@
  * with small limits so that the limit paths are reached too.  The reader
  * may throw flakeguard::Error (bad input is expected); anything else --
  * another exception, a crash, a sanitizer report, a leak, a hang -- is a
- * finding.  Invariants checked on success: retry numbers of one identity are
+ * finding; run.sh gives each input a few seconds (-timeout), so a slow
+ * shape is a finding too.  Invariants checked on success: retry numbers of one identity are
  * 0, 1, 2, ... in order, and message and stack respect their limits.
  */
 #include "flakeguard/core/parse_junit.hpp"
@@ -48,6 +49,7 @@ LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size)
 	flakeguard::JunitLimits limits;
 	limits.max_report_size = 1 << 20;
 	limits.max_depth = 12;
+	/* max_attributes stays the default: the slow shapes it bounds are what -timeout hunts for */
 	limits.max_message_length = 64;
 	limits.max_stack_length = 256;
 	check(input, flakeguard::JunitInput::bytes, limits);

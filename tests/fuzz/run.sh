@@ -4,7 +4,7 @@
 # entries, with libFuzzer under ASan and UBSan.  The seed corpus is every fixture of tests/fixtures/junit
 # plus ../shared/junit-corpus when present; new inputs go to BUILD_DIR/corpus.
 # `make fuzz` runs it for 10 minutes, `make check` for 30 seconds.  A crash
-# leaves crash-<sha1> here: minimise it, add it to tests/fuzz/regressions/
+# leaves crash-<sha1> here (a slow input, timeout-<sha1>): minimise it, add it to tests/fuzz/regressions/
 # (the unit tests replay that folder under ASan), then fix the reader.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,10 +27,20 @@ if [ -d ../shared/junit-corpus ]; then
 		cp "$f" "$seeds/corpus-$i.xml"
 	done
 fi
+# hostile shapes of issue 12 as seeds, so the time hunt starts next to them (generated: no multi-MB files in git)
+awk 'BEGIN { printf "<testsuite><testcase name=\"t\""; for (i = 0; i < 300; i++) printf " a%d=\"\"", i; print "/></testsuite>" }' \
+	>"$seeds/hostile-attributes.xml"
+awk 'BEGIN { printf "<testsuites>"; for (d = 0; d < 12; d++) { printf "<testsuite"; for (i = 0; i < 30; i++) printf " xmlns:p%d=\"u\"", i; printf ">" }
+	for (k = 0; k < 200; k++) { printf "<x"; for (i = 0; i < 30; i++) printf " q:a%d=\"\"", i; printf "/>" } print "</testsuites>" }' \
+	>"$seeds/hostile-namespaces.xml"
+awk 'BEGIN { printf "<testsuite><testcase name=\"t\" a=\""; for (i = 0; i < 20000; i++) printf "vvvvvvvvvv"; print "\"/></testsuite>" }' \
+	>"$seeds/hostile-value.xml"
 cp tests/fuzz/junit.dict "$build/" 2>/dev/null || true
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-"$build/fuzz_parse_junit" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
+# -timeout: an input that takes seconds is a finding (issue 12: quadratic shapes), not only a crash;
+# -max_len: up to the 1 MB report limit the target sets, so slow shapes have room to grow
+"$build/fuzz_parse_junit" -max_total_time="$seconds" -timeout=3 -rss_limit_mb=2048 -max_len=1048576 \
 	-dict=tests/fuzz/junit.dict -print_final_stats=1 "$build/corpus" "$seeds"
 # the scoring state: its byte format and the order-independence of merging
 mkdir -p "$build/corpus-state"

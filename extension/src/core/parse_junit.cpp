@@ -26,10 +26,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <random>
 #include <type_traits>
 #include <vector>
 
@@ -39,6 +41,11 @@ using detail::format_position;
 using detail::iequals;
 using detail::JunitSource;
 using detail::trim;
+
+testing::CallbackHook testing::junit_callback_hook = nullptr;
+
+/* a callback records an Error by moving it: that must not throw */
+static_assert(std::is_nothrow_move_constructible_v<Error>);
 
 const char *
 status_name(Status status) noexcept
@@ -127,6 +134,8 @@ parse_junit_seconds(std::string_view text) noexcept
 namespace {
 
 constexpr std::size_t kMaxAttemptsPerCase = 10000;
+/* recoverable libxml2 errors (namespace errors, warnings) tolerated in one report */
+constexpr std::size_t kMaxRecoverableErrors = 100000;
 /* suite, class and test names longer than this are refused: each row repeats them */
 constexpr std::size_t kMaxNameLength = 64 * 1024;
 constexpr std::string_view kSuiteLevelName = "<init>";
@@ -136,7 +145,27 @@ constexpr std::string_view kSuiteLevelName = "<init>";
  * test_id() (16 bytes a slot, at most half full).  Two names with the same
  * test_id share a numbering, as they would share stored rows; ingestion
  * refuses such collisions.
+ *
+ * test_id() is a public, unkeyed hash: a report could be made of names whose
+ * ids share their low bits and turn linear probing quadratic.  The slot is
+ * therefore taken from the id mixed with a per-process random salt.
  * ------------------------------------------------------------------- */
+std::uint64_t
+process_salt() noexcept
+{
+	static const std::uint64_t salt = [] {
+		std::uint64_t s = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+		try {
+			std::random_device rd;
+			s ^= (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+		} catch (...) {
+			/* no entropy source: the clock alone still differs between processes */
+		}
+		return s;
+	}();
+	return salt;
+}
+
 class RetryCounter {
   public:
 	/* Sizes the table for about `identities` entries up front (growing it page-faults fresh memory). */
@@ -157,7 +186,7 @@ class RetryCounter {
 			grow();
 		std::uint64_t key = test_id(identity); /* the stored identity, so no two numberings share one */
 		std::size_t mask = slots_.size() - 1;
-		for (std::size_t i = key & mask;; i = (i + 1) & mask) {
+		for (std::size_t i = home(key) & mask;; i = (i + 1) & mask) {
 			Slot &slot = slots_[i];
 			if (slot.key == key) {
 				std::int32_t base = slot.next;
@@ -174,6 +203,16 @@ class RetryCounter {
 	}
 
   private:
+	/* the key mixed with the salt (splitmix64's finaliser) */
+	static std::size_t
+	home(std::uint64_t key) noexcept
+	{
+		std::uint64_t h = key ^ process_salt();
+		h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+		h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+		return static_cast<std::size_t>(h ^ (h >> 31));
+	}
+
 	struct Slot {
 		std::uint64_t key = 0;
 		std::int32_t next = 0;
@@ -188,7 +227,7 @@ class RetryCounter {
 		for (const Slot &s : old) {
 			if (s.key == 0)
 				continue;
-			std::size_t i = s.key & mask;
+			std::size_t i = home(s.key) & mask;
 			while (slots_[i].key != 0)
 				i = (i + 1) & mask;
 			slots_[i] = s;
@@ -488,6 +527,7 @@ struct Frame {
 	Kind kind;
 	TextBuf *capture;
 	const char *name; /* interned by libxml2's dictionary: lives as long as the parser */
+	int namespaces;   /* namespace declarations the element made */
 };
 
 bool
@@ -560,6 +600,8 @@ struct JunitReader::Impl {
 	bool root_seen = false;
 	std::size_t cases_read = 0;
 	int depth = 0;
+	int namespaces_in_scope = 0;
+	std::size_t recoverable_errors = 0;
 
 	std::vector<Frame> frames;
 	std::vector<Suite> suites;
@@ -573,10 +615,9 @@ struct JunitReader::Impl {
 	std::string key_buf;       /* full name of the case being closed */
 	std::string full_name_buf; /* full name of the case handed out */
 	RetryCounter retries;
-	std::optional<Error> pending;
 
 	Impl(std::string_view in, JunitInput k, const JunitLimits &l, CancelCheck c)
-		: input(in), source(in, k), limits(l), cancel(c)
+		: input(in), source(in, k, static_cast<std::size_t>(std::max(l.max_attributes, 0))), limits(l), cancel(c)
 	{
 		/* most test cases take 300 bytes or more; a guess too small only means growing later */
 		retries.reserve(in.size() / 300);
@@ -600,14 +641,94 @@ struct JunitReader::Impl {
 		}
 	}
 
-	/* Records the first error and stops libxml2; the chunk loop throws it. */
+	/*
+	 * What a callback threw, kept until libxml2 has returned to the chunk
+	 * loop (rethrow_failure()).  Recording it never allocates: a callback
+	 * that ran out of memory cannot be asked to build an Error.
+	 */
+	enum class Failure { none, error, out_of_memory, interrupted, internal };
+	Failure failure = Failure::none;
+	std::optional<Error> pending; /* Failure::error */
+	char failure_what[256] = {};  /* Failure::internal: the exception's what() */
+
+	/* Stops libxml2: no further callback runs for this chunk. */
 	void
-	fail(Error e)
+	stop() noexcept
 	{
-		if (!pending)
-			pending = std::move(e);
 		if (ctxt != nullptr)
 			xmlStopParser(ctxt);
+	}
+
+	/* Records e as the first error (later ones are dropped) and stops libxml2. */
+	void
+	fail(Error &&e) noexcept
+	{
+		if (failure == Failure::none) {
+			pending.emplace(std::move(e)); /* moves: runtime_error copies share, strings move */
+			failure = Failure::error;
+		}
+		stop();
+	}
+
+	void
+	fail_with(Failure f, const char *what) noexcept
+	{
+		if (failure == Failure::none) {
+			failure = f;
+			std::snprintf(failure_what, sizeof(failure_what), "%s", what != nullptr ? what : "");
+		}
+		stop();
+	}
+
+	/* Throws what a callback recorded, now that libxml2 is out of the way. */
+	void
+	rethrow_failure()
+	{
+		switch (failure) {
+		case Failure::none:
+			return;
+		case Failure::error:
+			throw Error(std::move(*pending));
+		case Failure::out_of_memory:
+			throw Error(sqlstate::out_of_memory, "out of memory while parsing JUnit report");
+		case Failure::interrupted:
+			throw Interrupted();
+		case Failure::internal:
+			throw Error(sqlstate::internal_error, "internal error while parsing JUnit report",
+						std::string("Unexpected exception: ") + failure_what + ".");
+		}
+	}
+
+	/*
+	 * The one wrapper around every libxml2 callback.  libxml2 is C: nothing
+	 * may unwind through it, so whatever body throws is caught here,
+	 * recorded as the reader's first error and libxml2 is stopped; the chunk
+	 * loop rethrows it once xmlParseChunk() has returned.  Out of memory
+	 * becomes 53200 (as pg/guard.cpp reports bad_alloc), an interrupt stays
+	 * an interrupt, anything else is an internal error (XX000).
+	 */
+	template <typename F>
+	static void
+	callback(void *ctx, const char *name, F &&body) noexcept
+	{
+		auto *self = static_cast<Impl *>(ctx);
+		if (self == nullptr)
+			return;
+		try {
+			if (testing::junit_callback_hook != nullptr)
+				testing::junit_callback_hook(name);
+			body(*self);
+		} catch (Error &e) {
+			self->fail(std::move(e));
+		} catch (const Interrupted &) {
+			self->fail_with(Failure::interrupted, nullptr);
+		} catch (const std::bad_alloc &) {
+			self->fail_with(Failure::out_of_memory, nullptr);
+		} catch (const std::exception &e) {
+			self->fail_with(Failure::internal, e.what());
+		} catch (...) {
+			self->fail_with(Failure::internal, "unknown exception");
+		}
 	}
 
 	std::string
@@ -618,74 +739,77 @@ struct JunitReader::Impl {
 		return format_position(line, col, what);
 	}
 
-	/* -- libxml2 callbacks (C linkage not needed: called through pointers, never throw) -- */
+	/* -- libxml2 callbacks: each is callback() around its body, so none ever throws -- */
 
 	static void
-	on_start(void *ctx, const xmlChar *localname, const xmlChar *, const xmlChar *, int, const xmlChar **,
+	on_start(void *ctx, const xmlChar *localname, const xmlChar *, const xmlChar *, int nb_namespaces, const xmlChar **,
 			 int nb_attributes, int, const xmlChar **attributes) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		try {
-			self->start(localname, Attributes{attributes, nb_attributes});
-		} catch (const std::bad_alloc &) {
-			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
-		} catch (const Error &e) {
-			self->fail(e);
-		}
+		callback(ctx, "start", [&](Impl &self) {
+			self.start(localname, nb_namespaces, Attributes{attributes, nb_attributes});
+		});
 	}
 
 	static void
 	on_end(void *ctx, const xmlChar *, const xmlChar *, const xmlChar *) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		try {
-			self->end();
-		} catch (const std::bad_alloc &) {
-			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
-		} catch (const Error &e) {
-			self->fail(e);
-		}
+		callback(ctx, "end", [](Impl &self) { self.end(); });
 	}
 
 	static void
 	on_text(void *ctx, const xmlChar *ch, int len) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		if (self->frames.empty() || self->frames.back().capture == nullptr)
-			return;
-		try {
-			self->frames.back().capture->append(reinterpret_cast<const char *>(ch), static_cast<std::size_t>(len));
-		} catch (const std::bad_alloc &) {
-			self->fail(Error(sqlstate::internal_error, "out of memory while parsing JUnit report"));
-		}
+		callback(ctx, "text", [&](Impl &self) {
+			if (self.frames.empty() || self.frames.back().capture == nullptr)
+				return;
+			self.frames.back().capture->append(reinterpret_cast<const char *>(ch), static_cast<std::size_t>(len));
+		});
 	}
 
 	static void
 	on_doctype(void *ctx, const xmlChar *, const xmlChar *, const xmlChar *) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		self->fail(Error(sqlstate::invalid_xml_document, "JUnit report contains a DOCTYPE declaration",
-						 self->position_detail("DOCTYPE declarations are not allowed"),
-						 "JUnit reports need no DTD; remove the declaration."));
+		callback(ctx, "doctype", [](Impl &self) {
+			self.fail(Error(sqlstate::invalid_xml_document, "JUnit report contains a DOCTYPE declaration",
+							self.position_detail("DOCTYPE declarations are not allowed"),
+							"JUnit reports need no DTD; remove the declaration."));
+		});
 	}
 
 	static void
 	on_error(void *ctx, xmlErrorPtr err) noexcept
 	{
-		auto *self = static_cast<Impl *>(ctx);
-		if (err == nullptr || err->level != XML_ERR_FATAL || self->pending)
-			return;
-		self->fail(self->translate(err));
+		callback(ctx, "error", [&](Impl &self) {
+			if (err == nullptr || self.failure != Failure::none)
+				return;
+			if (err->level != XML_ERR_FATAL) {
+				/*
+				 * libxml2 goes on after these (an undeclared prefix, a relative
+				 * namespace URI) but formats and copies each: about 0.7 us, so 8
+				 * bytes of markup per error cost 7x a normal report.  Enough of
+				 * them are refused.
+				 */
+				if (++self.recoverable_errors > kMaxRecoverableErrors)
+					self.fail(Error(sqlstate::program_limit_exceeded, "JUnit report has too many XML errors",
+									format_position(err->line, err->int2,
+													"More than " + std::to_string(kMaxRecoverableErrors) +
+														" recoverable XML errors, such as undeclared namespace "
+														"prefixes; this one: " +
+														std::string(trim(err->message ? err->message : "")))));
+				return;
+			}
+			self.fail(self.translate(err));
+		});
 	}
 
 	static xmlParserInputPtr
 	refuse_entity(const char *url, const char *, xmlParserCtxtPtr ctxt) noexcept
 	{
-		if (ctxt != nullptr && ctxt->userData != nullptr) {
-			auto *self = static_cast<Impl *>(ctxt->userData);
-			self->fail(Error(sqlstate::invalid_xml_document, "JUnit report refers to an external resource",
-							 std::string("Loading \"") + (url ? url : "") + "\" is not allowed."));
-		}
+		if (ctxt != nullptr)
+			callback(ctxt->userData, "entity", [&](Impl &self) {
+				self.fail(Error(sqlstate::invalid_xml_document, "JUnit report refers to an external resource",
+								std::string("Loading \"") + (url ? url : "") + "\" is not allowed."));
+			});
 		return nullptr;
 	}
 
@@ -720,12 +844,24 @@ struct JunitReader::Impl {
 	/* -- element handling -- */
 
 	void
-	start(const xmlChar *localname, const Attributes &attrs)
+	start(const xmlChar *localname, int namespaces, const Attributes &attrs)
 	{
 		if (++depth > limits.max_depth)
 			throw Error(sqlstate::program_limit_exceeded, "JUnit report is nested too deeply",
 						position_detail("Element depth exceeds the limit of " + std::to_string(limits.max_depth)), {},
 						Limit::depth);
+		/*
+		 * libxml2 looks every prefix up in the stack of namespace
+		 * declarations in scope, one by one: bounded like the attributes
+		 * of one tag (which the input filter counts), that stays linear.
+		 */
+		namespaces_in_scope += namespaces;
+		if (namespaces > 0 && namespaces_in_scope > limits.max_attributes)
+			throw Error(sqlstate::program_limit_exceeded, "JUnit report declares too many namespaces",
+						position_detail("More than " + std::to_string(limits.max_attributes) +
+										" namespace declarations are in scope; the limit is " +
+										std::to_string(limits.max_attributes)),
+						{}, Limit::attributes);
 		Kind k = classify(localname);
 		if (!root_seen) {
 			root_seen = true;
@@ -762,15 +898,17 @@ struct JunitReader::Impl {
 		default:
 			break;
 		}
-		frames.push_back(Frame{k, capture, reinterpret_cast<const char *>(localname)});
+		frames.push_back(Frame{k, capture, reinterpret_cast<const char *>(localname), namespaces});
 	}
 
 	void
 	end()
 	{
 		Kind k = frames.empty() ? Kind::other : frames.back().kind;
-		if (!frames.empty())
+		if (!frames.empty()) {
+			namespaces_in_scope -= frames.back().namespaces;
 			frames.pop_back();
+		}
 		switch (k) {
 		case Kind::testsuite:
 			if (!suites.empty())
@@ -1129,8 +1267,7 @@ struct JunitReader::Impl {
 		}
 		finished = terminate;
 		xmlParseChunk(ctxt, data, static_cast<int>(size), terminate ? 1 : 0);
-		if (pending)
-			throw Error(std::move(*pending));
+		rethrow_failure();
 		if (terminate) {
 			if (!ctxt->wellFormed) {
 				xmlErrorPtr err = xmlCtxtGetLastError(ctxt);

@@ -144,6 +144,11 @@ struct InvalidUtf8 {
 	std::size_t at;
 };
 
+/* Thrown by filter_chunk: the attribute at offset at is one more than a start tag may have. */
+struct TooManyAttributes {
+	std::size_t at;
+};
+
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
 std::size_t
 utf8_sequence_length(const char *p, std::size_t avail)
@@ -192,19 +197,45 @@ utf8_prefix_ok(const char *p, std::size_t avail)
 
 /*
  * Index of the first byte at or after i that the filter must look at: a
- * control character other than TAB/LF/CR, a byte >= 0x80, or the markup's
- * own delimiters ('&' and '<' in text, ']' in CDATA, '-' in comments).
- * Sixteen bytes at a time where SSE2 exists (every x86-64).
+ * control character other than TAB/LF/CR, a byte >= 0x80, or one of the
+ * markup's own delimiters (see delimiters()).  Sixteen bytes at a time where
+ * SSE2 exists (every x86-64).
  */
-std::size_t
-skip_plain(const char *in, std::size_t i, std::size_t n, Markup markup)
+struct Delimiters {
+	unsigned char d[4];
+};
+
+/*
+ * '&' and '<' in text, ']' in CDATA, '-' in comments; in a start tag the
+ * quotes, '=' (one per attribute) and '>'; in an attribute value its quote
+ * and '&'.
+ */
+Delimiters
+delimiters(const FilterState &st)
 {
-	unsigned char d1 = markup == Markup::text ? '&' : markup == Markup::cdata ? ']' : '-';
-	unsigned char d2 = markup == Markup::text ? '<' : d1;
+	switch (st.markup) {
+	case Markup::text:
+		return {{'&', '<', '<', '<'}};
+	case Markup::cdata:
+		return {{']', ']', ']', ']'}};
+	case Markup::comment:
+		return {{'-', '-', '-', '-'}};
+	case Markup::tag:
+		return {{'"', '\'', '=', '>'}};
+	case Markup::value:
+		return {{static_cast<unsigned char>(st.quote), '&', '&', '&'}};
+	}
+	return {{'<', '<', '<', '<'}};
+}
+
+std::size_t
+skip_plain(const char *in, std::size_t i, std::size_t n, const Delimiters &dl)
+{
 #if defined(__SSE2__)
 	const __m128i space = _mm_set1_epi8(0x20);
 	const __m128i lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r');
-	const __m128i v1 = _mm_set1_epi8(static_cast<char>(d1)), v2 = _mm_set1_epi8(static_cast<char>(d2));
+	const __m128i v1 = _mm_set1_epi8(static_cast<char>(dl.d[0])), v2 = _mm_set1_epi8(static_cast<char>(dl.d[1]));
+	const __m128i v3 = _mm_set1_epi8(static_cast<char>(dl.d[2])), v4 = _mm_set1_epi8(static_cast<char>(dl.d[3]));
 	while (i + 16 <= n) {
 		__m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(in + i));
 		/* signed compare: true for bytes below 0x20 and for bytes >= 0x80 */
@@ -212,6 +243,7 @@ skip_plain(const char *in, std::size_t i, std::size_t n, Markup markup)
 		__m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, tab)), _mm_cmpeq_epi8(v, cr));
 		odd = _mm_andnot_si128(ws, odd);
 		odd = _mm_or_si128(odd, _mm_or_si128(_mm_cmpeq_epi8(v, v1), _mm_cmpeq_epi8(v, v2)));
+		odd = _mm_or_si128(odd, _mm_or_si128(_mm_cmpeq_epi8(v, v3), _mm_cmpeq_epi8(v, v4)));
 		int mask = _mm_movemask_epi8(odd);
 		if (mask != 0)
 			return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
@@ -220,7 +252,8 @@ skip_plain(const char *in, std::size_t i, std::size_t n, Markup markup)
 #endif
 	for (; i < n; i++) {
 		unsigned char c = static_cast<unsigned char>(in[i]);
-		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x80 || c == d1 || c == d2)
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x80 || c == dl.d[0] || c == dl.d[1] ||
+			c == dl.d[2] || c == dl.d[3])
 			return i;
 	}
 	return n;
@@ -246,8 +279,9 @@ constexpr std::string_view kCdataSplit = "]]><![CDATA[";
  * *changed when a character was replaced.
  */
 std::size_t
-filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::string &out, bool *changed)
+filter_chunk(const char *in, std::size_t n, bool last, FilterState &st, std::string &out, bool *changed)
 {
+	Markup &markup = st.markup;
 	out.clear();
 	std::size_t i = 0, copied = 0;
 	/* hold back from i when the construct starting there needs more than the chunk has */
@@ -259,7 +293,7 @@ filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::stri
 		return i;
 	};
 	while (i < n) {
-		i = skip_plain(in, i, n, markup);
+		i = skip_plain(in, i, n, delimiters(st));
 		if (i >= n)
 			break;
 		unsigned char c = static_cast<unsigned char>(in[i]);
@@ -292,7 +326,31 @@ filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::stri
 			i += len;
 			continue;
 		}
-		if (markup != Markup::text) {
+		if (markup == Markup::tag) {
+			/*
+			 * Counted here, before libxml2 sees the tag: libxml2 2.9 checks
+			 * each attribute against every earlier one of the tag (and each
+			 * namespace declaration against the earlier ones), quadratic in
+			 * one xmlParseChunk() call that no interrupt can stop.
+			 */
+			if (c == '=') {
+				if (++st.attributes > st.max_attributes && st.max_attributes > 0)
+					throw TooManyAttributes{i};
+			} else if (c == '>') {
+				markup = Markup::text;
+			} else if (c == '"' || c == '\'') {
+				st.quote = static_cast<char>(c);
+				markup = Markup::value;
+			}
+			i++;
+			continue;
+		}
+		if (markup == Markup::value && c == static_cast<unsigned char>(st.quote)) {
+			markup = Markup::tag;
+			i++;
+			continue;
+		}
+		if (markup == Markup::comment || markup == Markup::cdata) {
 			/* inside CDATA or a comment only the closing delimiter matters */
 			std::string_view close = markup == Markup::cdata ? "]]>" : "-->";
 			if (c == static_cast<unsigned char>(close[0])) {
@@ -307,9 +365,13 @@ filter_chunk(const char *in, std::size_t n, bool last, Markup &markup, std::stri
 			i++;
 			continue;
 		}
-		if (c == '<') {
+		if (c == '<' && markup == Markup::text) {
 			if (i + 1 < n && in[i + 1] != '!') {
-				i++; /* an element tag: the common case */
+				if (in[i + 1] != '/' && in[i + 1] != '?') {
+					markup = Markup::tag; /* a start tag: the common case */
+					st.attributes = 0;
+				}
+				i++;
 				continue;
 			}
 			if (needs_more(kCdataOpen.size()))
@@ -468,8 +530,9 @@ format_position(int line, int column, std::string_view what)
 /* ---------------------------------------------------------------------
  * JunitSource
  * ------------------------------------------------------------------- */
-JunitSource::JunitSource(std::string_view input, JunitInput kind) : input_(input)
+JunitSource::JunitSource(std::string_view input, JunitInput kind, std::size_t max_attributes) : input_(input)
 {
+	state_.max_attributes = max_attributes;
 	std::string encoding = choose_encoding(input, kind);
 	if (!encoding.empty()) {
 		transcoder_ = std::make_unique<Transcoder>(encoding);
@@ -496,19 +559,23 @@ JunitSource::next(bool *last)
 		bool all_decoded = pos_ == input_.size();
 		std::size_t used;
 		try {
-			used = filter_chunk(decoded_.data(), decoded_.size(), all_decoded, markup_, out_, &changed);
+			used = filter_chunk(decoded_.data(), decoded_.size(), all_decoded, state_, out_, &changed);
 		} catch (const InvalidUtf8 &) {
 			/* iconv wrote UTF-8 that is not: never seen, but never let it reach libxml2 */
 			throw Error(sqlstate::character_not_in_repertoire, "invalid byte sequence in JUnit report");
+		} catch (const TooManyAttributes &) {
+			throw too_many_attributes(std::nullopt); /* an offset in the decoded text: no position */
 		}
 		decoded_.erase(0, used);
 		*last = all_decoded && decoded_.empty();
 	} else {
 		std::size_t used;
 		try {
-			used = filter_chunk(input_.data() + pos_, take, last_bytes, markup_, out_, &changed);
+			used = filter_chunk(input_.data() + pos_, take, last_bytes, state_, out_, &changed);
 		} catch (const InvalidUtf8 &bad) {
 			throw invalid_utf8(pos_ + bad.at);
+		} catch (const TooManyAttributes &bad) {
+			throw too_many_attributes(pos_ + bad.at);
 		}
 		pos_ += used;
 		*last = pos_ == input_.size();
@@ -521,14 +588,44 @@ JunitSource::next(bool *last)
 	return out_;
 }
 
+namespace {
+
+/* Line and column (1-based, in bytes) of offset at in s. */
+std::pair<int, int>
+line_and_column(std::string_view s, std::size_t at)
+{
+	std::string_view before = s.substr(0, at);
+	std::size_t nl = before.rfind('\n');
+	int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+	int column = 1 + static_cast<int>(nl == std::string_view::npos ? at : at - nl - 1);
+	return {line, column};
+}
+
+} // namespace
+
+/* The error for a start tag with more than max_attributes attributes; at: input offset, when known. */
+Error
+JunitSource::too_many_attributes(std::optional<std::size_t> at) const
+{
+	std::string what = "A start tag has more than " + std::to_string(state_.max_attributes) +
+					   " attributes (namespace declarations included); the limit is " +
+					   std::to_string(state_.max_attributes);
+	std::string detail;
+	if (at) {
+		auto [line, column] = line_and_column(input_, *at);
+		detail = format_position(line, column, what);
+	} else {
+		detail = what + ".";
+	}
+	return Error(sqlstate::program_limit_exceeded, "JUnit report has a start tag with too many attributes", detail, {},
+				 Limit::attributes);
+}
+
 /* The error for invalid UTF-8 at input offset at, with its line and column. */
 Error
 JunitSource::invalid_utf8(std::size_t at) const
 {
-	std::string_view before = input_.substr(0, at);
-	std::size_t nl = before.rfind('\n');
-	int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
-	int column = 1 + static_cast<int>(nl == std::string_view::npos ? at : at - nl - 1);
+	auto [line, column] = line_and_column(input_, at);
 	std::string bytes;
 	for (std::size_t k = at; k < input_.size() && k < at + 4; k++) {
 		char hex[6];

@@ -9,6 +9,7 @@
 #include "flakeguard/core/parse_junit.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,12 +29,24 @@ inline constexpr std::size_t kChunkSize = 64 * 1024;
  */
 class Transcoder;
 
-/* Where the filter is in the markup; carried from one chunk to the next. */
-enum class Markup { text, comment, cdata };
+/*
+ * Where the filter is in the markup; carried from one chunk to the next.
+ * tag: inside a start tag, outside attribute values; value: inside a
+ * quoted attribute value (quote says which quote closes it).
+ */
+enum class Markup { text, comment, cdata, tag, value };
+
+struct FilterState {
+	Markup markup = Markup::text;
+	char quote = '"';
+	std::size_t attributes = 0;     /* '=' signs seen in the current start tag */
+	std::size_t max_attributes = 0; /* 0: no limit */
+};
 
 class JunitSource {
   public:
-	JunitSource(std::string_view input, JunitInput kind);
+	/* max_attributes: the most attributes (namespace declarations included) one start tag may have */
+	JunitSource(std::string_view input, JunitInput kind, std::size_t max_attributes);
 	~JunitSource();
 	JunitSource(const JunitSource &) = delete;
 	JunitSource &operator=(const JunitSource &) = delete;
@@ -50,6 +63,7 @@ class JunitSource {
 
   private:
 	Error invalid_utf8(std::size_t at) const;
+	Error too_many_attributes(std::optional<std::size_t> at) const;
 
 	std::string_view input_;
 	std::size_t pos_ = 0;
@@ -57,7 +71,7 @@ class JunitSource {
 	std::string prolog_;                     /* what replaces the declaration, sent first */
 	std::string decoded_;                    /* transcoded, not yet filtered */
 	std::string out_;
-	Markup markup_ = Markup::text;
+	FilterState state_;
 	bool repaired_ = false;
 };
 

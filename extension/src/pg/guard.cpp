@@ -23,6 +23,8 @@ limit_setting(Limit limit)
 		return "flakeguard.max_report_size";
 	case Limit::depth:
 		return "flakeguard.max_depth";
+	case Limit::attributes:
+		return "flakeguard.max_attributes";
 	case Limit::none:
 		break;
 	}

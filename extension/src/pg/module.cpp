@@ -2,9 +2,9 @@
  * module.cpp
  *	  Module magic, _PG_init and the flakeguard.* configuration parameters.
  *
- * Limits that protect the server (report size, nesting depth) can only be
- * changed by superusers (a DBA may ALTER ROLE ... SET them per ingesting
- * role); the lengths kept of messages and stack traces are user settings.
+ * Limits that protect the server (report size, nesting depth, attributes per
+ * start tag) can only be changed by superusers (a DBA may ALTER ROLE ... SET
+ * them per ingesting role); the lengths kept of messages and stack traces are user settings.
  * The scoring policy is a superuser setting too: ingestion stores each test's
  * score under it, so an ingesting session must not be able to change it
  * (flakeguard.policy overrides it per repository; flakeguard.rescore()
@@ -27,6 +27,7 @@ void _PG_init(void);
 
 static int fg_max_report_size_kb = 100 * 1024;
 static int fg_max_depth = 50;
+static int fg_max_attributes = 256;
 static int fg_max_message_length = 4096;
 static int fg_max_stack_length = 64 * 1024;
 
@@ -46,6 +47,11 @@ _PG_init(void)
 							1024 * 1024, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("flakeguard.max_depth", "Deepest element nesting FlakeGuard accepts in a JUnit report.",
 							nullptr, &fg_max_depth, 50, 2, 1000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("flakeguard.max_attributes",
+							"Most attributes a start tag in a JUnit report may have, and most namespace "
+							"declarations in scope at once.",
+							"The XML parser's work per start tag grows with the square of this number.",
+							&fg_max_attributes, 256, 1, 4096, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("flakeguard.max_message_length", "Longest failure message kept per test execution.",
 							"Longer messages are cut at a character boundary.", &fg_max_message_length, 4096, 64,
 							1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
@@ -88,6 +94,7 @@ junit_limits()
 	JunitLimits limits;
 	limits.max_report_size = static_cast<std::size_t>(fg_max_report_size_kb) * 1024;
 	limits.max_depth = fg_max_depth;
+	limits.max_attributes = fg_max_attributes;
 	limits.max_message_length = static_cast<std::size_t>(fg_max_message_length);
 	limits.max_stack_length = static_cast<std::size_t>(fg_max_stack_length);
 	return limits;

@@ -141,8 +141,16 @@ open_scan(FunctionCallInfo fcinfo, MemoryContext ctx, JunitInput kind)
 	const char *data = VARDATA_ANY(report);
 	Size size = VARSIZE_ANY_EXHDR(report);
 	if (kind == JunitInput::utf8 && GetDatabaseEncoding() != PG_UTF8) {
-		data = pg_server_to_any(data, static_cast<int>(size), PG_UTF8);
-		size = strlen(data);
+		/*
+		 * A new, NUL-terminated string only when something was converted:
+		 * SQL_ASCII (and pure ASCII input) hands back the detoasted datum
+		 * itself, which is not terminated, so its length stays the datum's.
+		 */
+		const char *converted = pg_server_to_any(data, static_cast<int>(size), PG_UTF8);
+		if (converted != data) {
+			data = converted;
+			size = strlen(converted);
+		}
 	}
 
 	auto *holder = static_cast<ScanHolder *>(palloc0(sizeof(ScanHolder)));

@@ -28,11 +28,12 @@ inline constexpr char invalid_parameter_value[] = "22023";
 inline constexpr char character_not_in_repertoire[] = "22021";
 inline constexpr char invalid_binary_representation[] = "22P03";
 inline constexpr char query_canceled[] = "57014";
+inline constexpr char out_of_memory[] = "53200";
 inline constexpr char internal_error[] = "XX000";
 } // namespace sqlstate
 
 /* Which configurable limit an error is about, so callers can name their knob. */
-enum class Limit { none, report_size, depth };
+enum class Limit { none, report_size, depth, attributes };
 
 class Error : public std::runtime_error {
   public:

@@ -67,6 +67,12 @@ struct JunitCase {
 struct JunitLimits {
 	std::size_t max_report_size = std::size_t{100} * 1024 * 1024;
 	int max_depth = 50;
+	/*
+	 * Attributes (namespace declarations included) one start tag may have,
+	 * and namespace declarations that may be in scope at once: libxml2 2.9
+	 * spends time quadratic in both inside one uninterruptible call.
+	 */
+	int max_attributes = 256;
 	std::size_t max_message_length = 4096;
 	std::size_t max_stack_length = 65536;
 };
@@ -120,6 +126,18 @@ void check_report_size(std::size_t size, const JunitLimits &limits);
  * Returns true when something was cut.
  */
 bool truncate_utf8(std::string &s, std::size_t max) noexcept;
+
+/*
+ * Tests only: when set, called at the start of every libxml2 callback of every
+ * reader with the callback's name ("start", "end", "text", "doctype",
+ * "error", "entity"), inside the callbacks' exception wrapper, so a test can
+ * make a callback throw what no real input makes it throw.  Not thread-safe;
+ * never set outside tests.
+ */
+namespace testing {
+using CallbackHook = void (*)(const char *callback);
+extern CallbackHook junit_callback_hook;
+} // namespace testing
 
 /* Parses a JUnit time attribute (seconds) into milliseconds; see the rules. */
 std::optional<double> parse_junit_seconds(std::string_view text) noexcept;
