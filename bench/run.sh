@@ -216,6 +216,8 @@ $(body "$OUT/stream.md")
 $(body "$OUT/cache.md")
 
 $(body "$OUT/access.md")
+
+$(cat "$BENCH/parse_junit/hostile_shapes.md")
 EOF
 } >"$OUT/RESULTS.md"
 
