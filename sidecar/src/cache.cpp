@@ -59,45 +59,71 @@ parse_int64(const std::string &text, const char *what)
 } // namespace
 
 std::string
+escape_repo(std::string_view repo)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	std::string out;
+	out.reserve(repo.size());
+	for (char ch : repo) {
+		const auto c = static_cast<unsigned char>(ch);
+		if (c < 0x21 || c == 0x7f || std::strchr("%{}:*?[]\\", ch) != nullptr) {
+			out += '%';
+			out += hex[c >> 4];
+			out += hex[c & 0xf];
+		} else {
+			out += ch;
+		}
+	}
+	return out;
+}
+
+std::string
+CacheKeys::base(std::string_view repo) const
+{
+	return prefix + "{" + escape_repo(repo) + "}:";
+}
+
+std::string
 CacheKeys::version(std::string_view repo) const
 {
-	return prefix + std::string(repo) + ":v";
+	return base(repo) + "v";
 }
 
 std::string
 CacheKeys::health(std::string_view repo, std::int64_t test_id) const
 {
-	return prefix + std::string(repo) + ":health:" + std::to_string(test_id);
+	return base(repo) + "health:" + std::to_string(test_id);
 }
 
 std::string
 CacheKeys::history(std::string_view repo, std::int64_t test_id) const
 {
-	return prefix + std::string(repo) + ":history:" + std::to_string(test_id);
+	return base(repo) + "history:" + std::to_string(test_id);
 }
 
 std::string
 CacheKeys::stats(std::string_view repo) const
 {
-	return prefix + std::string(repo) + ":stats";
+	return base(repo) + "stats";
 }
 
 std::string
 CacheKeys::quarantine(std::string_view repo) const
 {
-	return prefix + std::string(repo) + ":quarantine";
+	return base(repo) + "quarantine";
 }
 
 std::string
 CacheKeys::pattern(std::string_view repo) const
 {
+	/* the escaped name holds no glob character; the prefix may */
 	std::string out;
-	for (char c : prefix + std::string(repo)) {
+	for (char c : prefix) {
 		if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
 			out += '\\';
 		out += c;
 	}
-	return out + ":*";
+	return out + "{" + escape_repo(repo) + "}:*";
 }
 
 Hint

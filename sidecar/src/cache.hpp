@@ -6,7 +6,7 @@
  *
  * The protocol.  Each repository has a version in the database, bumped in
  * the transaction of every change and announced by NOTIFY flakeguard (a hint
- * naming the changed tests, or "all").  In Redis, fg:{repo}:v is the newest
+ * naming the changed tests, or "all").  In Redis, fg:{<repo>}:v is the newest
  * version the cache has applied.
  *   - Applying a version raises v (never lowers it) and unlinks the changed
  *     tests' keys, atomically (one Lua script).
@@ -44,8 +44,25 @@ constexpr int history_ttl = 600;
 constexpr int stats_ttl = 900;
 constexpr int quarantine_ttl = 900;
 
+/*
+ * A repository's name in its keys: percent-encoding of %{}:*?[]\ and of bytes
+ * below 0x21 and 0x7F.  The result holds no '{', '}', ':' or glob character,
+ * so "{<escaped>}" is one Redis Cluster hash tag per repository, no
+ * repository's key prefix is a prefix of another's, and a SCAN pattern matches
+ * one repository's keys only, whatever the names.
+ */
+std::string escape_repo(std::string_view repo);
+
+/*
+ * Key names: <prefix>{<escaped repo>}:v, ...:health:<test_id>,
+ * ...:history:<test_id>, ...:stats, ...:quarantine.  Every key of one
+ * repository has the same hash tag, so every script's KEYS are in one slot.
+ * The prefix must not contain '{' or '}' (main.cpp refuses it).
+ */
 struct CacheKeys {
 	std::string prefix = "fg:";
+	/* <prefix>{<escaped repo>}: */
+	std::string base(std::string_view repo) const;
 	std::string version(std::string_view repo) const;
 	std::string health(std::string_view repo, std::int64_t test_id) const;
 	std::string history(std::string_view repo, std::int64_t test_id) const;

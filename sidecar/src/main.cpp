@@ -51,7 +51,9 @@ Connections (every command):
   --pg DSN              libpq connection string        [FLAKEGUARD_PG; libpq's PG* variables]
   --redis URL           redis://[:password@]host[:port][/db] or unix:///path
                                                        [FLAKEGUARD_REDIS; redis://127.0.0.1:6379]
-  --prefix P            Redis key prefix               [FLAKEGUARD_PREFIX; fg:]
+  --prefix P            Redis key prefix, without { or } [FLAKEGUARD_PREFIX; fg:]
+                        (keys: P{REPO}:v, P{REPO}:health:ID, ...; REPO
+                        percent-encoded, see sidecar/README.md)
   --stream NAME         ingest stream; dead letters go to NAME:dead
                                                        [FLAKEGUARD_STREAM; fg:ingest]
   --max-report-size B   bytes of reports per upload    [FLAKEGUARD_MAX_REPORT_SIZE; 104857600]
@@ -166,7 +168,13 @@ connection_options(Config &c)
 	return {
 		{"--pg", "FLAKEGUARD_PG", true, [&c](const std::string &v) { c.pg = v; }},
 		{"--redis", "FLAKEGUARD_REDIS", true, [&c](const std::string &v) { c.redis_url = v; }},
-		{"--prefix", "FLAKEGUARD_PREFIX", true, [&c](const std::string &v) { c.prefix = v; }},
+		{"--prefix", "FLAKEGUARD_PREFIX", true,
+		 [&c](const std::string &v) {
+			 /* '{' or '}' would change the keys' Redis Cluster hash tag */
+			 if (v.find_first_of("{}") != std::string::npos)
+				 throw UsageError("--prefix must not contain '{' or '}'");
+			 c.prefix = v;
+		 }},
 		{"--stream", "FLAKEGUARD_STREAM", true,
 		 [&c](const std::string &v) {
 			 if (v.empty())
