@@ -293,11 +293,11 @@ cmd_run(int argc, char **argv)
 	std::thread cache_thread = worker("cache", cache);
 	std::thread ingest_thread = worker("ingest", ingest);
 
-	/* signals and probes, until both loops are done (they drain after a stop request) */
+	/* signals, until both loops are done (they drain after a stop request); probes are the server's thread's */
 	std::int64_t stop_signal_ms = 0;
 	while (done.load() < 2) {
-		struct pollfd fds[2] = {{sfd, POLLIN, 0}, {server.fd(), POLLIN, 0}};
-		int n = poll(fds, server.fd() >= 0 ? 2 : 1, 100);
+		struct pollfd fds[1] = {{sfd, POLLIN, 0}};
+		int n = poll(fds, 1, 100);
 		struct signalfd_siginfo info;
 		if (n > 0 && (fds[0].revents & POLLIN) &&
 			read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
@@ -319,11 +319,10 @@ cmd_run(int argc, char **argv)
 				_exit(1);
 			}
 		}
-		if (n > 0 && server.fd() >= 0 && (fds[1].revents & POLLIN))
-			server.serve_one();
 	}
 	cache_thread.join();
 	ingest_thread.join();
+	server.stop();
 	log(Level::info, "stopped");
 	return failed ? 1 : 0;
 }

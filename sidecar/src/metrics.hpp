@@ -11,6 +11,8 @@
 #include <mutex>
 #include <string>
 
+struct MHD_Daemon;
+
 namespace flakeguard::sidecar {
 
 /* A latency histogram in seconds, with fixed buckets. */
@@ -51,31 +53,37 @@ struct Metrics {
 };
 
 /*
- * A minimal HTTP/1.0 server for scrapes and probes: GET /metrics and
- * GET /healthz, one short request per connection.  The owner polls fd().
+ * The HTTP server of GET /metrics and GET /healthz: libmicrohttpd on a thread
+ * of its own (one epoll loop over non-blocking sockets), so no client, however
+ * slow or idle, delays another client or the daemon's signal handling.
+ * Connections are capped (max_connections) and closed when idle
+ * (idle_timeout_s).
  */
 class MetricsServer {
   public:
+	static constexpr unsigned max_connections = 512;
+	static constexpr unsigned idle_timeout_s = 10;
+
 	MetricsServer(const Metrics &metrics) : metrics_(metrics) {}
 	~MetricsServer();
-	/* Listens on address:port; false with error() set when it cannot. */
+	MetricsServer(const MetricsServer &) = delete;
+	MetricsServer &operator=(const MetricsServer &) = delete;
+	/* Listens on address:port and starts serving; false with error() set when it cannot. */
 	bool listen(const std::string &address, int port);
-	int
-	fd() const
-	{
-		return fd_;
-	}
+	/* Stops serving (also done by the destructor). */
+	void stop();
 	const std::string &
 	error() const
 	{
 		return error_;
 	}
-	/* Accepts and answers one connection (call when fd() is readable). */
-	void serve_one();
+	/* The status line's code and the body of a request (the HTTP-free part, for unit tests). */
+	static int answer(const Metrics &metrics, const std::string &method, const std::string &path, std::string &body,
+					  std::string &content_type);
 
   private:
 	const Metrics &metrics_;
-	int fd_ = -1;
+	struct MHD_Daemon *daemon_ = nullptr;
 	std::string error_;
 };
 

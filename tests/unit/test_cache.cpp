@@ -121,4 +121,19 @@ BOOST_AUTO_TEST_CASE(metrics_text)
 	BOOST_TEST(!m.alive(200000, 30000));
 }
 
+BOOST_AUTO_TEST_CASE(http_answers)
+{
+	Metrics m;
+	std::string body, type;
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/healthz", body, type) == 200);
+	BOOST_TEST(body == "ok\n");
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/metrics", body, type) == 200);
+	BOOST_TEST(type == "text/plain; version=0.0.4");
+	BOOST_TEST(body.find("flakeguard_sidecar_up{loop=\"cache\",server=\"redis\"} 0\n") != std::string::npos);
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/nope", body, type) == 404);
+	BOOST_TEST(MetricsServer::answer(m, "POST", "/metrics", body, type) == 405);
+	m.cache_heartbeat_ms = monotonic_ms() - 60000; /* a loop stuck for a minute */
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/healthz", body, type) == 503);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
