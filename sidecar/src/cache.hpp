@@ -138,8 +138,16 @@ class CacheLoop {
 	void apply_pending();
 	void reconcile(bool immediate);
 	void check_suspects();
-	/* Sets v (raising it, or to version when forced), unlinks every key of the repository, refreshes. */
-	void invalidate_all(const std::string &repo, std::int64_t version, bool force);
+	/*
+	 * Sets v (raising it, or to version when forced), unlinks every key of the
+	 * repository, refreshes.  False when Redis refused to set v (full): the
+	 * keys are unlinked all the same, and the caller tries again later.
+	 */
+	bool invalidate_all(const std::string &repo, std::int64_t version, bool force);
+	/* Applies one repository's pending change; false when Redis refused (full) and the keys were only unlinked. */
+	bool apply_one(const std::string &repo, const Pending &pending);
+	/* Notes a write Redis refused; the loop backs off before writing again. */
+	void refused(const RedisErrorReply &e);
 	void refresh(const std::string &repo, const Pending &pending);
 	void fill_from_db(const std::string &repo, const char *kind, std::optional<std::int64_t> test_id,
 					  const std::string &key, int ttl);
@@ -156,6 +164,10 @@ class CacheLoop {
 	std::int64_t next_tick_ms_ = 0;
 	std::map<std::string, Pending> pending_;
 	std::map<std::string, Suspect> suspects_;
+	/* writes refused by Redis (maxmemory, noeviction): the first reason of this turn, and the backoff */
+	std::optional<std::string> refused_;
+	Backoff write_backoff_;
+	std::int64_t write_retry_at_ms_ = 0;
 };
 
 } // namespace flakeguard::sidecar
