@@ -20,6 +20,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sstream>
@@ -64,6 +65,13 @@ run:
   --create-repositories ingest for repositories not in the database yet (else
                         such reports are dead letters) [FLAKEGUARD_CREATE_REPOSITORIES=1]
   --batch-size N        executions per batch           [FLAKEGUARD_BATCH_SIZE; 1000]
+  --max-batch-bytes B   bytes of entries (reports and their rows) a batch
+                        holds before it is committed   [FLAKEGUARD_MAX_BATCH_BYTES; 67108864]
+                        Entries are read one at a time, in chunks; one whose
+                        reports exceed --max-report-size is dead-lettered
+                        unread.  Peak memory (RSS) is at most
+                          RSS at start + B + 3 x --max-report-size + 16 MiB
+                        whatever the entries hold (sidecar/README.md).
   --batch-ms MS         longest wait to fill a batch   [FLAKEGUARD_BATCH_MS; 200]
   --group NAME          consumer group                 [FLAKEGUARD_GROUP; ingesters]
   --consumer NAME       this consumer's name           [FLAKEGUARD_CONSUMER; host:pid]
@@ -216,6 +224,10 @@ cmd_run(int argc, char **argv)
 		 [&c](const std::string &v) {
 			 c.batch_size = static_cast<std::size_t>(number("--batch-size", v, 1, 1000000));
 		 }},
+		{"--max-batch-bytes", "FLAKEGUARD_MAX_BATCH_BYTES", true,
+		 [&c](const std::string &v) {
+			 c.max_batch_bytes = static_cast<std::size_t>(number("--max-batch-bytes", v, 1 << 20, 1LL << 34));
+		 }},
 		{"--batch-ms", "FLAKEGUARD_BATCH_MS", true,
 		 [&c](const std::string &v) { c.batch_ms = number("--batch-ms", v, 1, 600000); }},
 		{"--group", "FLAKEGUARD_GROUP", true, [&c](const std::string &v) { c.group = v; }},
@@ -256,6 +268,13 @@ cmd_run(int argc, char **argv)
 		log(Level::error, "signalfd failed: %s", std::strerror(errno));
 		return 1;
 	}
+
+	/*
+	 * Large blocks (reports, rows) straight from mmap, returned to the system
+	 * when freed: glibc's adaptive threshold would otherwise move blocks up to
+	 * 32 MiB into the heap, where freed memory stays in RSS.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	Metrics metrics;
 	MetricsServer server(metrics);
