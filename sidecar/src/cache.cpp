@@ -335,9 +335,25 @@ CacheLoop::drain_notifications()
 		try {
 			add_hint(parse_hint(n->extra));
 		} catch (const std::invalid_argument &e) {
-			/* not ours to understand: reconcile instead */
-			log(Level::warning, "cache: unreadable hint (%s): reconciling", e.what());
-			need_reconcile_ = true;
+			/*
+			 * Not ours to understand: reconcile instead, at most once a
+			 * second, and log the first of every 10 s only: anyone allowed to
+			 * NOTIFY could otherwise flood the log and keep the loop
+			 * reconciling.
+			 */
+			metrics_.unreadable_hints++;
+			bad_hint_reconcile_ = true;
+			const std::int64_t now = monotonic_ms();
+			if (now >= bad_hint_log_at_ms_) {
+				if (bad_hints_unlogged_ > 0)
+					log(Level::warning, "cache: %llu more unreadable hints in the last 10 s",
+						static_cast<unsigned long long>(bad_hints_unlogged_));
+				log(Level::warning, "cache: unreadable hint (%s): reconciling", e.what());
+				bad_hints_unlogged_ = 0;
+				bad_hint_log_at_ms_ = now + 10000;
+			} else {
+				bad_hints_unlogged_++;
+			}
 		}
 		PQfreemem(n);
 		PQconsumeInput(pg_.raw());
@@ -580,6 +596,11 @@ CacheLoop::run()
 		 */
 		drain_notifications();
 		const std::int64_t now = monotonic_ms();
+		if (bad_hint_reconcile_ && now >= bad_hint_reconcile_at_ms_) {
+			need_reconcile_ = true;
+			bad_hint_reconcile_ = false;
+			bad_hint_reconcile_at_ms_ = now + 1000;
+		}
 		if (next_tick_ms_ == 0)
 			next_tick_ms_ = now + config_.reconcile_ms;
 		/*

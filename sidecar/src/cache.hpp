@@ -168,6 +168,11 @@ class CacheLoop {
 	std::optional<std::string> refused_;
 	Backoff write_backoff_;
 	std::int64_t write_retry_at_ms_ = 0;
+	/* unreadable hints: a reconcile owed (at most one a second), and the log's throttle */
+	bool bad_hint_reconcile_ = false;
+	std::int64_t bad_hint_reconcile_at_ms_ = 0;
+	std::int64_t bad_hint_log_at_ms_ = 0;
+	std::uint64_t bad_hints_unlogged_ = 0;
 };
 
 } // namespace flakeguard::sidecar

@@ -96,6 +96,9 @@ Metrics::render() const
 	counter(out, "flakeguard_sidecar_cache_fills_total", "Cache values written fresh (--refresh, quarantine sets).",
 			fills);
 	counter(out, "flakeguard_sidecar_redis_restarts_total", "Redis restarts seen (run_id changed).", redis_restarts);
+	counter(out, "flakeguard_sidecar_unreadable_hints_total",
+			"NOTIFY flakeguard payloads that are not hints (each leads to a reconcile, at most one a second).",
+			unreadable_hints);
 	counter(out, "flakeguard_sidecar_redis_write_refusals_total",
 			"Backoff steps after Redis refused a write (an error reply such as OOM at maxmemory).",
 			redis_write_refusals);

@@ -38,7 +38,7 @@ struct Metrics {
 	std::atomic<double> last_batch_executions_per_second{0};
 	/* cache */
 	Counter notifications{0}, invalidations{0}, full_invalidations{0}, lost_hints{0}, reconciles{0}, fills{0},
-		redis_restarts{0}, redis_write_refusals{0};
+		redis_restarts{0}, redis_write_refusals{0}, unreadable_hints{0};
 	Histogram invalidation_seconds;
 	std::atomic<std::int64_t> redis_keyspace_hits{-1}, redis_keyspace_misses{-1};
 	/* connections */

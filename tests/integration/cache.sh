@@ -102,6 +102,21 @@ q "NOTIFY flakeguard, 'not a hint'" >/dev/null
 ingest 7 pass
 wait_for 30 sh -c "[ \"\$(redis-cli -p $REDIS_PORT GET 'fg:{$R}:v')\" = '$(version)' ]"
 check "an unreadable notification does not stop the daemon" "$(version)" "$(rcli GET "fg:{$R}:v")"
+# a flood of malformed hints (truncated JSON, wrong types, deep nesting, the 8000-byte maximum)
+lines0=$(wc -l <"$WORK/cache.log")
+# (each distinct: PostgreSQL folds identical notifications of one transaction)
+q "SELECT pg_notify('flakeguard', format(p, i)) FROM unnest(ARRAY['{\"repo\":%s', '{\"repo\":%s,\"version\":\"x\",\"tests\":[]}',
+      repeat('[', 7000) || '%s', '{\"repo\":\"r\",\"version\":1e400,\"tests\":\"all\",\"n\":%s}',
+      '{\"repo\":\"' || repeat('x', 7900) || '\",\"version\":%s,\"tests\":[\"y\"]}']) p, generate_series(1, 400) i" >/dev/null
+wait_for 30 sh -c "[ \"\$(curl -s http://127.0.0.1:$MPORT/metrics | awk '\$1 == \"flakeguard_sidecar_unreadable_hints_total\" { print \$2 }')\" -ge 2001 ]" ||
+	not_ok "the daemon did not read the 2000 malformed hints"
+lines=$(($(wc -l <"$WORK/cache.log") - lines0))
+echo "# 2000 malformed hints: $lines log lines"
+if [ "$lines" -le 20 ]; then ok "2000 malformed hints give a bounded log ($lines lines)"; else not_ok "2000 malformed hints gave $lines log lines"; fi
+q "SELECT flakeguard.quarantine('$R', 'C.t1', 'x')" >/dev/null
+q "SELECT flakeguard.release('$R', 'C.t1')" >/dev/null
+wait_for 30 sh -c "[ \"\$(redis-cli -p $REDIS_PORT GET 'fg:{$R}:v')\" = '$(version)' ]"
+check "... and the daemon still applies changes" "$(version)" "$(rcli GET "fg:{$R}:v")"
 
 # "all": a change too large to list unlinks every key of the repository
 lookup "$R" C.t1 >/dev/null 2>&1
