@@ -873,6 +873,9 @@ IngestLoop::flush()
 			log(Level::warning, "ingest: acknowledging failed (entries will be redelivered): %s", e.what());
 			redis_.close();
 			forget_read();
+			/* an error reply (a full Redis refuses the dead letters) would come back at once: back off */
+			if (dynamic_cast<const RedisErrorReply *>(&e) != nullptr)
+				sleep_unless_stopped(retry_backoff_.next_ms());
 			return;
 		}
 	}
@@ -1029,6 +1032,9 @@ IngestLoop::run()
 			log(Level::warning, "ingest: %s", e.what());
 			redis_.close();
 			forget_read();
+			/* an error reply is no lost connection: reconnecting at once would repeat it at full speed */
+			if (dynamic_cast<const RedisErrorReply *>(&e) != nullptr)
+				sleep_unless_stopped(retry_backoff_.next_ms());
 		}
 	}
 	log(Level::info, "ingest: stopped");
