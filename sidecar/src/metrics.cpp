@@ -205,11 +205,11 @@ MetricsServer::listen(const std::string &address, int port)
 	}
 	/* one internal thread with epoll: every connection is served concurrently, none blocks another */
 	errno = 0;
-	daemon_ =
-		MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, static_cast<std::uint16_t>(port),
-						 nullptr, nullptr, &handle, const_cast<Metrics *>(&metrics_), MHD_OPTION_SOCK_ADDR, &sa,
-						 MHD_OPTION_CONNECTION_LIMIT, max_connections, MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s,
-						 MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u, MHD_OPTION_END);
+	daemon_ = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, static_cast<std::uint16_t>(port), nullptr, nullptr,
+		&handle, const_cast<Metrics *>(&metrics_), MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
+		max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+		idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u, MHD_OPTION_END);
 	if (daemon_ == nullptr) {
 		error_ = errno != 0 ? std::strerror(errno) : "libmicrohttpd could not start";
 		return false;

@@ -56,12 +56,14 @@ struct Metrics {
  * The HTTP server of GET /metrics and GET /healthz: libmicrohttpd on a thread
  * of its own (one epoll loop over non-blocking sockets), so no client, however
  * slow or idle, delays another client or the daemon's signal handling.
- * Connections are capped (max_connections) and closed when idle
- * (idle_timeout_s).
+ * Connections are capped (max_connections, max_connections_per_ip per
+ * client address) and closed when idle (idle_timeout_s).
  */
 class MetricsServer {
   public:
 	static constexpr unsigned max_connections = 512;
+	/* per client address: one client cannot take every connection and lock probes out */
+	static constexpr unsigned max_connections_per_ip = 256;
 	static constexpr unsigned idle_timeout_s = 10;
 
 	MetricsServer(const Metrics &metrics) : metrics_(metrics) {}
