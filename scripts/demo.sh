@@ -184,7 +184,7 @@ WHERE r.file = 'pytest/xunit2.xml' AND c.status = 'failed' ORDER BY c.name LIMIT
 	test=$(psql_as_user -At -c "SELECT full_name FROM flakeguard.flaky_tests WHERE repo = 'demo/history-pytest' LIMIT 1")
 	echo "   flakeguard-sidecar lookup -v demo/history-pytest '$test'"
 	"$SIDECAR" lookup -v demo/history-pytest "$test" 2>&1 | cut -c1-300 | sed 's/^/   /'
-	echo "   keys: $(redis-cli -p "$REDIS_PORT" --scan --pattern 'fg:demo/history-pytest:*' | sort | head -n 4 | paste -sd' ') ..."
+	echo "   keys: $(redis-cli -p "$REDIS_PORT" --scan --pattern 'fg:{demo/history-pytest}:*' | sort | head -n 4 | paste -sd' ') ..."
 
 	step "explore further"
 	echo "  scripts/demo.sh psql     psql on the demo cluster (table public.demo_report holds the reports), or:"

@@ -8,7 +8,7 @@ packages=(
 	g++ make cmake pkg-config clang libclang-rt-14-dev
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
 	libxml2-dev libxml2-utils
-	libhiredis-dev redis-server curl
+	libhiredis-dev libmicrohttpd-dev redis-server curl
 	libboost-test-dev
 )
 

@@ -59,45 +59,71 @@ parse_int64(const std::string &text, const char *what)
 } // namespace
 
 std::string
+escape_repo(std::string_view repo)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	std::string out;
+	out.reserve(repo.size());
+	for (char ch : repo) {
+		const auto c = static_cast<unsigned char>(ch);
+		if (c < 0x21 || c == 0x7f || std::strchr("%{}:*?[]\\", ch) != nullptr) {
+			out += '%';
+			out += hex[c >> 4];
+			out += hex[c & 0xf];
+		} else {
+			out += ch;
+		}
+	}
+	return out;
+}
+
+std::string
+CacheKeys::base(std::string_view repo) const
+{
+	return prefix + "{" + escape_repo(repo) + "}:";
+}
+
+std::string
 CacheKeys::version(std::string_view repo) const
 {
-	return prefix + std::string(repo) + ":v";
+	return base(repo) + "v";
 }
 
 std::string
 CacheKeys::health(std::string_view repo, std::int64_t test_id) const
 {
-	return prefix + std::string(repo) + ":health:" + std::to_string(test_id);
+	return base(repo) + "health:" + std::to_string(test_id);
 }
 
 std::string
 CacheKeys::history(std::string_view repo, std::int64_t test_id) const
 {
-	return prefix + std::string(repo) + ":history:" + std::to_string(test_id);
+	return base(repo) + "history:" + std::to_string(test_id);
 }
 
 std::string
 CacheKeys::stats(std::string_view repo) const
 {
-	return prefix + std::string(repo) + ":stats";
+	return base(repo) + "stats";
 }
 
 std::string
 CacheKeys::quarantine(std::string_view repo) const
 {
-	return prefix + std::string(repo) + ":quarantine";
+	return base(repo) + "quarantine";
 }
 
 std::string
 CacheKeys::pattern(std::string_view repo) const
 {
+	/* the escaped name holds no glob character; the prefix may */
 	std::string out;
-	for (char c : prefix + std::string(repo)) {
+	for (char c : prefix) {
 		if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
 			out += '\\';
 		out += c;
 	}
-	return out + ":*";
+	return out + "{" + escape_repo(repo) + "}:*";
 }
 
 Hint
@@ -348,20 +374,46 @@ CacheLoop::drain_notifications()
 		try {
 			add_hint(parse_hint(n->extra));
 		} catch (const std::invalid_argument &e) {
-			/* not ours to understand: reconcile instead */
-			log(Level::warning, "cache: unreadable hint (%s): reconciling", e.what());
-			need_reconcile_ = true;
+			/*
+			 * Not ours to understand: reconcile instead, at most once a
+			 * second, and log the first of every 10 s only: anyone allowed to
+			 * NOTIFY could otherwise flood the log and keep the loop
+			 * reconciling.
+			 */
+			metrics_.unreadable_hints++;
+			bad_hint_reconcile_ = true;
+			const std::int64_t now = monotonic_ms();
+			if (now >= bad_hint_log_at_ms_) {
+				if (bad_hints_unlogged_ > 0)
+					log(Level::warning, "cache: %llu more unreadable hints in the last 10 s",
+						static_cast<unsigned long long>(bad_hints_unlogged_));
+				log(Level::warning, "cache: unreadable hint (%s): reconciling", e.what());
+				bad_hints_unlogged_ = 0;
+				bad_hint_log_at_ms_ = now + 10000;
+			} else {
+				bad_hints_unlogged_++;
+			}
 		}
 		PQfreemem(n);
 		PQconsumeInput(pg_.raw());
 	}
 }
 
-void
+bool
 CacheLoop::invalidate_all(const std::string &repo, std::int64_t version, bool force)
 {
 	const std::string vkey = keys_.version(repo), ver = std::to_string(version);
-	check_reply(redis_.command({"EVAL", apply_script, "1", vkey, ver, force ? "force" : "max"}).get(), "EVAL (apply)");
+	bool raised = true;
+	try {
+		check_reply(redis_.command({"EVAL", apply_script, "1", vkey, ver, force ? "force" : "max"}).get(),
+					"EVAL (apply)");
+	} catch (const RedisErrorReply &e) {
+		if (!e.oom())
+			throw;
+		/* v cannot be raised: the keys are unlinked all the same (UNLINK frees memory), and the change stays owed */
+		raised = false;
+		refused(e);
+	}
 	const std::string pattern = keys_.pattern(repo);
 	std::string cursor = "0";
 	do {
@@ -380,8 +432,46 @@ CacheLoop::invalidate_all(const std::string &repo, std::int64_t version, bool fo
 		if (argv.size() > 1)
 			check_reply(redis_.command(argv).get(), "UNLINK");
 	} while (cursor != "0");
+	if (!raised)
+		return false;
 	metrics_.full_invalidations++;
 	refresh(repo, Pending{version, true, {}, 0});
+	return true;
+}
+
+void
+CacheLoop::refused(const RedisErrorReply &e)
+{
+	if (!refused_)
+		refused_ = e.what();
+}
+
+bool
+CacheLoop::apply_one(const std::string &repo, const Pending &p)
+{
+	if (p.all)
+		return invalidate_all(repo, p.version, false);
+	std::vector<std::string> unlink = {keys_.stats(repo), keys_.quarantine(repo)};
+	for (std::int64_t id : p.tests) {
+		unlink.push_back(keys_.health(repo, id));
+		unlink.push_back(keys_.history(repo, id));
+	}
+	try {
+		cache_apply(redis_, keys_, repo, p.version, unlink);
+		return true;
+	} catch (const RedisErrorReply &e) {
+		if (!e.oom())
+			throw;
+		refused(e);
+	}
+	/* what cannot be updated is unlinked: no reader gets a value older than the change as a hit */
+	for (std::size_t at = 0; at < unlink.size(); at += unlink_chunk) {
+		std::vector<std::string_view> argv = {"UNLINK"};
+		for (std::size_t i = at; i < std::min(unlink.size(), at + unlink_chunk); i++)
+			argv.push_back(unlink[i]);
+		check_reply(redis_.command(argv).get(), "UNLINK");
+	}
+	return false;
 }
 
 void
@@ -414,30 +504,29 @@ CacheLoop::refresh(const std::string &repo, const Pending &pending)
 		log(Level::warning, "cache: refreshing repository \"%s\" failed: %s", repo.c_str(), e.what());
 		if (e.connection_lost)
 			pg_.close();
+	} catch (const RedisErrorReply &e) {
+		/* a full Redis refuses the fills: readers fill the keys later */
+		if (!e.oom())
+			throw;
+		refused(e);
 	}
 }
 
 void
 CacheLoop::apply_pending()
 {
-	while (!pending_.empty()) {
-		auto it = pending_.begin();
+	for (auto it = pending_.begin(); it != pending_.end();) {
 		const std::string repo = it->first;
-		Pending p = it->second;
-		if (p.all) {
-			invalidate_all(repo, p.version, false);
-		} else {
-			std::vector<std::string> unlink = {keys_.stats(repo), keys_.quarantine(repo)};
-			for (std::int64_t id : p.tests) {
-				unlink.push_back(keys_.health(repo, id));
-				unlink.push_back(keys_.history(repo, id));
-			}
-			cache_apply(redis_, keys_, repo, p.version, unlink);
+		const Pending p = it->second;
+		if (!apply_one(repo, p)) {
+			/* stays pending: applied again after the backoff (its keys are unlinked meanwhile) */
+			++it;
+			continue;
 		}
 		metrics_.invalidations++;
 		if (p.at > 0)
 			metrics_.invalidation_seconds.observe(std::max(0.0, wall_seconds() - p.at));
-		pending_.erase(it);
+		it = pending_.erase(it);
 		suspects_.erase(repo);
 		if (!p.all) /* invalidate_all refreshed what is left */
 			refresh(repo, p);
@@ -462,6 +551,7 @@ CacheLoop::reconcile(bool immediate)
 		gets.push_back({"GET", k});
 	std::vector<RedisReply> cached = n > 0 ? redis_.pipeline(gets) : std::vector<RedisReply>{};
 	const bool restarted = redis_restarted_;
+	bool retry = false; /* a repository's v could not be set (Redis full): reconcile again after the backoff */
 	for (int i = 0; i < n; i++) {
 		std::optional<std::string> text = reply_string(cached[static_cast<std::size_t>(i)].get());
 		std::int64_t have = text ? std::strtoll(text->c_str(), nullptr, 10) : -1;
@@ -469,7 +559,8 @@ CacheLoop::reconcile(bool immediate)
 		std::int64_t db = versions[static_cast<std::size_t>(i)];
 		if (restarted || have > db) {
 			/* Redis restarted or holds another database's versions: nothing cached can be trusted */
-			invalidate_all(repo, db, true);
+			if (!invalidate_all(repo, db, true))
+				retry = true;
 		} else if (have < db) {
 			auto p = pending_.find(repo);
 			if (p != pending_.end() && p->second.version >= db)
@@ -479,14 +570,20 @@ CacheLoop::reconcile(bool immediate)
 					metrics_.lost_hints++;
 				log(Level::info, "cache: repository \"%s\" is at version %lld, Redis at %lld: unlinking its keys",
 					repo.c_str(), static_cast<long long>(db), static_cast<long long>(have));
-				invalidate_all(repo, db, false);
+				if (!invalidate_all(repo, db, false))
+					retry = true;
 			} else if (suspects_.find(repo) == suspects_.end()) {
 				/* its hint may still be on the way */
 				suspects_[repo] = Suspect{db, monotonic_ms() + hint_grace_ms};
 			}
 		}
 	}
+	if (retry) {
+		need_reconcile_ = true;
+		return; /* and redis_restarted_ stays set for the next try */
+	}
 	redis_restarted_ = false;
+	need_reconcile_ = false;
 	metrics_.reconciles++;
 }
 
@@ -506,7 +603,8 @@ CacheLoop::check_suspects()
 			metrics_.lost_hints++;
 			log(Level::info, "cache: no hint came for version %lld of repository \"%s\": unlinking its keys",
 				static_cast<long long>(it->second.version), it->first.c_str());
-			invalidate_all(it->first, it->second.version, false);
+			if (!invalidate_all(it->first, it->second.version, false))
+				need_reconcile_ = true;
 		}
 		it = suspects_.erase(it);
 	}
@@ -538,19 +636,30 @@ CacheLoop::run()
 		 */
 		drain_notifications();
 		const std::int64_t now = monotonic_ms();
+		if (bad_hint_reconcile_ && now >= bad_hint_reconcile_at_ms_) {
+			need_reconcile_ = true;
+			bad_hint_reconcile_ = false;
+			bad_hint_reconcile_at_ms_ = now + 1000;
+		}
 		if (next_tick_ms_ == 0)
 			next_tick_ms_ = now + config_.reconcile_ms;
-		/* with Redis down nothing can be applied: wait for hints (and the next reconnect) without spinning */
-		const bool work = redis_.ok() && (!pending_.empty() || need_reconcile_);
+		/*
+		 * With Redis down nothing can be applied, and after Redis refused a
+		 * write (full, at maxmemory with noeviction) nothing is tried again
+		 * before the backoff: wait for hints meanwhile, without spinning.
+		 */
+		const bool backing_off = now < write_retry_at_ms_;
+		const bool work = redis_.ok() && !backing_off && (!pending_.empty() || need_reconcile_);
 		if (pg_.ok() && !work) {
-			int wait = redis_.ok() ? static_cast<int>(std::clamp<std::int64_t>(next_tick_ms_ - now, 0, 250)) : 250;
+			std::int64_t until = backing_off ? write_retry_at_ms_ : next_tick_ms_;
+			int wait = redis_.ok() ? static_cast<int>(std::clamp<std::int64_t>(until - now, 0, 250)) : 250;
 			struct pollfd p = {PQsocket(pg_.raw()), POLLIN, 0};
 			if (poll(&p, 1, wait) < 0 && errno != EINTR)
 				log(Level::warning, "cache: poll failed: %s", std::strerror(errno));
 			drain_notifications();
 		}
-		if (!pg_.ok() || !redis_.ok())
-			continue; /* hints stay pending until Redis is back */
+		if (!pg_.ok() || !redis_.ok() || monotonic_ms() < write_retry_at_ms_)
+			continue; /* hints stay pending until Redis is back, or takes writes again */
 
 		try {
 			apply_pending();
@@ -560,11 +669,12 @@ CacheLoop::run()
 				if (!need_reconcile_)
 					reconcile(false);
 			}
-			if (need_reconcile_) {
+			if (need_reconcile_)
 				reconcile(true);
-				need_reconcile_ = false;
-			}
 			check_suspects();
+		} catch (const RedisErrorReply &e) {
+			/* an error reply: the connection is fine, the command is not; retried after the backoff */
+			refused(e);
 		} catch (const RedisError &e) {
 			log(Level::warning, "cache: %s", e.what());
 			redis_.close();
@@ -574,6 +684,21 @@ CacheLoop::run()
 				pg_.close();
 			else
 				sleep_unless_stopped(1000);
+		}
+		if (refused_) {
+			/* one line per backoff step, however many writes were refused */
+			const std::int64_t delay = write_backoff_.next_ms();
+			write_retry_at_ms_ = monotonic_ms() + delay;
+			metrics_.redis_write_refusals++;
+			log(Level::warning,
+				"cache: Redis refused a write (%s); the keys it could not update are unlinked, %zu "
+				"repositories' changes stay pending: retrying in %lld ms",
+				refused_->c_str(), pending_.size(), static_cast<long long>(delay));
+			refused_.reset();
+		} else if (write_backoff_.attempts() > 0 && pending_.empty() && !need_reconcile_) {
+			log(Level::info, "cache: Redis takes writes again; every pending change is applied");
+			write_backoff_.reset();
+			write_retry_at_ms_ = 0;
 		}
 	}
 	log(Level::info, "cache: stopped");

@@ -6,7 +6,7 @@
  *
  * The protocol.  Each repository has a version in the database, bumped in
  * the transaction of every change and announced by NOTIFY flakeguard (a hint
- * naming the changed tests, or "all").  In Redis, fg:{repo}:v is the newest
+ * naming the changed tests, or "all").  In Redis, fg:{<repo>}:v is the newest
  * version the cache has applied.
  *   - Applying a version raises v (never lowers it) and unlinks the changed
  *     tests' keys, atomically (one Lua script).
@@ -44,8 +44,25 @@ constexpr int history_ttl = 600;
 constexpr int stats_ttl = 900;
 constexpr int quarantine_ttl = 900;
 
+/*
+ * A repository's name in its keys: percent-encoding of %{}:*?[]\ and of bytes
+ * below 0x21 and 0x7F.  The result holds no '{', '}', ':' or glob character,
+ * so "{<escaped>}" is one Redis Cluster hash tag per repository, no
+ * repository's key prefix is a prefix of another's, and a SCAN pattern matches
+ * one repository's keys only, whatever the names.
+ */
+std::string escape_repo(std::string_view repo);
+
+/*
+ * Key names: <prefix>{<escaped repo>}:v, ...:health:<test_id>,
+ * ...:history:<test_id>, ...:stats, ...:quarantine.  Every key of one
+ * repository has the same hash tag, so every script's KEYS are in one slot.
+ * The prefix must not contain '{' or '}' (main.cpp refuses it).
+ */
 struct CacheKeys {
 	std::string prefix = "fg:";
+	/* <prefix>{<escaped repo>}: */
+	std::string base(std::string_view repo) const;
 	std::string version(std::string_view repo) const;
 	std::string health(std::string_view repo, std::int64_t test_id) const;
 	std::string history(std::string_view repo, std::int64_t test_id) const;
@@ -130,8 +147,16 @@ class CacheLoop {
 	void apply_pending();
 	void reconcile(bool immediate);
 	void check_suspects();
-	/* Sets v (raising it, or to version when forced), unlinks every key of the repository, refreshes. */
-	void invalidate_all(const std::string &repo, std::int64_t version, bool force);
+	/*
+	 * Sets v (raising it, or to version when forced), unlinks every key of the
+	 * repository, refreshes.  False when Redis refused to set v (full): the
+	 * keys are unlinked all the same, and the caller tries again later.
+	 */
+	bool invalidate_all(const std::string &repo, std::int64_t version, bool force);
+	/* Applies one repository's pending change; false when Redis refused (full) and the keys were only unlinked. */
+	bool apply_one(const std::string &repo, const Pending &pending);
+	/* Notes a write Redis refused; the loop backs off before writing again. */
+	void refused(const RedisErrorReply &e);
 	void refresh(const std::string &repo, const Pending &pending);
 	void fill_from_db(const std::string &repo, const char *kind, std::optional<std::int64_t> test_id,
 					  const std::string &key, int ttl);
@@ -149,6 +174,15 @@ class CacheLoop {
 	std::map<std::string, Pending> pending_;
 	std::map<std::string, Suspect> suspects_;
 	std::map<std::int64_t, std::string> repo_names_; /* repo_id -> name, of the repositories we may read */
+	/* writes refused by Redis (maxmemory, noeviction): the first reason of this turn, and the backoff */
+	std::optional<std::string> refused_;
+	Backoff write_backoff_;
+	std::int64_t write_retry_at_ms_ = 0;
+	/* unreadable hints: a reconcile owed (at most one a second), and the log's throttle */
+	bool bad_hint_reconcile_ = false;
+	std::int64_t bad_hint_reconcile_at_ms_ = 0;
+	std::int64_t bad_hint_log_at_ms_ = 0;
+	std::uint64_t bad_hints_unlogged_ = 0;
 };
 
 } // namespace flakeguard::sidecar

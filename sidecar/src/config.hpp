@@ -29,6 +29,7 @@ struct Config {
 	std::int64_t claim_idle_ms = 60000;       /* pending this long at a dead consumer: claim it */
 	int max_deliveries = 5;                   /* deliveries before an entry is dead-lettered */
 	std::size_t max_report_size = 100u << 20; /* bytes per stream entry's reports */
+	std::size_t max_batch_bytes = 64u << 20;  /* bytes a batch holds before it is committed */
 	std::int64_t stream_maxlen = 1000000;     /* XADD MAXLEN ~ of the ingest stream */
 	int metrics_port = 0;                     /* 0: no metrics server */
 	std::string metrics_address = "127.0.0.1";

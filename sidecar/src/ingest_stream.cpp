@@ -12,7 +12,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <set>
 #include <sys/time.h>
@@ -71,7 +73,7 @@ digits(std::string_view s, std::size_t at, std::size_t n)
 /* Rows of the stage in COPY text format, retry offset per identity across files. */
 class StageWriter {
   public:
-	explicit StageWriter(Staged &out) : out_(out) {}
+	StageWriter(Staged &out, std::size_t max_bytes) : out_(out), max_bytes_(max_bytes) {}
 
 	void
 	file(const std::string &bytes, const JunitLimits &limits, bool renumber)
@@ -131,9 +133,16 @@ class StageWriter {
 		o += c.synthetic ? "t" : "f";
 		o += '\n';
 		out_.executions++;
+		/* rows repeat the suite's and class's names: a hostile report could expand without end */
+		if (o.size() > max_bytes_)
+			throw flakeguard::Error("54000", "report expands to too many rows",
+									"Its rows exceed " + std::to_string(max_bytes_) +
+										" bytes (twice the report size limit).",
+									"Raise --max-report-size, or split the upload.");
 	}
 
 	Staged &out_;
+	std::size_t max_bytes_;
 	std::map<std::string, std::int32_t> offsets_;
 };
 
@@ -316,11 +325,39 @@ decode_upload(const Fields &fields, std::size_t max_report_size)
 	return u;
 }
 
+Upload
+decode_upload(Fields &&fields, std::size_t max_report_size)
+{
+	/* validated on a copy without the reports' bytes, so a rejection keeps every field */
+	Fields light;
+	light.reserve(fields.size());
+	for (const auto &f : fields)
+		light.emplace_back(f.first, f.first.rfind("report:", 0) == 0 ? std::string() : f.second);
+	Upload u = decode_upload(light, std::numeric_limits<std::size_t>::max());
+	std::size_t total = 0;
+	for (std::size_t i = 0; i < u.files.size(); i++) {
+		total += field(fields, "report:" + std::to_string(i))->size();
+		if (total > max_report_size)
+			reject("54000", "report is too large",
+				   "The entry's reports exceed " + std::to_string(max_report_size) + " bytes.",
+				   "Raise --max-report-size, or split the upload.");
+	}
+	for (std::size_t i = 0; i < u.files.size(); i++)
+		for (auto &f : fields)
+			if (f.first == "report:" + std::to_string(i)) {
+				u.files[i].second = std::move(f.second);
+				f.second.clear();
+				f.second.shrink_to_fit();
+				break;
+			}
+	return u;
+}
+
 Staged
 stage_upload(const Upload &upload, const JunitLimits &limits)
 {
 	Staged out;
-	StageWriter writer(out);
+	StageWriter writer(out, 2 * limits.max_report_size);
 	for (const auto &f : upload.files)
 		writer.file(f.second, limits, upload.files.size() > 1);
 	return out;
@@ -400,8 +437,14 @@ IngestLoop::prepare(Raw raw)
 	Item item;
 	item.id = std::move(raw.first);
 	item.fields = std::move(raw.second);
+	if (raw.refused) {
+		item.parse_error = raw.refused;
+		return item;
+	}
+	Fields fields = std::move(item.fields);
 	try {
-		item.upload = decode_upload(item.fields, config_.max_report_size);
+		/* the reports move into the upload (their fields are left empty): one copy of each in memory */
+		item.upload = decode_upload(std::move(fields), config_.max_report_size);
 		item.staged = stage_upload(*item.upload, limits_);
 	} catch (const EntryError &e) {
 		item.parse_error = e.rejection;
@@ -410,58 +453,220 @@ IngestLoop::prepare(Raw raw)
 	} catch (const std::bad_alloc &) {
 		item.parse_error = Rejection{"53200", "out of memory while parsing the report", {}, {}};
 	}
+	item.fields = std::move(fields);
+	for (const auto &f : item.fields)
+		item.bytes += f.first.size() + f.second.size();
+	if (item.upload)
+		for (const auto &f : item.upload->files)
+			item.bytes += f.first.size() + f.second.size();
+	item.bytes += item.staged.copy.size();
 	return item;
 }
 
-/* Entries from a stream reply: [[stream, [[id, [f, v, ...]], ...]]] */
+/*
+ * Reading an entry with bounded memory.  XREADGROUP hands over whole entries,
+ * and hiredis holds a reply twice (its read buffer and the reply object)
+ * before it can be copied: a 1 GB entry would be 3 GB here before its size
+ * could be checked.  So an entry is delivered by a script that returns only
+ * its field names and value sizes; the small fields come next in one reply,
+ * and a report's bytes in chunks of read_chunk, appended to a string of the
+ * report's size.  An entry whose reports exceed --max-report-size is refused
+ * without its reports ever leaving Redis.  The scripts run XREADGROUP and
+ * XRANGE on the stream alone (one key).
+ */
+namespace {
+
+constexpr std::size_t read_chunk = 4u << 20;
+constexpr long long max_entry_fields = 2 * static_cast<long long>(max_files) + 64;
+constexpr std::size_t max_name = 64;
+
+/* KEYS[1] = stream; ARGV = group, consumer, cursor, max fields, max name length */
+const char deliver_script[] = R"lua(
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', '1', 'STREAMS', KEYS[1], ARGV[3])
+if not r or not r[1] or not r[1][2] or #r[1][2] == 0 then return {} end
+local e = r[1][2][1]
+local f = e[2]
+if not f then return {e[1], -1} end
+local n = #f / 2
+local out = {e[1], n}
+if n > tonumber(ARGV[4]) then return out end
+local longest = tonumber(ARGV[5])
+for i = 1, #f, 2 do
+  if #f[i] > longest then return {e[1], n, -1} end
+  out[#out + 1] = f[i]
+  out[#out + 1] = #f[i + 1]
+end
+return out
+)lua";
+
+/* KEYS[1] = stream; ARGV = id, max fields, max name length: as deliver_script, for one entry by id */
+const char describe_script[] = R"lua(
+local r = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if not r[1] then return {} end
+local f = r[1][2]
+local n = #f / 2
+local out = {ARGV[1], n}
+if n > tonumber(ARGV[2]) then return out end
+for i = 1, #f, 2 do
+  if #f[i] > tonumber(ARGV[3]) then return {ARGV[1], n, -1} end
+  out[#out + 1] = f[i]
+  out[#out + 1] = #f[i + 1]
+end
+return out
+)lua";
+
+/* KEYS[1] = stream; ARGV = id, then field positions (1-based): their values */
+const char fields_script[] = R"lua(
+local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if not e[1] then return false end
+local f = e[1][2]
+local out = {}
+for i = 2, #ARGV do out[#out + 1] = f[2 * tonumber(ARGV[i])] or '' end
+return out
+)lua";
+
+/* KEYS[1] = stream; ARGV = id, field position, offset (0-based), length */
+const char chunk_script[] = R"lua(
+local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if not e[1] then return false end
+local v = e[1][2][2 * tonumber(ARGV[2])] or ''
+local at = tonumber(ARGV[3])
+return string.sub(v, at + 1, at + tonumber(ARGV[4]))
+)lua";
+
 bool
-IngestLoop::read(bool own_pending, std::int64_t block_ms)
+known_field(const std::string &name)
 {
-	const std::string count = "100", block = str(std::max<std::int64_t>(1, block_ms));
-	RedisReply r;
-	if (own_pending) {
-		r = redis_.command({"XREADGROUP", "GROUP", config_.group, config_.consumer, "COUNT", count, "STREAMS",
-							config_.stream, own_cursor_});
-	} else {
-		redis_.set_timeout_ms(config_.redis_timeout_ms + static_cast<int>(block_ms));
-		r = redis_.command({"XREADGROUP", "GROUP", config_.group, config_.consumer, "COUNT", count, "BLOCK", block,
-							"STREAMS", config_.stream, ">"});
-		redis_.set_timeout_ms(config_.redis_timeout_ms);
+	static const std::set<std::string> names = {"v",          "repo",   "run_id",     "attempt", "job",
+												"commit_sha", "branch", "created_at", "files"};
+	if (names.count(name) != 0)
+		return true;
+	for (const char *p : {"file:", "report:"})
+		if (name.rfind(p, 0) == 0) {
+			const std::string n = name.substr(std::strlen(p));
+			char *end = nullptr;
+			long i = std::strtol(n.c_str(), &end, 10);
+			return !n.empty() && *end == '\0' && n[0] != '-' && i >= 0 && i < static_cast<long>(max_files) &&
+				   std::to_string(i) == n;
+		}
+	return false;
+}
+
+} // namespace
+
+/*
+ * The fields of entry id whose names and value sizes are given, as far as
+ * they are ours: small fields whole, reports (their total checked against
+ * --max-report-size first) in chunks.  Throws EntryError for an entry that
+ * is not to be read (the fields read so far are left in fields), RedisError.
+ */
+void
+IngestLoop::fetch(const std::string &id, const std::vector<std::pair<std::string, long long>> &sizes, Fields &fields)
+{
+	std::vector<std::string> small_pos;
+	std::vector<std::size_t> small_idx;
+	for (std::size_t i = 0; i < sizes.size(); i++) {
+		const auto &[name, size] = sizes[i];
+		if (!known_field(name) || name.rfind("report:", 0) == 0)
+			continue;
+		if (static_cast<std::size_t>(size) > max_field)
+			reject("54000", "stream entry field \"" + name + "\" is too long",
+				   "The limit is " + std::to_string(max_field) + " bytes.");
+		small_pos.push_back(std::to_string(i + 1));
+		small_idx.push_back(i);
 	}
-	if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("NOGROUP", 0) == 0) {
+	if (!small_pos.empty()) {
+		std::vector<std::string_view> argv = {"EVAL", fields_script, "1", config_.stream, id};
+		argv.insert(argv.end(), small_pos.begin(), small_pos.end());
+		RedisReply r = redis_.command(argv);
+		check_reply(r.get(), "EVAL (entry fields)");
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != small_pos.size())
+			reject("22023", "stream entry vanished while it was read", "It was trimmed or deleted.");
+		for (std::size_t k = 0; k < r->elements; k++)
+			fields.emplace_back(sizes[small_idx[k]].first, std::string(r->element[k]->str, r->element[k]->len));
+	}
+	/* the reports of the file count, summed before any is read */
+	long files = 0;
+	for (const auto &f : fields)
+		if (f.first == "files")
+			files = std::strtol(f.second.c_str(), nullptr, 10);
+	if (files < 1 || files > static_cast<long>(max_files))
+		return; /* decode_upload says what is wrong */
+	std::size_t total = 0;
+	for (const auto &[name, size] : sizes)
+		if (name.rfind("report:", 0) == 0 && known_field(name) && std::strtol(name.c_str() + 7, nullptr, 10) < files)
+			total += static_cast<std::size_t>(size);
+	if (total > config_.max_report_size)
+		reject("54000", "report is too large",
+			   "The entry's reports exceed " + std::to_string(config_.max_report_size) + " bytes (" +
+				   std::to_string(total) + "); they were not read.",
+			   "Raise --max-report-size, or split the upload.");
+	for (std::size_t i = 0; i < sizes.size(); i++) {
+		const auto &[name, size] = sizes[i];
+		if (name.rfind("report:", 0) != 0 || !known_field(name) || std::strtol(name.c_str() + 7, nullptr, 10) >= files)
+			continue;
+		std::string value;
+		value.reserve(static_cast<std::size_t>(size));
+		const std::string pos = std::to_string(i + 1), len = std::to_string(read_chunk);
+		while (value.size() < static_cast<std::size_t>(size)) {
+			const std::string at = std::to_string(value.size());
+			RedisReply r = redis_.command({"EVAL", chunk_script, "1", config_.stream, id, pos, at, len});
+			check_reply(r.get(), "EVAL (report chunk)");
+			if (r->type != REDIS_REPLY_STRING || r->len == 0)
+				reject("22023", "stream entry vanished while it was read", "It was trimmed or deleted.");
+			value.append(r->str, r->len);
+		}
+		fields.emplace_back(name, std::move(value));
+	}
+}
+
+/* Reads one entry (ours pending, or a new one) into queue_; false when there was none. */
+bool
+IngestLoop::read(bool own_pending)
+{
+	const std::string cursor = own_pending ? own_cursor_ : ">";
+	const std::string maxf = str(max_entry_fields), maxn = str(static_cast<std::int64_t>(max_name));
+	RedisReply r = redis_.command(
+		{"EVAL", deliver_script, "1", config_.stream, config_.group, config_.consumer, cursor, maxf, maxn});
+	if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).find("NOGROUP") != std::string_view::npos) {
 		/* the stream or its group was deleted under us: connecting again makes them */
 		redis_.close();
 		throw RedisError("the consumer group is gone: creating it again");
 	}
-	check_reply(r.get(), "XREADGROUP");
-	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->element[0]->elements < 2)
+	check_reply(r.get(), "EVAL (XREADGROUP)");
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
 		return false;
-	const redisReply *entries = r->element[0]->element[1];
-	std::vector<std::string> trimmed;
-	for (std::size_t i = 0; i < entries->elements; i++) {
-		const redisReply *e = entries->element[i];
-		std::string id(e->element[0]->str, e->element[0]->len);
-		if (own_pending)
-			own_cursor_ = id;
-		const redisReply *kv = e->elements > 1 ? e->element[1] : nullptr;
-		if (kv == nullptr || kv->type != REDIS_REPLY_ARRAY) {
-			/* pending, but trimmed from the stream: nothing is left to ingest */
-			log(Level::warning, "ingest: entry %s was trimmed from the stream before it was ingested", id.c_str());
-			trimmed.push_back(id);
-			continue;
-		}
-		Fields fields;
-		for (std::size_t k = 0; k + 1 < kv->elements; k += 2)
-			fields.emplace_back(std::string(kv->element[k]->str, kv->element[k]->len),
-								std::string(kv->element[k + 1]->str, kv->element[k + 1]->len));
-		queue_.emplace_back(std::move(id), std::move(fields));
+	std::string id(r->element[0]->str, r->element[0]->len);
+	if (own_pending)
+		own_cursor_ = id;
+	const long long nfields = r->element[1]->integer;
+	if (nfields < 0) {
+		/* pending, but trimmed from the stream: nothing is left to ingest */
+		log(Level::warning, "ingest: entry %s was trimmed from the stream before it was ingested", id.c_str());
+		check_reply(redis_.command({"XACK", config_.stream, config_.group, id}).get(), "XACK");
+		return true;
 	}
-	if (!trimmed.empty()) {
-		std::vector<std::string_view> ack = {"XACK", config_.stream, config_.group};
-		ack.insert(ack.end(), trimmed.begin(), trimmed.end());
-		check_reply(redis_.command(ack).get(), "XACK");
+	Raw raw;
+	raw.first = id;
+	try {
+		if (nfields > max_entry_fields)
+			reject("54000", "stream entry has too many fields",
+				   std::to_string(nfields) + " fields; format 1 has at most " + str(max_entry_fields) + ".");
+		if (r->elements == 3)
+			reject("54000",
+				   "stream entry has a field name longer than " + str(static_cast<std::int64_t>(max_name)) + " bytes");
+		std::vector<std::pair<std::string, long long>> sizes;
+		for (std::size_t k = 2; k + 1 < r->elements; k += 2)
+			sizes.emplace_back(std::string(r->element[k]->str, r->element[k]->len), r->element[k + 1]->integer);
+		r.reset();
+		fetch(id, sizes, raw.second);
+	} catch (const EntryError &e) {
+		/* refused unread: dead-lettered with the fields read so far */
+		log(Level::warning, "ingest: entry %s refused before reading it whole: %s", id.c_str(), e.what());
+		raw.refused = e.rejection;
 	}
-	return entries->elements > 0;
+	queue_.push_back(std::move(raw));
+	return true;
 }
 
 /* One transaction: the reports, the rejections, one notification per repository. */
@@ -541,6 +746,19 @@ IngestLoop::record_alone(std::vector<Item *> &items)
 	return true;
 }
 
+/* A field's value; a report's bytes are in the upload once decoded (moved, not copied). */
+std::string_view
+IngestLoop::report_bytes(const Item &item, const std::pair<std::string, std::string> &f)
+{
+	if (item.upload && f.second.empty() && f.first.rfind("report:", 0) == 0) {
+		const long i = std::strtol(f.first.c_str() + 7, nullptr, 10);
+		if (i >= 0 && static_cast<std::size_t>(i) < item.upload->files.size() &&
+			f.first == "report:" + std::to_string(i))
+			return item.upload->files[static_cast<std::size_t>(i)].second;
+	}
+	return f.second;
+}
+
 /* After COMMIT: dead-letter the rejected entries, acknowledge all. */
 void
 IngestLoop::finish(std::vector<Item *> &items)
@@ -561,7 +779,7 @@ IngestLoop::finish(std::vector<Item *> &items)
 		for (const auto &f : item->fields)
 			if (f.first != "error" && f.first != "sqlstate" && f.first != "detail" && f.first != "entry" &&
 				f.first != "consumer" && f.first != "rejected_id")
-				argv.insert(argv.end(), {f.first, f.second});
+				argv.insert(argv.end(), {f.first, report_bytes(*item, f)});
 		argv.insert(argv.end(), owned.back().begin(), owned.back().end());
 		commands.push_back(std::move(argv));
 	}
@@ -592,6 +810,7 @@ IngestLoop::forget_read()
 	queue_.clear();
 	batch_.clear();
 	batch_executions_ = 0;
+	batch_bytes_ = 0;
 	read_own_pending_ = true;
 	own_cursor_ = "0";
 }
@@ -654,6 +873,9 @@ IngestLoop::flush()
 			log(Level::warning, "ingest: acknowledging failed (entries will be redelivered): %s", e.what());
 			redis_.close();
 			forget_read();
+			/* an error reply (a full Redis refuses the dead letters) would come back at once: back off */
+			if (dynamic_cast<const RedisErrorReply *>(&e) != nullptr)
+				sleep_unless_stopped(retry_backoff_.next_ms());
 			return;
 		}
 	}
@@ -665,6 +887,7 @@ IngestLoop::flush()
 			static_cast<double>(batch_executions_) * 1000.0 / static_cast<double>(elapsed);
 	batch_.clear();
 	batch_executions_ = 0;
+	batch_bytes_ = 0;
 }
 
 /* Moves read entries into batches, committing each full one; all: also the last, partial one. */
@@ -678,7 +901,9 @@ IngestLoop::take_queue(bool all)
 			batch_started_ms_ = monotonic_ms();
 		batch_.push_back(prepare(std::move(raw)));
 		batch_executions_ += batch_.back().staged.executions;
-		if (batch_executions_ >= config_.batch_size)
+		batch_bytes_ += batch_.back().bytes;
+		/* --max-batch-bytes: the batch in hand never holds more than that before the entry that fills it */
+		if (batch_executions_ >= config_.batch_size || batch_bytes_ >= config_.max_batch_bytes)
 			flush(); /* when it fails, the queue is forgotten too */
 	}
 	if (all)
@@ -722,17 +947,27 @@ IngestLoop::claim()
 	}
 	for (const std::string &id : poison) {
 		/* delivered too often without being acknowledged: it probably kills its consumer */
-		RedisReply c = redis_.command({"XCLAIM", config_.stream, config_.group, config_.consumer, idle, id});
+		RedisReply c = redis_.command({"XCLAIM", config_.stream, config_.group, config_.consumer, idle, id, "JUSTID"});
 		check_reply(c.get(), "XCLAIM");
-		if (c->type != REDIS_REPLY_ARRAY || c->elements == 0 || c->element[0]->type != REDIS_REPLY_ARRAY ||
-			c->element[0]->elements < 2 || c->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
+		if (c->type != REDIS_REPLY_ARRAY || c->elements == 0)
 			continue;
-		const redisReply *kv = c->element[0]->element[1];
+		c.reset();
+		/* its fields, read as any entry is (bounded); a refused one with what was read */
 		Item item;
 		item.id = id;
-		for (std::size_t k = 0; k + 1 < kv->elements; k += 2)
-			item.fields.emplace_back(std::string(kv->element[k]->str, kv->element[k]->len),
-									 std::string(kv->element[k + 1]->str, kv->element[k + 1]->len));
+		RedisReply d = redis_.command({"EVAL", describe_script, "1", config_.stream, id, str(max_entry_fields),
+									   str(static_cast<std::int64_t>(max_name))});
+		check_reply(d.get(), "EVAL (describe)");
+		std::vector<std::pair<std::string, long long>> sizes;
+		if (d->type == REDIS_REPLY_ARRAY && d->elements == 2 + 2 * static_cast<std::size_t>(d->element[1]->integer))
+			for (std::size_t k = 2; k + 1 < d->elements; k += 2)
+				sizes.emplace_back(std::string(d->element[k]->str, d->element[k]->len), d->element[k + 1]->integer);
+		d.reset();
+		try {
+			fetch(id, sizes, item.fields);
+		} catch (const EntryError &e) {
+			log(Level::warning, "ingest: entry %s dead-lettered without its reports: %s", id.c_str(), e.what());
+		}
 		item.rejection = Rejection{"54000",
 								   "stream entry was delivered " + std::to_string(config_.max_deliveries) +
 									   " times without being ingested",
@@ -777,13 +1012,18 @@ IngestLoop::run()
 			}
 			bool own_done = false;
 			if (read_own_pending_) {
-				own_done = !read(true, 0);
+				own_done = !read(true);
 				if (own_done)
 					read_own_pending_ = false;
-			} else {
-				/* block at most 500 ms at a time, so a stop request is seen soon even with a long --batch-ms */
-				std::int64_t wait = batch_.empty() ? 500 : config_.batch_ms - (monotonic_ms() - batch_started_ms_);
-				read(false, std::clamp<std::int64_t>(wait, 1, 500));
+			} else if (!read(false)) {
+				/*
+				 * Nothing new.  Entries are read one at a time by a script
+				 * (which cannot block), so wait a little before looking again,
+				 * never past the batch's deadline.
+				 */
+				std::int64_t wait =
+					batch_.empty() ? idle_poll_ms : config_.batch_ms - (monotonic_ms() - batch_started_ms_);
+				sleep_unless_stopped(std::clamp<std::int64_t>(wait, 0, idle_poll_ms));
 			}
 			take_queue(false);
 			if (!batch_.empty() && (own_done || monotonic_ms() - batch_started_ms_ >= config_.batch_ms))
@@ -792,6 +1032,9 @@ IngestLoop::run()
 			log(Level::warning, "ingest: %s", e.what());
 			redis_.close();
 			forget_read();
+			/* an error reply is no lost connection: reconnecting at once would repeat it at full speed */
+			if (dynamic_cast<const RedisErrorReply *>(&e) != nullptr)
+				sleep_unless_stopped(retry_backoff_.next_ms());
 		}
 	}
 	log(Level::info, "ingest: stopped");

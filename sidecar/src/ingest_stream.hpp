@@ -76,6 +76,11 @@ Fields encode_upload(const Upload &upload);
 
 /* The upload of an entry's fields; throws EntryError naming what is wrong. */
 Upload decode_upload(const Fields &fields, std::size_t max_report_size);
+/*
+ * The same, moving the reports' bytes into the upload instead of copying them
+ * (their fields are left empty); on a rejection nothing is moved.
+ */
+Upload decode_upload(Fields &&fields, std::size_t max_report_size);
 
 /* An ISO 8601 timestamp with date, time and zone ("2026-11-27T10:00:00.123456Z"). */
 bool valid_timestamp(std::string_view text);
@@ -116,13 +121,23 @@ class IngestLoop {
 		std::optional<Rejection> parse_error; /* found before PostgreSQL saw it */
 		std::optional<Rejection> rejection;   /* why it is dead-lettered */
 		std::optional<std::int64_t> rejected_id;
+		std::size_t bytes = 0; /* what it holds in memory: fields, reports, staged rows */
 	};
-	using Raw = std::pair<std::string, Fields>;
+	/* an entry as read: its id, its fields (or those read before it was refused unread) */
+	struct Raw {
+		std::string first;
+		Fields second;
+		std::optional<Rejection> refused;
+	};
+	/* how long the loop waits before looking for new entries again when there were none */
+	static constexpr std::int64_t idle_poll_ms = 20;
 
 	bool connect_pg();
 	bool connect_redis();
-	/* Appends entries to queue_; false when there were none. */
-	bool read(bool own_pending, std::int64_t block_ms);
+	/* Appends one entry to queue_; false when there was none. */
+	bool read(bool own_pending);
+	void fetch(const std::string &id, const std::vector<std::pair<std::string, long long>> &sizes, Fields &fields);
+	static std::string_view report_bytes(const Item &item, const std::pair<std::string, std::string> &field);
 	Item prepare(Raw raw);
 	void take_queue(bool all);
 	void flush();
@@ -146,6 +161,7 @@ class IngestLoop {
 	std::deque<Raw> queue_; /* read, not yet in a batch */
 	std::vector<Item> batch_;
 	std::size_t batch_executions_ = 0;
+	std::size_t batch_bytes_ = 0;
 	std::int64_t batch_started_ms_ = 0;
 };
 

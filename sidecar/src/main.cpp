@@ -20,6 +20,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sstream>
@@ -51,7 +52,9 @@ Connections (every command):
   --pg DSN              libpq connection string        [FLAKEGUARD_PG; libpq's PG* variables]
   --redis URL           redis://[:password@]host[:port][/db] or unix:///path
                                                        [FLAKEGUARD_REDIS; redis://127.0.0.1:6379]
-  --prefix P            Redis key prefix               [FLAKEGUARD_PREFIX; fg:]
+  --prefix P            Redis key prefix, without { or } [FLAKEGUARD_PREFIX; fg:]
+                        (keys: P{REPO}:v, P{REPO}:health:ID, ...; REPO
+                        percent-encoded, see sidecar/README.md)
   --stream NAME         ingest stream; dead letters go to NAME:dead
                                                        [FLAKEGUARD_STREAM; fg:ingest]
   --max-report-size B   bytes of reports per upload    [FLAKEGUARD_MAX_REPORT_SIZE; 104857600]
@@ -62,6 +65,13 @@ run:
   --create-repositories ingest for repositories not in the database yet (else
                         such reports are dead letters) [FLAKEGUARD_CREATE_REPOSITORIES=1]
   --batch-size N        executions per batch           [FLAKEGUARD_BATCH_SIZE; 1000]
+  --max-batch-bytes B   bytes of entries (reports and their rows) a batch
+                        holds before it is committed   [FLAKEGUARD_MAX_BATCH_BYTES; 67108864]
+                        Entries are read one at a time, in chunks; one whose
+                        reports exceed --max-report-size is dead-lettered
+                        unread.  Peak memory (RSS) is at most
+                          RSS at start + B + 3 x --max-report-size + 16 MiB
+                        whatever the entries hold (sidecar/README.md).
   --batch-ms MS         longest wait to fill a batch   [FLAKEGUARD_BATCH_MS; 200]
   --group NAME          consumer group                 [FLAKEGUARD_GROUP; ingesters]
   --consumer NAME       this consumer's name           [FLAKEGUARD_CONSUMER; host:pid]
@@ -166,7 +176,13 @@ connection_options(Config &c)
 	return {
 		{"--pg", "FLAKEGUARD_PG", true, [&c](const std::string &v) { c.pg = v; }},
 		{"--redis", "FLAKEGUARD_REDIS", true, [&c](const std::string &v) { c.redis_url = v; }},
-		{"--prefix", "FLAKEGUARD_PREFIX", true, [&c](const std::string &v) { c.prefix = v; }},
+		{"--prefix", "FLAKEGUARD_PREFIX", true,
+		 [&c](const std::string &v) {
+			 /* '{' or '}' would change the keys' Redis Cluster hash tag */
+			 if (v.find_first_of("{}") != std::string::npos)
+				 throw UsageError("--prefix must not contain '{' or '}'");
+			 c.prefix = v;
+		 }},
 		{"--stream", "FLAKEGUARD_STREAM", true,
 		 [&c](const std::string &v) {
 			 if (v.empty())
@@ -207,6 +223,10 @@ cmd_run(int argc, char **argv)
 		{"--batch-size", "FLAKEGUARD_BATCH_SIZE", true,
 		 [&c](const std::string &v) {
 			 c.batch_size = static_cast<std::size_t>(number("--batch-size", v, 1, 1000000));
+		 }},
+		{"--max-batch-bytes", "FLAKEGUARD_MAX_BATCH_BYTES", true,
+		 [&c](const std::string &v) {
+			 c.max_batch_bytes = static_cast<std::size_t>(number("--max-batch-bytes", v, 1 << 20, 1LL << 34));
 		 }},
 		{"--batch-ms", "FLAKEGUARD_BATCH_MS", true,
 		 [&c](const std::string &v) { c.batch_ms = number("--batch-ms", v, 1, 600000); }},
@@ -249,6 +269,13 @@ cmd_run(int argc, char **argv)
 		return 1;
 	}
 
+	/*
+	 * Large blocks (reports, rows) straight from mmap, returned to the system
+	 * when freed: glibc's adaptive threshold would otherwise move blocks up to
+	 * 32 MiB into the heap, where freed memory stays in RSS.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+
 	Metrics metrics;
 	MetricsServer server(metrics);
 	if (c.metrics_port != 0 && !server.listen(c.metrics_address, c.metrics_port)) {
@@ -285,11 +312,11 @@ cmd_run(int argc, char **argv)
 	std::thread cache_thread = worker("cache", cache);
 	std::thread ingest_thread = worker("ingest", ingest);
 
-	/* signals and probes, until both loops are done (they drain after a stop request) */
+	/* signals, until both loops are done (they drain after a stop request); probes are the server's thread's */
 	std::int64_t stop_signal_ms = 0;
 	while (done.load() < 2) {
-		struct pollfd fds[2] = {{sfd, POLLIN, 0}, {server.fd(), POLLIN, 0}};
-		int n = poll(fds, server.fd() >= 0 ? 2 : 1, 100);
+		struct pollfd fds[1] = {{sfd, POLLIN, 0}};
+		int n = poll(fds, 1, 100);
 		struct signalfd_siginfo info;
 		if (n > 0 && (fds[0].revents & POLLIN) &&
 			read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
@@ -311,11 +338,10 @@ cmd_run(int argc, char **argv)
 				_exit(1);
 			}
 		}
-		if (n > 0 && server.fd() >= 0 && (fds[1].revents & POLLIN))
-			server.serve_one();
 	}
 	cache_thread.join();
 	ingest_thread.join();
+	server.stop();
 	log(Level::info, "stopped");
 	return failed ? 1 : 0;
 }

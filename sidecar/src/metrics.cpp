@@ -1,6 +1,6 @@
 /*
  * metrics.cpp
- *	  /metrics and /healthz.
+ *	  /metrics and /healthz, served by libmicrohttpd.
  */
 #include "metrics.hpp"
 
@@ -12,9 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <netinet/in.h>
-#include <poll.h>
+#include <microhttpd.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 namespace flakeguard::sidecar {
 
@@ -97,6 +96,12 @@ Metrics::render() const
 	counter(out, "flakeguard_sidecar_cache_fills_total", "Cache values written fresh (--refresh, quarantine sets).",
 			fills);
 	counter(out, "flakeguard_sidecar_redis_restarts_total", "Redis restarts seen (run_id changed).", redis_restarts);
+	counter(out, "flakeguard_sidecar_unreadable_hints_total",
+			"NOTIFY flakeguard payloads that are not hints (each leads to a reconcile, at most one a second).",
+			unreadable_hints);
+	counter(out, "flakeguard_sidecar_redis_write_refusals_total",
+			"Backoff steps after Redis refused a write (an error reply such as OOM at maxmemory).",
+			redis_write_refusals);
 	invalidation_seconds.render(out, "flakeguard_sidecar_invalidation_seconds",
 								"Time from the hint's NOTIFY to its keys unlinked.");
 	gauge(out, "flakeguard_sidecar_redis_keyspace_hits", "Redis keyspace_hits (server-wide, from INFO).",
@@ -126,10 +131,65 @@ Metrics::alive(std::int64_t now_ms, std::int64_t stale_ms) const
 	return true;
 }
 
+namespace {
+
+enum MHD_Result
+handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method, const char *, const char *,
+	   size_t *upload_data_size, void **)
+{
+	const auto *metrics = static_cast<const Metrics *>(cls);
+	/* a request body is neither wanted nor read: answer at once */
+	if (upload_data_size != nullptr && *upload_data_size != 0)
+		*upload_data_size = 0;
+	std::string body, type;
+	const int status = MetricsServer::answer(*metrics, method, url, body, type);
+	struct MHD_Response *response =
+		MHD_create_response_from_buffer(body.size(), const_cast<char *>(body.data()), MHD_RESPMEM_MUST_COPY);
+	if (response == nullptr)
+		return MHD_NO;
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type.c_str());
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result ret = MHD_queue_response(connection, static_cast<unsigned>(status), response);
+	MHD_destroy_response(response);
+	return ret;
+}
+
+} // namespace
+
+int
+MetricsServer::answer(const Metrics &metrics, const std::string &method, const std::string &path, std::string &body,
+					  std::string &content_type)
+{
+	content_type = "text/plain";
+	if (method != "GET" && method != "HEAD") {
+		body = "only GET\n";
+		return 405;
+	}
+	if (path == "/metrics") {
+		content_type = "text/plain; version=0.0.4";
+		body = metrics.render();
+		return 200;
+	}
+	if (path == "/healthz") {
+		const bool alive = metrics.alive(monotonic_ms(), 30000);
+		body = alive ? "ok\n" : "a worker loop is stuck\n";
+		return alive ? 200 : 503;
+	}
+	body = "try /metrics or /healthz\n";
+	return 404;
+}
+
 MetricsServer::~MetricsServer()
 {
-	if (fd_ >= 0)
-		::close(fd_);
+	stop();
+}
+
+void
+MetricsServer::stop()
+{
+	if (daemon_ != nullptr)
+		MHD_stop_daemon(daemon_);
+	daemon_ = nullptr;
 }
 
 bool
@@ -143,62 +203,18 @@ MetricsServer::listen(const std::string &address, int port)
 		error_ = "invalid IPv4 address \"" + address + "\"";
 		return false;
 	}
-	fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int one = 1;
-	if (fd_ < 0 || setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-		bind(fd_, reinterpret_cast<struct sockaddr *>(&sa), sizeof(sa)) != 0 || ::listen(fd_, 16) != 0) {
-		error_ = std::strerror(errno);
+	/* one internal thread with epoll: every connection is served concurrently, none blocks another */
+	errno = 0;
+	daemon_ = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, static_cast<std::uint16_t>(port), nullptr, nullptr,
+		&handle, const_cast<Metrics *>(&metrics_), MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
+		max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+		idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u, MHD_OPTION_END);
+	if (daemon_ == nullptr) {
+		error_ = errno != 0 ? std::strerror(errno) : "libmicrohttpd could not start";
 		return false;
 	}
 	return true;
-}
-
-void
-MetricsServer::serve_one()
-{
-	int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-	if (client < 0)
-		return;
-	/* one short request: wait at most 1 s for its first line */
-	char request[1024];
-	std::size_t got = 0;
-	std::int64_t deadline = monotonic_ms() + 1000;
-	while (got < sizeof(request) - 1 && std::memchr(request, '\n', got) == nullptr) {
-		struct pollfd p = {client, POLLIN, 0};
-		std::int64_t left = deadline - monotonic_ms();
-		if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0)
-			break;
-		ssize_t n = ::recv(client, request + got, sizeof(request) - 1 - got, 0);
-		if (n <= 0)
-			break;
-		got += static_cast<std::size_t>(n);
-	}
-	request[got] = '\0';
-
-	std::string status = "200 OK", type = "text/plain; version=0.0.4", body;
-	if (std::strncmp(request, "GET /metrics", 12) == 0 && (request[12] == ' ' || request[12] == '?')) {
-		body = metrics_.render();
-	} else if (std::strncmp(request, "GET /healthz", 12) == 0 && (request[12] == ' ' || request[12] == '?')) {
-		bool alive = metrics_.alive(monotonic_ms(), 30000);
-		status = alive ? "200 OK" : "503 Service Unavailable";
-		type = "text/plain";
-		body = alive ? "ok\n" : "a worker loop is stuck\n";
-	} else {
-		status = "404 Not Found";
-		type = "text/plain";
-		body = "try /metrics or /healthz\n";
-	}
-	std::string response = "HTTP/1.0 " + status + "\r\nContent-Type: " + type +
-						   "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-						   body;
-	std::size_t sent = 0;
-	while (sent < response.size()) {
-		ssize_t n = ::send(client, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
-		if (n <= 0)
-			break;
-		sent += static_cast<std::size_t>(n);
-	}
-	::close(client);
 }
 
 } // namespace flakeguard::sidecar

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <string>
 
+struct MHD_Daemon;
+
 namespace flakeguard::sidecar {
 
 /* A latency histogram in seconds, with fixed buckets. */
@@ -36,7 +38,7 @@ struct Metrics {
 	std::atomic<double> last_batch_executions_per_second{0};
 	/* cache */
 	Counter notifications{0}, invalidations{0}, full_invalidations{0}, lost_hints{0}, reconciles{0}, fills{0},
-		redis_restarts{0};
+		redis_restarts{0}, redis_write_refusals{0}, unreadable_hints{0};
 	Histogram invalidation_seconds;
 	std::atomic<std::int64_t> redis_keyspace_hits{-1}, redis_keyspace_misses{-1};
 	/* connections */
@@ -51,31 +53,39 @@ struct Metrics {
 };
 
 /*
- * A minimal HTTP/1.0 server for scrapes and probes: GET /metrics and
- * GET /healthz, one short request per connection.  The owner polls fd().
+ * The HTTP server of GET /metrics and GET /healthz: libmicrohttpd on a thread
+ * of its own (one epoll loop over non-blocking sockets), so no client, however
+ * slow or idle, delays another client or the daemon's signal handling.
+ * Connections are capped (max_connections, max_connections_per_ip per
+ * client address) and closed when idle (idle_timeout_s).
  */
 class MetricsServer {
   public:
+	static constexpr unsigned max_connections = 512;
+	/* per client address: one client cannot take every connection and lock probes out */
+	static constexpr unsigned max_connections_per_ip = 256;
+	static constexpr unsigned idle_timeout_s = 10;
+
 	MetricsServer(const Metrics &metrics) : metrics_(metrics) {}
 	~MetricsServer();
-	/* Listens on address:port; false with error() set when it cannot. */
+	MetricsServer(const MetricsServer &) = delete;
+	MetricsServer &operator=(const MetricsServer &) = delete;
+	/* Listens on address:port and starts serving; false with error() set when it cannot. */
 	bool listen(const std::string &address, int port);
-	int
-	fd() const
-	{
-		return fd_;
-	}
+	/* Stops serving (also done by the destructor). */
+	void stop();
 	const std::string &
 	error() const
 	{
 		return error_;
 	}
-	/* Accepts and answers one connection (call when fd() is readable). */
-	void serve_one();
+	/* The status line's code and the body of a request (the HTTP-free part, for unit tests). */
+	static int answer(const Metrics &metrics, const std::string &method, const std::string &path, std::string &body,
+					  std::string &content_type);
 
   private:
 	const Metrics &metrics_;
-	int fd_ = -1;
+	struct MHD_Daemon *daemon_ = nullptr;
 	std::string error_;
 };
 

@@ -202,7 +202,7 @@ void
 check_reply(const redisReply *reply, const char *command)
 {
 	if (reply != nullptr && reply->type == REDIS_REPLY_ERROR)
-		throw RedisError(std::string(command) + " failed: " + std::string(reply->str, reply->len));
+		throw RedisErrorReply(std::string(command) + " failed: " + std::string(reply->str, reply->len));
 }
 
 } // namespace flakeguard::sidecar

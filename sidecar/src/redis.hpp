@@ -39,6 +39,18 @@ class RedisError : public std::runtime_error {
 	using std::runtime_error::runtime_error;
 };
 
+/* Redis answered with an error reply (the connection is fine). */
+class RedisErrorReply : public RedisError {
+  public:
+	using RedisError::RedisError;
+	/* The server is at maxmemory and refuses writes that need memory (noeviction). */
+	bool
+	oom() const
+	{
+		return std::string_view(what()).find("OOM ") != std::string_view::npos;
+	}
+};
+
 struct RedisReplyFree {
 	void
 	operator()(redisReply *r) const
@@ -87,7 +99,7 @@ class RedisConn {
 /* The reply as a string (status, string, integer); nullopt for nil and others. */
 std::optional<std::string> reply_string(const redisReply *reply);
 
-/* Throws RedisError when reply is an error reply, naming the command. */
+/* Throws RedisErrorReply when reply is an error reply, naming the command. */
 void check_reply(const redisReply *reply, const char *command);
 
 } // namespace flakeguard::sidecar

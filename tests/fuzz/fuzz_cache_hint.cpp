@@ -7,7 +7,8 @@
  *
  * Properties: parse_hint and parse_json either accept or throw
  * std::invalid_argument; decode_upload either accepts or throws EntryError, and what it accepts
- * encodes and decodes to the same upload.
+ * encodes and decodes to the same upload; decoding by moving the reports agrees with it and,
+ * when it rejects, leaves the fields as they were.
  */
 #include "cache.hpp"
 #include "ingest_stream.hpp"
@@ -47,6 +48,22 @@ LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size)
 		fields.emplace_back(std::string(input.substr(at, name_end - at)),
 							std::string(input.substr(name_end + 1, value_end - name_end - 1)));
 		at = value_end + 1;
+	}
+	/* decoding by moving the reports gives the same upload, and moves nothing when it rejects */
+	try {
+		Fields moved = fields;
+		Upload a = decode_upload(std::move(moved), 1 << 16);
+		Upload b = decode_upload(fields, 1 << 16);
+		if (a.files != b.files || a.repo != b.repo)
+			std::abort();
+	} catch (const EntryError &) {
+		Fields moved = fields;
+		try {
+			decode_upload(std::move(moved), 1 << 16);
+		} catch (const EntryError &) {
+		}
+		if (moved != fields)
+			std::abort();
 	}
 	try {
 		Upload u = decode_upload(fields, 1 << 16);

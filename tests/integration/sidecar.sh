@@ -47,7 +47,7 @@ push_history() {
 cache_versions_match() {
 	local repo v
 	while read -r repo v; do
-		[ "$(rcli GET "fg:$repo:v")" = "$v" ] || return 1
+		[ "$(rcli GET "fg:{$repo}:v")" = "$v" ] || return 1
 	done < <(q "SELECT repo || ' ' || version FROM flakeguard.cache_versions()")
 }
 
@@ -169,7 +169,7 @@ if wait_for 30 restarts_seen; then ok "metrics: Redis's restart seen"; else not_
 if wait_for 30 cache_versions_match; then
 	ok "the cache is at the database's version of every repository"
 else
-	not_ok "cache versions: $(q "SELECT string_agg(repo || '=' || version, ' ') FROM flakeguard.cache_versions()") vs $(for r in rel/k rel/k2 rel/r direct/h; do printf '%s=%s ' "$r" "$(rcli GET "fg:$r:v")"; done)"
+	not_ok "cache versions: $(q "SELECT string_agg(repo || '=' || version, ' ') FROM flakeguard.cache_versions()") vs $(for r in rel/k rel/k2 rel/r direct/h; do printf '%s=%s ' "$r" "$(rcli GET "fg:{$r}:v")"; done)"
 fi
 check "/healthz after the restarts" "ok" "$(curl -s "http://127.0.0.1:$cport/healthz")"
 
@@ -181,10 +181,10 @@ report() { # RUN STATUS
 	q "SELECT FROM flakeguard.ingest_junit('rel/cache', '<testsuite name=\"S\">$t</testsuite>', 'run-$1', created_at => '2026-07-0$1')" >/dev/null
 }
 dbv() { q "SELECT version FROM flakeguard.cache_versions() WHERE repo = 'rel/cache'"; }
-v_is_db() { [ "$(rcli GET fg:rel/cache:v)" = "$(dbv)" ]; }
+v_is_db() { [ "$(rcli GET "fg:{rel/cache}:v")" = "$(dbv)" ]; }
 key_gone() { [ "$(rcli EXISTS "$KEY")" = 0 ]; }
 runs_of() { sed -n 's/.*"runs":\([0-9]*\).*/\1/p'; }
-KEY="fg:rel/cache:health:$(q "SELECT flakeguard.test_id('C.t')")"
+KEY="fg:{rel/cache}:health:$(q "SELECT flakeguard.test_id('C.t')")"
 report 1 pass
 wait_for 30 v_is_db || not_ok "the cache did not follow the change"
 err=$("$SIDECAR" lookup -v rel/cache C.t 2>&1 >"$WORK/l1")
@@ -196,7 +196,7 @@ report 2 fail
 check "a change while it is away leaves the key (nobody listens)" 1 "$(rcli EXISTS "$KEY")"
 daemon d --consumer d
 if wait_for 30 key_gone; then ok "on start the daemon finds the lost change and unlinks the key"; else not_ok "stale key left"; fi
-check "the cache's version is the database's again" "$(dbv)" "$(rcli GET fg:rel/cache:v)"
+check "the cache's version is the database's again" "$(dbv)" "$(rcli GET "fg:{rel/cache}:v")"
 err=$("$SIDECAR" lookup -v rel/cache C.t 2>&1 >"$WORK/l2")
 check "the next lookup reads the new data" "cache miss (filled) 2" "$err $(runs_of <"$WORK/l2")"
 stop "$SIDECAR_PID"

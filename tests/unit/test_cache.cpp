@@ -10,6 +10,7 @@
 #include "metrics.hpp"
 
 #include <string>
+#include <vector>
 
 using namespace flakeguard::sidecar;
 
@@ -18,14 +19,45 @@ BOOST_AUTO_TEST_SUITE(cache)
 BOOST_AUTO_TEST_CASE(key_names)
 {
 	CacheKeys k{"fg:"};
-	BOOST_TEST(k.version("acme/checkout") == "fg:acme/checkout:v");
-	BOOST_TEST(k.health("acme/checkout", -42) == "fg:acme/checkout:health:-42");
-	BOOST_TEST(k.history("r", 7) == "fg:r:history:7");
-	BOOST_TEST(k.stats("r") == "fg:r:stats");
-	BOOST_TEST(k.quarantine("r") == "fg:r:quarantine");
-	/* glob characters of a name match only themselves */
-	BOOST_TEST(k.pattern("a*b?[c]\\d") == "fg:a\\*b\\?\\[c\\]\\\\d:*");
-	BOOST_TEST(CacheKeys{"x["}.pattern("r") == "x\\[r:*");
+	BOOST_TEST(k.version("acme/checkout") == "fg:{acme/checkout}:v");
+	BOOST_TEST(k.health("acme/checkout", -42) == "fg:{acme/checkout}:health:-42");
+	BOOST_TEST(k.history("r", 7) == "fg:{r}:history:7");
+	BOOST_TEST(k.stats("r") == "fg:{r}:stats");
+	BOOST_TEST(k.quarantine("r") == "fg:{r}:quarantine");
+	/* the name is escaped: no '{', '}', ':' or glob character is left in the tag */
+	BOOST_TEST(escape_repo("a%b{c}d:e*f?g[h]i\\j k\tl\x7fm") == "a%25b%7Bc%7Dd%3Ae%2Af%3Fg%5Bh%5Di%5Cj%20k%09l%7Fm");
+	BOOST_TEST(escape_repo(std::string("a\0b", 3)) == "a%00b");
+	BOOST_TEST(escape_repo("caf\xc3\xa9") == "caf\xc3\xa9");
+	BOOST_TEST(k.version("pre:victim") == "fg:{pre%3Avictim}:v");
+	BOOST_TEST(k.pattern("pre") == "fg:{pre}:*");
+	BOOST_TEST(k.pattern("a*b?[c]\\d") == "fg:{a%2Ab%3F%5Bc%5D%5Cd}:*");
+	/* glob characters of the prefix match only themselves */
+	BOOST_TEST(CacheKeys{"x["}.pattern("r") == "x\\[{r}:*");
+}
+
+/* No repository's keys start with another's key prefix, and all of one repository's keys share one hash tag. */
+BOOST_AUTO_TEST_CASE(key_names_unambiguous)
+{
+	CacheKeys k{"fg:"};
+	const std::vector<std::string> names = {"pre", "pre:victim", "pre:", "pre}", "pre{x}", "pre%3Avictim", "p*",
+											"p",   "",           "a}:b", "a",    "{a}",    "x y"};
+	for (const auto &a : names)
+		for (const auto &b : names) {
+			if (a == b)
+				continue;
+			const std::string pa = k.base(a), kb = k.health(b, 1);
+			BOOST_TEST(kb.compare(0, pa.size(), pa) != 0, "\"" << b << "\"'s key starts with \"" << a << "\"'s prefix");
+		}
+	for (const auto &a : names) {
+		/* the hash tag: from the first '{' to the next '}' */
+		auto tag = [](const std::string &key) {
+			auto open = key.find('{');
+			return key.substr(open + 1, key.find('}', open + 1) - open - 1);
+		};
+		BOOST_TEST(tag(k.version(a)) == escape_repo(a));
+		BOOST_TEST(tag(k.health(a, -1)) == tag(k.version(a)));
+		BOOST_TEST(tag(k.quarantine(a)) == tag(k.version(a)));
+	}
 }
 
 BOOST_AUTO_TEST_CASE(hints)
@@ -97,6 +129,21 @@ BOOST_AUTO_TEST_CASE(metrics_text)
 	m.ingest_heartbeat_ms = 90000;
 	BOOST_TEST(m.alive(100000, 30000));
 	BOOST_TEST(!m.alive(200000, 30000));
+}
+
+BOOST_AUTO_TEST_CASE(http_answers)
+{
+	Metrics m;
+	std::string body, type;
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/healthz", body, type) == 200);
+	BOOST_TEST(body == "ok\n");
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/metrics", body, type) == 200);
+	BOOST_TEST(type == "text/plain; version=0.0.4");
+	BOOST_TEST(body.find("flakeguard_sidecar_up{loop=\"cache\",server=\"redis\"} 0\n") != std::string::npos);
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/nope", body, type) == 404);
+	BOOST_TEST(MetricsServer::answer(m, "POST", "/metrics", body, type) == 405);
+	m.cache_heartbeat_ms = monotonic_ms() - 60000; /* a loop stuck for a minute */
+	BOOST_TEST(MetricsServer::answer(m, "GET", "/healthz", body, type) == 503);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -240,6 +240,53 @@ BOOST_AUTO_TEST_CASE(stage_refuses_bad_reports)
 	BOOST_CHECK_THROW(stage_upload(u, small), flakeguard::Error);
 }
 
+/* decode_upload(Fields &&) moves the reports instead of copying them, and moves nothing when it rejects */
+BOOST_AUTO_TEST_CASE(decode_moves_reports)
+{
+	Upload u = sample_upload();
+	u.files.push_back({"b.xml", std::string(100000, 'x')});
+	Fields fields = encode_upload(u);
+	Upload copied = decode_upload(fields, 1 << 20);
+	Upload moved = decode_upload(std::move(fields), 1 << 20);
+	BOOST_TEST(moved.files == copied.files);
+	BOOST_TEST(moved.repo == copied.repo);
+	for (const auto &f : fields)
+		if (f.first.rfind("report:", 0) == 0)
+			BOOST_TEST(f.second.empty());
+		else if (f.first == "repo")
+			BOOST_TEST(f.second == "acme/checkout");
+	/* rejected (too large): every field is left as it was */
+	fields = encode_upload(u);
+	const Fields before = fields;
+	BOOST_CHECK_THROW(decode_upload(std::move(fields), 1000), EntryError);
+	BOOST_TEST(fields == before);
+	fields = without(encode_upload(u), "created_at");
+	BOOST_CHECK_THROW(decode_upload(std::move(fields), 1 << 20), EntryError);
+	BOOST_TEST(fields.size() == before.size() - 1);
+	BOOST_TEST(fields.back().second == std::string(100000, 'x'));
+}
+
+/* rows repeat the suite's name: a report whose rows would exceed twice the size limit is refused */
+BOOST_AUTO_TEST_CASE(stage_bounds_rows)
+{
+	Upload u = sample_upload();
+	std::string report = "<testsuite name=\"" + std::string(3000, 's') + "\">";
+	for (int i = 0; i < 200; i++)
+		report += "<testcase classname=\"C\" name=\"t" + std::to_string(i) + "\"/>";
+	report += "</testsuite>";
+	u.files = {{"a.xml", report}};
+	flakeguard::JunitLimits limits;
+	limits.max_report_size = report.size() + 10; /* the report fits, its 200 rows of 3000 bytes do not */
+	try {
+		stage_upload(u, limits);
+		BOOST_FAIL("rows beyond twice the report limit were staged");
+	} catch (const flakeguard::Error &e) {
+		BOOST_TEST(std::string(e.sqlstate()) == "54000");
+	}
+	limits.max_report_size = 1 << 20;
+	BOOST_TEST(stage_upload(u, limits).executions == 200u);
+}
+
 BOOST_AUTO_TEST_CASE(copy_text_escaping)
 {
 	std::string out;
