@@ -182,6 +182,13 @@ WHERE r.file = 'pytest/xunit2.xml' AND c.status = 'failed' ORDER BY c.name LIMIT
 	step "one test's health through the Redis cache (flakeguard-sidecar lookup): a hit, since --refresh wrote it"
 	local test
 	test=$(psql_as_user -At -c "SELECT full_name FROM flakeguard.flaky_tests WHERE repo = 'demo/history-pytest' LIMIT 1")
+	# the daemon refreshes after it has seen the last notification: wait for the value it writes
+	local tid
+	tid=$(psql_as_user -At -c "SELECT test_id FROM flakeguard.test_health WHERE repo = 'demo/history-pytest' AND full_name = '$test'")
+	for _ in $(seq 1 100); do
+		[ "$(redis-cli -p "$REDIS_PORT" EXISTS "fg:{demo/history-pytest}:health:$tid")" = 1 ] && break
+		sleep 0.1
+	done
 	echo "   flakeguard-sidecar lookup -v demo/history-pytest '$test'"
 	"$SIDECAR" lookup -v demo/history-pytest "$test" 2>&1 | cut -c1-300 | sed 's/^/   /'
 	echo "   keys: $(redis-cli -p "$REDIS_PORT" --scan --pattern 'fg:{demo/history-pytest}:*' | sort | head -n 4 | paste -sd' ') ..."
