@@ -32,7 +32,10 @@ check "$current ingests the history" "40" "$(PGDATABASE=fg_new q "$ingest")"
 # pg_dump leaves an extension's members out, so the catalogs are compared:
 # every member, and the definition, columns, comments and privileges of each
 # (but the owner's own, which a GRANT and REVOKE to some role make explicit)
-others_acl() { echo "coalesce(array_to_string(array(SELECT a FROM unnest($1) a WHERE a::text NOT LIKE current_user || '=%'), ','), '')"; }
+others_acl() {
+	echo "coalesce(array_to_string(array(SELECT a FROM unnest($1) a WHERE NOT EXISTS (
+	          SELECT 1 FROM aclexplode(ARRAY[a]) x JOIN pg_roles o ON o.oid = x.grantee WHERE o.rolname = current_user)), ','), '')"
+}
 catalog="
 SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
