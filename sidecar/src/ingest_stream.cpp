@@ -480,39 +480,39 @@ constexpr std::size_t read_chunk = 4u << 20;
 constexpr long long max_entry_fields = 2 * static_cast<long long>(max_files) + 64;
 constexpr std::size_t max_name = 64;
 
+/*
+ * Lua shared by the two scripts below: entry id's description -- id, field
+ * count, then each field's name and value size; only id and count when it has
+ * more than maxf fields, and id, count, -1 when a name is longer than longest.
+ */
+const char describe_lua[] = R"lua(
+local function describe(id, f, maxf, longest)
+  local n = #f / 2
+  local out = {id, n}
+  if n > maxf then return out end
+  for i = 1, #f, 2 do
+    if #f[i] > longest then return {id, n, -1} end
+    out[#out + 1] = f[i]
+    out[#out + 1] = #f[i + 1]
+  end
+  return out
+end
+)lua";
+
 /* KEYS[1] = stream; ARGV = group, consumer, cursor, max fields, max name length */
-const char deliver_script[] = R"lua(
+const std::string deliver_script = std::string(describe_lua) + R"lua(
 local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', '1', 'STREAMS', KEYS[1], ARGV[3])
 if not r or not r[1] or not r[1][2] or #r[1][2] == 0 then return {} end
 local e = r[1][2][1]
-local f = e[2]
-if not f then return {e[1], -1} end
-local n = #f / 2
-local out = {e[1], n}
-if n > tonumber(ARGV[4]) then return out end
-local longest = tonumber(ARGV[5])
-for i = 1, #f, 2 do
-  if #f[i] > longest then return {e[1], n, -1} end
-  out[#out + 1] = f[i]
-  out[#out + 1] = #f[i + 1]
-end
-return out
+if not e[2] then return {e[1], -1} end
+return describe(e[1], e[2], tonumber(ARGV[4]), tonumber(ARGV[5]))
 )lua";
 
 /* KEYS[1] = stream; ARGV = id, max fields, max name length: as deliver_script, for one entry by id */
-const char describe_script[] = R"lua(
+const std::string describe_script = std::string(describe_lua) + R"lua(
 local r = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if not r[1] then return {} end
-local f = r[1][2]
-local n = #f / 2
-local out = {ARGV[1], n}
-if n > tonumber(ARGV[2]) then return out end
-for i = 1, #f, 2 do
-  if #f[i] > tonumber(ARGV[3]) then return {ARGV[1], n, -1} end
-  out[#out + 1] = f[i]
-  out[#out + 1] = #f[i + 1]
-end
-return out
+return describe(ARGV[1], r[1][2], tonumber(ARGV[2]), tonumber(ARGV[3]))
 )lua";
 
 /* KEYS[1] = stream; ARGV = id, then field positions (1-based): their values */
