@@ -9,6 +9,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
 	libxml2-dev libxml2-utils
 	libhiredis-dev libmicrohttpd-dev redis-server curl
+	iproute2 procps # ss, ps and pkill for the tests and CI: a minimal Debian has neither
 	libboost-test-dev
 )
 
