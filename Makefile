@@ -36,9 +36,12 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = flakeguard
 OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard extension/src/core/*.cpp extension/src/pg/*.cpp)))
 
-# The first released script is frozen; every later version is installed by
-# it plus the upgrade scripts in order, so a fresh install and an upgraded
-# one run the same statements (sql/README.md).
+# sql/flakeguard.sql is HEAD: the current definition of every object, which
+# the build installs as the script of the current version.  Released
+# versions stay reachable through the frozen 0.1.0 script and the upgrade
+# scripts (sql/README.md); tests/integration/upgrade.sh checks that an
+# upgraded catalog equals a fresh install of HEAD.
+SQL_HEAD = sql/$(EXTENSION).sql
 SQL_BASE = sql/$(EXTENSION)--0.1.0.sql
 SQL_UPGRADES = $(shell ls sql/$(EXTENSION)--*--*.sql 2>/dev/null | sort -V)
 DATA_built = sql/built/$(EXTENSION)--$(EXTVERSION).sql
@@ -64,8 +67,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/built/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_BASE) $(SQL_UPGRADES) $(EXTENSION).control
+sql/built/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_HEAD) $(EXTENSION).control
 	@mkdir -p sql/built
-	{ cat $(SQL_BASE); for f in $(SQL_UPGRADES); do sed '/^\\echo /d' $$f; done; } > $@
+	cp $(SQL_HEAD) $@
 
 endif

@@ -181,6 +181,8 @@ tier_scripts() {
 	for script in "$scripts"/*.sh; do
 		name=$(basename "$script" .sh)
 		[ "$name" = lib ] && continue
+		# FG_ONLY="a b": only the scripts named (while working on them)
+		[ -z "${FG_ONLY:-}" ] || [[ " $FG_ONLY " == *" $name "* ]] || continue
 		as_user "$PG_BINDIR/createdb" "$name" &&
 			PGDATABASE=$name psql_as_user -c 'CREATE EXTENSION flakeguard' >/dev/null || { f=$((f + 1)); continue; }
 		out=$(PGDATABASE=$name bash "$script" 2>&1)

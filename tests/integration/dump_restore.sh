@@ -24,7 +24,7 @@ as_user "$PG_BINDIR/pg_restore" -d restored "$dir/db.dump" 2>"$dir/restore.err" 
 after=$(PGDATABASE=restored q "$summary")
 check "every table's rows survive dump and restore" "$before" "$after"
 check "the restored sequence continues after the dumped ids" "t" \
-	"$(PGDATABASE=restored q "SELECT flakeguard.repository_id('dump/new') > (SELECT max(repo_id) FROM flakeguard.repository WHERE name <> 'dump/new')")"
+	"$(PGDATABASE=restored q "SELECT flakeguard_internal.repository_id('dump/new') > (SELECT max(repo_id) FROM flakeguard.repository WHERE name <> 'dump/new')")"
 check "ingestion works in the restored database" "16" \
 	"$(PGDATABASE=restored q "SELECT tests FROM flakeguard.ingest_junit('dump/a', pg_read_file('$FIX/generated/pytest/xunit2.xml'), 'r2', created_at => '2026-11-02')")"
 as_user "$PG_BINDIR/dropdb" restored

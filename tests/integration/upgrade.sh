@@ -41,7 +41,7 @@ SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'flakeguard')
 UNION ALL SELECT pg_get_functiondef(p.oid) || $(others_acl p.proacl) || coalesce(obj_description(p.oid), '')
-FROM pg_proc p WHERE p.pronamespace = 'flakeguard'::regnamespace AND p.prokind = 'f'
+FROM pg_proc p WHERE p.pronamespace IN ('flakeguard'::regnamespace, 'flakeguard_internal'::regnamespace) AND p.prokind = 'f'
 UNION ALL SELECT format('%s.%s %s %s %s %s', c.relname, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
                         a.attnotnull, coalesce(col_description(c.oid, a.attnum), ''))
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -93,7 +93,7 @@ for old in $released; do
 		ok "a database updated from $old has the catalog of a fresh install ($(wc -l <"$dir/new.txt") lines)"
 	else
 		not_ok "a database updated from $old has the catalog of a fresh install"
-		head -40 "$dir/schema.diff"
+		head -${FG_DIFF_LINES:-40} "$dir/schema.diff"
 	fi
 
 	check "the update from $old scores the stored history as ingestion does" "$(PGDATABASE=fg_new q "$scores")" \

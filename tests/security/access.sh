@@ -69,16 +69,16 @@ CREATE TABLE ${R}_atk.inbox (repo text, run_id text, attempt int, job text, comm
 CREATE TABLE ${R}_atk.rinbox (repo text, run_id text, attempt integer, job text, retry integer, commit_sha text,
                               branch text, created_at timestamptz, suite text, class_name text, name text, file text,
                               status text, duration_ms double precision, failure_type text, message text);" >/dev/null
-q "CREATE TRIGGER hijack BEFORE INSERT ON ${R}_atk.inbox FOR EACH ROW EXECUTE FUNCTION flakeguard.junit_inbox_ingest();
+q "CREATE TRIGGER hijack BEFORE INSERT ON ${R}_atk.inbox FOR EACH ROW EXECUTE FUNCTION flakeguard_internal.junit_inbox_ingest();
    CREATE TRIGGER hijack AFTER INSERT ON ${R}_atk.rinbox REFERENCING NEW TABLE AS received
-       FOR EACH STATEMENT EXECUTE FUNCTION flakeguard.result_inbox_ingest();
-   CREATE TRIGGER hijack2 AFTER INSERT ON ${R}_atk.inbox FOR EACH STATEMENT EXECUTE FUNCTION flakeguard.batch_end_trigger();" >/dev/null
+       FOR EACH STATEMENT EXECUTE FUNCTION flakeguard_internal.result_inbox_ingest();
+   CREATE TRIGGER hijack2 AFTER INSERT ON ${R}_atk.inbox FOR EACH ROW EXECUTE FUNCTION flakeguard_internal.policy_changed();" >/dev/null
 check "junit_inbox_ingest() on another table is refused before it reads a column" "ERROR: 42501" \
 	"$(as "${R}_attacker" "INSERT INTO ${R}_atk.inbox (repo, run_id, report) VALUES ('sec/b', 'r1', ROW('x'))" | grep -m1 ERROR)"
 check "result_inbox_ingest() on another table is refused" "ERROR: 42501" \
 	"$(as "${R}_attacker" "INSERT INTO ${R}_atk.rinbox (repo, run_id, name, status) VALUES ('sec/b', 'r1', 'x', 'failed')" | grep -m1 ERROR)"
 q "DROP TRIGGER hijack ON ${R}_atk.inbox" >/dev/null
-check "batch_end_trigger() on another table is refused" "ERROR: 42501" \
+check "policy_changed() on another table is refused" "ERROR: 42501" \
 	"$(as "${R}_attacker" "INSERT INTO ${R}_atk.inbox (repo, run_id) VALUES ('sec/b', 'r1')" | grep -m1 ERROR)"
 check "... and the attacker is no superuser" "f" "$(q "SELECT rolsuper FROM pg_roles WHERE rolname = '${R}_attacker'")"
 check "... and sec/b still has its one upload" "1" \

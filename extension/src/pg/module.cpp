@@ -39,6 +39,18 @@ static int fg_min_recent_failures = 2;
 static int fg_recent_lookback_s = 7 * 86400;
 static int fg_broken_streak = 3;
 
+/*
+ * What a COPY into an inbox does when it rejects reports or rows: warn and
+ * commit the rest (the default), or fail as a whole for CI jobs that want
+ * all or nothing.  Read by the inbox triggers through pg_settings.
+ */
+static int fg_on_rejection = 0;
+static const struct config_enum_entry fg_on_rejection_options[] = {
+	{"warning", 0, false},
+	{"error", 1, false},
+	{nullptr, 0, false},
+};
+
 void
 _PG_init(void)
 {
@@ -81,6 +93,11 @@ _PG_init(void)
 	DefineCustomIntVariable(
 		"flakeguard.broken_streak", "Consecutive failures that mark a changeover between passing and failing.", nullptr,
 		&fg_broken_streak, 3, 1, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomEnumVariable("flakeguard.on_rejection",
+							 "What a COPY into an inbox does with reports or rows it cannot ingest.",
+							 "warning: record them in flakeguard.rejected_report, commit the rest and say so; "
+							 "error: fail the whole statement.",
+							 &fg_on_rejection, 0, fg_on_rejection_options, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("flakeguard");
 
 	xmlInitParser();

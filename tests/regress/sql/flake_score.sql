@@ -223,21 +223,21 @@ FROM merged m JOIN flakeguard.test_health h ON h.full_name = m.full_name AND h.r
 WHERE m.h <> h::text;
 SELECT count(*) AS tests, count(*) FILTER (WHERE a.state = b.state) AS same_state
 FROM flakeguard.test_score a JOIN flakeguard.test_score b ON a.test_id = b.test_id
-WHERE a.repo_id = flakeguard.repository_id('acme/shuffled') AND b.repo_id = flakeguard.repository_id('acme/in-order');
+WHERE a.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/shuffled') AND b.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/in-order');
 -- re-uploading an upload changes nothing; changing it rescores from history
 SELECT tests FROM flakeguard.ingest_junit('acme/in-order', pg_temp.report(ARRAY['broken']), 'run-20', 1, '', 'sha-10',
                                          NULL, '2026-01-01 20:00+00');
 SELECT full_name, failures, tail_fail_streak, verdict FROM flakeguard.test_health
 WHERE repo = 'acme/in-order' AND full_name = 'shop.regressed';
 -- a policy row rescores the repository
-INSERT INTO flakeguard.policy (repo_id, broken_streak) VALUES (flakeguard.repository_id('acme/in-order'), 10);
+INSERT INTO flakeguard.policy (repo_id, broken_streak) VALUES ((SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/in-order'), 10);
 SELECT full_name, verdict FROM flakeguard.test_health WHERE repo = 'acme/in-order' ORDER BY full_name;
 DELETE FROM flakeguard.policy;
 SELECT full_name, verdict FROM flakeguard.test_health WHERE repo = 'acme/in-order' ORDER BY full_name;
 -- a policy the scoring would refuse is refused when written
 \set VERBOSITY terse
-INSERT INTO flakeguard.policy (repo_id, window_runs) VALUES (flakeguard.repository_id('acme/shuffled'), 20000);
-INSERT INTO flakeguard.policy (repo_id, warn_threshold) VALUES (flakeguard.repository_id('acme/shuffled'), 2);
+INSERT INTO flakeguard.policy (repo_id, window_runs) VALUES ((SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/shuffled'), 20000);
+INSERT INTO flakeguard.policy (repo_id, warn_threshold) VALUES ((SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/shuffled'), 2);
 \set VERBOSITY default
 SELECT flakeguard.rescore('no/such-repo');
 

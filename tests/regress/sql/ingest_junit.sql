@@ -36,22 +36,22 @@ SELECT t.name, t.synthetic, t.first_seen, t.test_id = flakeguard.test_id(t.full_
 FROM flakeguard.test t ORDER BY t.name;
 -- retries keep the order they ran in
 SELECT t.name, string_agg(r.status || '@' || r.retry, ' ' ORDER BY r.retry) AS attempts
-FROM flakeguard.result r JOIN flakeguard.test t USING (repo_id, test_id)
+FROM flakeguard.execution r JOIN flakeguard.test t USING (repo_id, test_id)
 WHERE t.name IN ('TestFlakyMarker', 'TestFailsTwice') GROUP BY t.name ORDER BY t.name;
 
 -- the same upload again: same rows, no new version (created_at defaults to now() and is kept as first given)
 SELECT * FROM flakeguard.ingest_junit('acme/go', pg_read_binary_file(:'fixtures' || 'generated/gotestsum/rerun_fails.xml'),
                                       'run-1', 1, 'linux', 'c0ffee', 'main');
 SELECT version FROM flakeguard.repository_version;
-SELECT count(*) AS results, min(created_at), max(created_at) FROM flakeguard.result;
+SELECT count(*) AS results, min(created_at), max(created_at) FROM flakeguard.execution;
 
 -- a changed upload: the changed execution is updated, the one it no longer has is removed
 SELECT * FROM flakeguard.ingest_junit('acme/go', $$<testsuites><testsuite name="example.com/flakeguard/sample/sample">
   <testcase classname="example.com/flakeguard/sample/sample" name="TestFlakyMarker"/>
 </testsuite></testsuites>$$, 'run-1', 1, 'linux', 'c0ffee', 'main');
 SELECT version FROM flakeguard.repository_version;
-SELECT count(*) AS results FROM flakeguard.result;
-SELECT t.name, r.status, r.retry FROM flakeguard.result r JOIN flakeguard.test t USING (repo_id, test_id);
+SELECT count(*) AS results FROM flakeguard.execution;
+SELECT t.name, r.status, r.retry FROM flakeguard.execution r JOIN flakeguard.test t USING (repo_id, test_id);
 -- tests are kept: they have history in other uploads, or will again
 SELECT count(*) AS tests FROM flakeguard.test;
 
@@ -70,7 +70,7 @@ SELECT version FROM flakeguard.repository_version;
 SELECT * FROM flakeguard.ingest_junit('acme/py', pg_read_file(:'fixtures' || 'generated/pytest/xunit2.xml'), 'gh-42',
                                       created_at => '2026-11-02 08:00+00');
 SELECT r.name, count(*) AS executions
-FROM flakeguard.result x JOIN flakeguard.repository r USING (repo_id) GROUP BY r.name ORDER BY r.name;
+FROM flakeguard.execution x JOIN flakeguard.repository r USING (repo_id) GROUP BY r.name ORDER BY r.name;
 
 -- a test identity collision is refused, never merged: fake an existing test with
 -- the id of another name
@@ -79,7 +79,7 @@ SELECT repo_id, flakeguard.test_id('pkg.Collides.test'), 'other', 'pkg.Other.oth
 FROM flakeguard.repository WHERE name = 'acme/py';
 SELECT pg_temp.try($$SELECT flakeguard.ingest_junit('acme/py',
     '<testsuite><testcase classname="pkg.Collides" name="test"/></testsuite>', 'gh-43', created_at => '2026-11-02 09:00+00')$$);
-SELECT count(*) AS gh43_results FROM flakeguard.result WHERE run_id = 'gh-43';
+SELECT count(*) AS gh43_results FROM flakeguard.execution WHERE run_id = 'gh-43';
 
 -- bad input: each a clear error with a SQLSTATE, nothing written
 SELECT pg_temp.try(q) AS result FROM unnest(ARRAY[
@@ -121,7 +121,7 @@ SELECT count(*) AS rolled_back FROM flakeguard.repository WHERE name = 'acme/rol
 SELECT flakeguard.prune('1000 years');
 SELECT pg_temp.try($$SELECT flakeguard.prune('-1 day')$$);
 SELECT pg_temp.try($$SELECT flakeguard.prune(NULL)$$);
-SELECT count(*) AS before FROM flakeguard.result;
+SELECT count(*) AS before FROM flakeguard.execution;
 SELECT flakeguard.prune(now() - '2026-10-15'::timestamptz);
-SELECT count(*) AS after FROM flakeguard.result;
+SELECT count(*) AS after FROM flakeguard.execution;
 SELECT count(*) AS runs_left_from_october FROM flakeguard.run WHERE created_at < '2026-10-15';

@@ -37,12 +37,12 @@ SELECT count(*) AS staged_left FROM pg_temp.flakeguard_stage;
 SELECT pg_temp.stage('t1,t2');
 SELECT pg_temp.stage('t3', 'failed');
 SELECT * FROM flakeguard.ingest_stream('stream/a', 'r2', 1, '', 'c2', 'main', '2026-11-01 11:00+00');
-SELECT count(*) AS results FROM flakeguard.result WHERE repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'stream/a');
+SELECT count(*) AS results FROM flakeguard.execution WHERE repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'stream/a');
 SELECT count(*) AS scores_before_the_end FROM pg_temp.scores('stream/a');
-SELECT count(*) AS states_set_aside FROM pg_temp.flakeguard_batch_state;
+SELECT count(*) AS uploads_staged FROM pg_temp.flakeguard_upload;
 SELECT flakeguard.ingest_stream_publish();
 SELECT * FROM pg_temp.scores('stream/a');
-SELECT count(*) AS states_set_aside FROM pg_temp.flakeguard_batch_state;
+SELECT count(*) AS uploads_staged FROM pg_temp.flakeguard_upload;
 COMMIT;
 
 -- refusals come back as values; the batch goes on and COMMIT alone folds it

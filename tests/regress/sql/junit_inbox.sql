@@ -28,7 +28,7 @@ SELECT r.name AS repo, u.run_id, u.attempt, u.job, u.executions, u.created_at > 
 FROM flakeguard.run u JOIN flakeguard.repository r USING (repo_id) WHERE r.name IN ('acme/inbox', 'acme/other')
 ORDER BY 1, 2, 3, 4;
 SELECT t.full_name, x.run_id, x.status, x.retry
-FROM flakeguard.result x JOIN flakeguard.test t USING (repo_id, test_id)
+FROM flakeguard.execution x JOIN flakeguard.test t USING (repo_id, test_id)
 JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/inbox' ORDER BY 2, 1, 4;
 -- what was not, with why, and the report as received
 SELECT source, repo, run_id, attempt, sqlstate, error, detail, left(report, 30) AS report

@@ -28,7 +28,7 @@ acme/csv2,b-1,,,,,,,S,pkg.B,u1,,passed,1,,
 
 SELECT count(*) AS inbox_rows FROM flakeguard.result_inbox;
 SELECT r.name AS repo, x.run_id, t.full_name, x.retry, x.status, x.duration_ms, x.failure_type, x.message
-FROM flakeguard.result x JOIN flakeguard.test t USING (repo_id, test_id) JOIN flakeguard.repository r USING (repo_id)
+FROM flakeguard.execution x JOIN flakeguard.test t USING (repo_id, test_id) JOIN flakeguard.repository r USING (repo_id)
 WHERE r.name LIKE 'acme/csv%' ORDER BY 1, 2, 3, 4;
 SELECT r.name AS repo, u.run_id, u.attempt, u.job, u.source, u.executions, u.retries_visible,
        u.created_at > '2026-11-20' AS defaulted_time
@@ -51,7 +51,7 @@ acme/csv,b-1,abc,2026-11-01 10:00+00,pkg.A,t1,failed,13,now it fails
 \.
 SELECT r.name, v.version FROM flakeguard.repository_version v JOIN flakeguard.repository r USING (repo_id)
 WHERE r.name LIKE 'acme/csv%' ORDER BY 1;
-SELECT status, duration_ms, message FROM flakeguard.result WHERE test_id = flakeguard.test_id('pkg.A.t1');
+SELECT status, duration_ms, message FROM flakeguard.execution WHERE test_id = flakeguard.test_id('pkg.A.t1');
 
 -- the same test through both paths has one identity
 SELECT flakeguard.full_name('pkg.A', 't1'), flakeguard.full_name(NULL, 't1'), flakeguard.full_name('', 't1'),
@@ -68,19 +68,19 @@ acme/csv,b-4,2026-11-01 10:00+00,pkg.A,short,failed,fits
 \.
 RESET flakeguard.max_message_length;
 SELECT run_id, sqlstate, error FROM flakeguard.rejected_report WHERE run_id = 'b-4';
-SELECT count(*) FROM flakeguard.result WHERE run_id = 'b-4';
+SELECT count(*) FROM flakeguard.execution WHERE run_id = 'b-4';
 
 -- a field of the wrong type fails the whole COPY with its line (PostgreSQL 15 has no per-row COPY errors); nothing is written
 COPY flakeguard.result_inbox (repo, run_id, attempt, name, status) FROM STDIN (FORMAT csv);
 acme/csv,b-5,1,ok,passed
 acme/csv,b-5,first,bad,passed
 \.
-SELECT count(*) FROM flakeguard.result WHERE run_id = 'b-5';
+SELECT count(*) FROM flakeguard.execution WHERE run_id = 'b-5';
 
 -- INSERT works the same way, in one statement or many
 INSERT INTO flakeguard.result_inbox (repo, run_id, created_at, name, status)
 SELECT 'acme/bulk', 'r-' || (i % 3), '2026-11-03', 't' || i, CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'passed' END
 FROM generate_series(1, 3000) i;
 SELECT run_id, executions FROM flakeguard.run u JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/bulk' ORDER BY 1;
-SELECT status, count(*) FROM flakeguard.result x JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/bulk' GROUP BY 1 ORDER BY 1;
+SELECT status, count(*) FROM flakeguard.execution x JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/bulk' GROUP BY 1 ORDER BY 1;
 SELECT count(*) AS inbox_rows FROM flakeguard.result_inbox;

@@ -44,7 +44,7 @@ FROM flakeguard.repository_health WHERE repo LIKE 'history/%' ORDER BY repo;
 SELECT repo, pattern, tests, flaky_tests, occurrences
 FROM flakeguard.failure_signatures WHERE repo = 'history/pytest' ORDER BY occurrences DESC, pattern;
 SELECT count(DISTINCT r.message) AS messages, count(DISTINCT r.signature) AS signatures
-FROM flakeguard.result r JOIN flakeguard.test t USING (repo_id, test_id)
+FROM flakeguard.execution r JOIN flakeguard.test t USING (repo_id, test_id)
 WHERE t.full_name = 'tests.test_shop.test_flaky_network' AND r.status = 'failed';
 
 -- the same history ingested in another order scores the same
@@ -53,8 +53,8 @@ CROSS JOIN LATERAL flakeguard.ingest_junit('history/shuffled', pg_read_binary_fi
                                            m.run_id, m.attempt, '', m.commit_sha, 'main', m.created_at) x;
 SELECT count(*) AS tests, count(*) FILTER (WHERE a.state = b.state AND a.verdict = b.verdict) AS same
 FROM flakeguard.test_score a JOIN flakeguard.test_score b USING (test_id)
-WHERE a.repo_id = flakeguard.repository_id('history/pytest')
-  AND b.repo_id = flakeguard.repository_id('history/shuffled');
+WHERE a.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'history/pytest')
+  AND b.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'history/shuffled');
 
 -- one test's health comes from indexes: the test by its name, its score by key
 -- (the plan's shape depends on statistics; the indexes it uses do not)

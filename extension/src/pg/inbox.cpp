@@ -1,0 +1,55 @@
+/*
+ * inbox.cpp
+ *	  Values of an inbox row read without raising: a CSV row with a bad
+ *	  timestamp is rejected alone instead of aborting the COPY.
+ *
+ * PostgreSQL 15 has no soft input errors (pg_input_is_valid is 16), so the
+ * timestamp is decoded with the same routines timestamptz_in uses, which
+ * return an error code instead of raising.  Nothing here allocates outside
+ * the current memory context or can throw.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(inbox_timestamptz);
+}
+
+/*
+ * inbox_timestamptz(text) returns timestamptz: the text read as
+ * timestamptz_in reads it (DateStyle, TimeZone), or NULL when it is not a
+ * finite timestamp PostgreSQL can store.
+ */
+extern "C" Datum
+inbox_timestamptz(PG_FUNCTION_ARGS)
+{
+	char *str = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char *field[MAXDATEFIELDS];
+	int ftype[MAXDATEFIELDS];
+	int nf = 0;
+	struct pg_tm tt;
+	fsec_t fsec = 0;
+	int tz = 0;
+	int dtype = 0;
+	TimestampTz result;
+
+	if (strlen(str) >= MAXDATELEN)
+		PG_RETURN_NULL();
+	int dterr = ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+	if (dterr == 0) {
+#if PG_VERSION_NUM >= 160000
+		DateTimeErrorExtra extra;
+		dterr = DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz, &extra);
+#else
+		dterr = DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz);
+#endif
+	}
+	if (dterr != 0 || dtype != DTK_DATE || tm2timestamp(&tt, fsec, &tz, &result) != 0 || !IS_VALID_TIMESTAMP(result))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(result);
+}

@@ -1,0 +1,2299 @@
+/*
+ * flakeguard--0.4.0--0.5.0.sql
+ *	  One ingestion pipeline; a row per execution without text keys; the
+ *	  plumbing in flakeguard_internal; inboxes that reject a bad value's row
+ *	  alone and say what they rejected.
+ *
+ * Every function, view, policy and trigger of 0.4.0 but the C functions and
+ * the aggregates is dropped and made again as sql/flakeguard.sql (HEAD)
+ * defines it at 0.5.0; the tables are changed in place.  Privileges on the
+ * objects made again are restored from repository_grant.
+ */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION flakeguard UPDATE TO '0.5.0'" to load this file. \quit
+
+CREATE SCHEMA flakeguard_internal;
+
+-- what depends on the functions made again
+DROP VIEW flakeguard.flaky_tests;
+DROP VIEW flakeguard.test_health;
+DROP VIEW flakeguard.repository_health;
+DROP VIEW flakeguard.failure_signatures;
+DROP VIEW flakeguard.quarantined_tests;
+DROP VIEW flakeguard.repository_grants;
+DROP POLICY own_grants ON flakeguard.repository_grant;
+DROP POLICY repository_read ON flakeguard.repository;
+DROP POLICY repository_read ON flakeguard.repository_version;
+DROP POLICY repository_read ON flakeguard.test;
+DROP POLICY repository_read ON flakeguard.run;
+DROP POLICY repository_read ON flakeguard.result;
+DROP POLICY repository_read ON flakeguard.quarantine;
+DROP POLICY repository_read ON flakeguard.policy;
+DROP POLICY repository_read ON flakeguard.test_score;
+DROP POLICY repository_read ON flakeguard.rejected_report;
+DROP POLICY repository_admin ON flakeguard.policy;
+DROP TRIGGER ingest ON flakeguard.junit_inbox;
+DROP TRIGGER publish ON flakeguard.junit_inbox;
+DROP TRIGGER ingest ON flakeguard.result_inbox;
+DROP TRIGGER rescore ON flakeguard.policy;
+
+DROP FUNCTION flakeguard.repository_id(text);
+DROP FUNCTION flakeguard.upload_problem(text, integer, text, text, text, timestamptz);
+DROP FUNCTION flakeguard.check_upload(text, integer, text, text, text, timestamptz);
+DROP FUNCTION flakeguard.publish_changes(bigint, bigint[]);
+DROP FUNCTION flakeguard.own_temp_table(text);
+DROP FUNCTION flakeguard.stage_open();
+DROP FUNCTION flakeguard.stage_junit(text, bytea);
+DROP FUNCTION flakeguard.ingest_staged(text, text, integer, text, text, text, timestamptz, text, boolean);
+DROP FUNCTION flakeguard.defer_changes(bigint, bigint[]);
+DROP FUNCTION flakeguard.publish_deferred();
+DROP FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz);
+DROP FUNCTION flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz);
+DROP FUNCTION flakeguard.junit_inbox_ingest();
+DROP FUNCTION flakeguard.batch_end_trigger();
+DROP FUNCTION flakeguard.result_inbox_ingest();
+DROP FUNCTION flakeguard.effective_policy(bigint);
+DROP FUNCTION flakeguard.fresh_state_open();
+DROP FUNCTION flakeguard.fold_fresh_states(boolean);
+DROP FUNCTION flakeguard.rebuild_scores(bigint, bigint[]);
+DROP FUNCTION flakeguard.rescore(text);
+DROP FUNCTION flakeguard.policy_changed();
+DROP FUNCTION flakeguard.find_test(text, text);
+DROP FUNCTION flakeguard.quarantine(text, text, text, timestamptz);
+DROP FUNCTION flakeguard.release(text, text);
+DROP FUNCTION flakeguard.batch_tables();
+DROP FUNCTION flakeguard.batch_upload(text, text, integer, text);
+DROP FUNCTION flakeguard.batch_fold(boolean);
+DROP FUNCTION flakeguard.batch_end();
+DROP FUNCTION flakeguard.ingest_stream_open();
+DROP FUNCTION flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean);
+DROP FUNCTION flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text, text,
+                                              text, text, text);
+DROP FUNCTION flakeguard.ingest_stream_publish();
+DROP FUNCTION flakeguard.cache_value(text, text, bigint);
+DROP FUNCTION flakeguard.acting_role();
+DROP FUNCTION flakeguard.granted_repositories(text);
+DROP FUNCTION flakeguard.granted_repositories(oid, text);
+DROP FUNCTION flakeguard.repository_access(text, text);
+DROP FUNCTION flakeguard.repository_privilege_objects();
+DROP FUNCTION flakeguard.repository_privileges_sync(regrole);
+DROP FUNCTION flakeguard.grant_repository(text, regrole, text);
+DROP FUNCTION flakeguard.revoke_repository(text, regrole, text);
+DROP FUNCTION flakeguard.trigger_table_check(oid, regclass);
+DROP FUNCTION flakeguard.setting_bigint(text);
+DROP FUNCTION flakeguard.prune(interval, text);
+DROP FUNCTION flakeguard.cache_versions();
+
+-- the aggregates' support functions are plumbing
+ALTER FUNCTION flakeguard.flake_score_sfunc(internal, flakeguard.test_status, timestamptz, text, integer, text, integer,
+                                            text, double precision, bigint, text) SET SCHEMA flakeguard_internal;
+ALTER FUNCTION flakeguard.flake_score_sfunc(internal, flakeguard.test_status, timestamptz, text, integer, text, integer,
+                                            text, double precision, bigint, text, integer)
+    SET SCHEMA flakeguard_internal;
+ALTER FUNCTION flakeguard.flake_score_combine(internal, internal) SET SCHEMA flakeguard_internal;
+ALTER FUNCTION flakeguard.flake_score_serial(internal) SET SCHEMA flakeguard_internal;
+ALTER FUNCTION flakeguard.flake_score_deserial(bytea, internal) SET SCHEMA flakeguard_internal;
+ALTER FUNCTION flakeguard.flake_score_final(internal) SET SCHEMA flakeguard_internal;
+
+-- ---------------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------------
+
+-- each upload gets its surrogate key, which its executions carry instead of
+-- run_id, attempt, job and commit_sha
+CREATE SEQUENCE flakeguard.run_upload_id_seq;
+ALTER TABLE flakeguard.run ADD COLUMN upload_id bigint;
+UPDATE flakeguard.run SET upload_id = nextval('flakeguard.run_upload_id_seq');
+ALTER TABLE flakeguard.run ALTER COLUMN upload_id SET NOT NULL,
+    ALTER COLUMN upload_id SET DEFAULT nextval('flakeguard.run_upload_id_seq'),
+    ADD CONSTRAINT run_upload_key UNIQUE (repo_id, upload_id),
+    ADD COLUMN changed_at timestamptz;
+ALTER SEQUENCE flakeguard.run_upload_id_seq OWNED BY flakeguard.run.upload_id;
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.run_upload_id_seq', '');
+
+-- result is written again in its new shape (and in history order, so that
+-- a test's rows are neighbours)
+ALTER TABLE flakeguard.result RENAME TO result_0_4;
+ALTER EXTENSION flakeguard DROP TABLE flakeguard.result_0_4;
+ALTER TABLE flakeguard.result_0_4 DROP CONSTRAINT result_retry_check;
+CREATE TABLE flakeguard.result (
+    repo_id      bigint NOT NULL,
+    upload_id    bigint NOT NULL,
+    test_id      bigint NOT NULL,
+    created_at   timestamptz NOT NULL,
+    duration_ms  double precision,
+    signature    bigint,
+    retry        integer NOT NULL CONSTRAINT result_retry_check CHECK (retry >= 0),
+    status       flakeguard.test_status NOT NULL,
+    failure_type text,
+    message      text
+);
+INSERT INTO flakeguard.result (repo_id, upload_id, test_id, created_at, duration_ms, signature, retry, status,
+                               failure_type, message)
+SELECT o.repo_id, u.upload_id, o.test_id, o.created_at, o.duration_ms, o.signature, o.retry, o.status, o.failure_type,
+       o.message
+FROM flakeguard.result_0_4 o
+JOIN flakeguard.run u ON u.repo_id = o.repo_id AND u.run_id = o.run_id AND u.attempt = o.attempt AND u.job = o.job
+ORDER BY o.repo_id, o.test_id, o.created_at;
+DROP TABLE flakeguard.result_0_4;
+CREATE INDEX result_upload_idx ON flakeguard.result (repo_id, upload_id);
+CREATE INDEX result_history_idx ON flakeguard.result (repo_id, test_id, created_at) INCLUDE (status);
+CREATE INDEX result_failures_idx ON flakeguard.result (repo_id, created_at DESC) INCLUDE (test_id)
+    WHERE status IN ('failed', 'error');
+CREATE INDEX result_created_brin ON flakeguard.result USING brin (created_at);
+ALTER TABLE flakeguard.result ENABLE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('flakeguard.result', '');
+
+-- the inboxes take text, so that a bad value rejects its row alone
+ALTER TABLE flakeguard.junit_inbox
+    ALTER COLUMN attempt DROP DEFAULT, ALTER COLUMN attempt TYPE text,
+    ALTER COLUMN job DROP DEFAULT,
+    ALTER COLUMN created_at DROP DEFAULT, ALTER COLUMN created_at TYPE text;
+ALTER TABLE flakeguard.result_inbox
+    ALTER COLUMN attempt DROP DEFAULT, ALTER COLUMN attempt TYPE text,
+    ALTER COLUMN job DROP DEFAULT,
+    ALTER COLUMN retry DROP DEFAULT, ALTER COLUMN retry TYPE text,
+    ALTER COLUMN created_at DROP DEFAULT, ALTER COLUMN created_at TYPE text,
+    ALTER COLUMN duration_ms TYPE text;
+
+-- ---------------------------------------------------------------------------
+-- The functions, views, policies and triggers of 0.5.0
+-- ---------------------------------------------------------------------------
+
+-- A finite timestamp read from text, or NULL (a bad value in an inbox row)
+CREATE FUNCTION flakeguard_internal.inbox_timestamptz(value text)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'inbox_timestamptz'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+-- The scoring policy of a repository: its flakeguard.policy row over the
+-- flakeguard.* settings.  Read once per repository by the caller and passed
+-- down as a value (on Citus, a worker's settings are not the coordinator's).
+CREATE FUNCTION flakeguard.effective_policy(repo_id bigint)
+RETURNS flakeguard.scoring_policy
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_policy flakeguard.scoring_policy;
+BEGIN
+    v_policy := (
+        SELECT ROW(coalesce(p.window_runs, s.window_runs), coalesce(p.warn_threshold, s.warn_threshold),
+                   coalesce(p.quarantine_threshold, s.quarantine_threshold), coalesce(p.min_runs, s.min_runs),
+                   coalesce(p.min_recent_failures, s.min_recent_failures),
+                   coalesce(p.recent_lookback, s.recent_lookback), coalesce(p.broken_streak, s.broken_streak)
+               )::flakeguard.scoring_policy
+        FROM flakeguard.scoring_settings() s
+        LEFT JOIN flakeguard.policy p ON p.repo_id = effective_policy.repo_id);
+    RETURN v_policy;
+END
+$$;
+
+-- message_signature of a failure's message; NULL for other outcomes
+CREATE FUNCTION flakeguard_internal.failure_signature(status flakeguard.test_status, message text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN status IN ('failed', 'error') THEN flakeguard.message_signature(message) END
+$$;
+
+-- A flakeguard.* setting's value (the library is loaded first, so the
+-- setting is defined in a session that has not used FlakeGuard yet).
+CREATE FUNCTION flakeguard_internal.setting(p_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_value text;
+BEGIN
+    PERFORM flakeguard.scoring_settings();
+    -- pg_settings: the value in the setting's base unit, without one
+    SELECT g.setting INTO v_value FROM pg_catalog.pg_settings g WHERE g.name = p_name;
+    IF v_value IS NULL THEN
+        RAISE EXCEPTION 'setting "%" is not defined', p_name USING ERRCODE = 'XX000';
+    END IF;
+    RETURN v_value;
+END
+$$;
+
+-- The role acting in this session: the one SET ROLE chose, else the session
+-- user.  Inside a SECURITY DEFINER function current_user is the function's
+-- owner; the checks of what the caller may do use this role instead.
+CREATE FUNCTION flakeguard_internal.acting_role()
+RETURNS oid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT r.oid FROM pg_catalog.pg_roles r
+            WHERE r.rolname = CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                                   ELSE current_setting('role') END);
+END
+$$;
+
+-- The repositories p_role may act on with p_privilege (or a higher one), or
+-- NULL for every repository: superusers, the extension's owner and its
+-- members, and the roles granted '*'.  Run as the caller it sees only the
+-- grants of roles the caller belongs to (row-level security).
+CREATE FUNCTION flakeguard.granted_repositories(p_role oid, p_privilege text)
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rank integer := array_position(ARRAY['read', 'write', 'admin'], p_privilege);
+BEGIN
+    IF v_rank IS NULL THEN
+        RAISE EXCEPTION 'unknown repository privilege "%"', p_privilege USING ERRCODE = '22023',
+            HINT = 'Use read, write or admin.';
+    END IF;
+    -- one statement: row-level security runs this once per table of a query
+    RETURN (
+        SELECT CASE WHEN bool_or(g.repo_id IS NULL) THEN NULL
+                    ELSE coalesce(array_agg(g.repo_id) FILTER (WHERE g.repo_id IS NOT NULL), '{}') END
+        FROM (SELECT NULL::bigint AS repo_id
+              FROM pg_catalog.pg_roles r, pg_catalog.pg_extension e
+              WHERE r.oid = p_role AND e.extname = 'flakeguard'
+                AND (r.rolsuper OR pg_catalog.pg_has_role(p_role, e.extowner, 'MEMBER'))
+              UNION ALL
+              SELECT x.repo_id
+              FROM flakeguard.repository_grant x
+              JOIN pg_catalog.pg_roles m ON m.oid = x.grantee
+              WHERE array_position(ARRAY['read', 'write', 'admin'], x.privilege) >= v_rank
+                AND pg_catalog.pg_has_role(p_role, m.oid, 'MEMBER')) g);
+END
+$$;
+
+-- The repositories the current role may act on with p_privilege, NULL for
+-- all: what the row-level security policies below filter by.
+CREATE FUNCTION flakeguard.granted_repositories(p_privilege text)
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN flakeguard.granted_repositories((SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user),
+                                           p_privilege);
+END
+$$;
+
+-- The id of the repository named p_repo when the acting role holds
+-- p_privilege on it; NULL when it does not exist and the role holds the
+-- privilege on every repository (it may create it).  Otherwise 42501, the same
+-- error whether the repository exists or not, so that nobody learns what
+-- exists outside their grants.
+CREATE FUNCTION flakeguard_internal.repository_access(p_repo text, p_privilege text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_granted bigint[] := flakeguard.granted_repositories(flakeguard_internal.acting_role(), p_privilege);
+    v_id bigint;
+BEGIN
+    SELECT r.repo_id INTO v_id FROM flakeguard.repository r WHERE r.name = p_repo;
+    IF v_granted IS NULL OR v_id = ANY (v_granted) THEN
+        RETURN v_id;
+    END IF;
+    RAISE EXCEPTION 'permission denied for repository "%"', p_repo USING ERRCODE = '42501',
+        DETAIL = format('Role %s does not hold %s on it.', flakeguard_internal.acting_role()::regrole, p_privilege),
+        HINT = 'The extension''s owner grants it with flakeguard.grant_repository().';
+END
+$$;
+
+-- The privileges on FlakeGuard's objects that go with each repository
+-- privilege (each includes those of the lower ones).
+CREATE FUNCTION flakeguard_internal.repository_privilege_objects(OUT privilege text, OUT grant_on text, OUT what text)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE
+AS $$
+    VALUES
+        ('read', 'SELECT ON TABLE', 'flakeguard.test_health, flakeguard.flaky_tests, flakeguard.repository_health, '
+                                    'flakeguard.failure_signatures, flakeguard.quarantined_tests, '
+                                    'flakeguard.repository, flakeguard.repository_version, flakeguard.test, '
+                                    'flakeguard.run, flakeguard.result, flakeguard.quarantine, flakeguard.policy, '
+                                    'flakeguard.rejected_report, flakeguard.test_score, flakeguard.execution'),
+        ('read', 'EXECUTE ON FUNCTION', 'flakeguard.cache_versions(), flakeguard.cache_value(text, text, bigint), '
+                                        'flakeguard.upload_status(text, text, integer, text)'),
+        ('write', 'INSERT ON TABLE', 'flakeguard.junit_inbox, flakeguard.result_inbox'),
+        ('write', 'EXECUTE ON FUNCTION',
+         'flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz), '
+         'flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz), '
+         'flakeguard.ingest_stream_open(), '
+         'flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean, text), '
+         'flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text, text, '
+         'text, text, text), flakeguard.ingest_stream_publish()'),
+        ('admin', 'INSERT, UPDATE, DELETE ON TABLE', 'flakeguard.policy'),
+        ('admin', 'EXECUTE ON FUNCTION',
+         'flakeguard.quarantine(text, text, text, timestamptz), flakeguard.release(text, text), '
+         'flakeguard.rescore(text), flakeguard.prune(interval, text)')
+$$;
+
+-- Brings p_role's privileges on FlakeGuard's objects in line with its
+-- highest remaining repository grant.
+CREATE FUNCTION flakeguard_internal.repository_privileges_sync(p_role regrole)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rank integer;
+    o record;
+BEGIN
+    SELECT max(array_position(ARRAY['read', 'write', 'admin'], g.privilege)) INTO v_rank
+    FROM flakeguard.repository_grant g WHERE g.grantee = p_role;
+    FOR o IN SELECT * FROM flakeguard_internal.repository_privilege_objects() LOOP
+        IF array_position(ARRAY['read', 'write', 'admin'], o.privilege) <= coalesce(v_rank, 0) THEN
+            EXECUTE format('GRANT %s %s TO %s', o.grant_on, o.what, p_role);
+        ELSE
+            EXECUTE format('REVOKE %s %s FROM %s', o.grant_on, o.what, p_role);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Grants p_grantee read, write or admin on repository repo ('*': every
+-- repository, present and future), with the privileges on FlakeGuard's views,
+-- tables and functions that go with it.
+CREATE FUNCTION flakeguard.grant_repository(repo text, grantee regrole, privilege text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint;
+BEGIN
+    IF repo IS NULL OR grantee IS NULL OR privilege IS NULL THEN
+        RAISE EXCEPTION 'repository, grantee and privilege must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF privilege NOT IN ('read', 'write', 'admin') THEN
+        RAISE EXCEPTION 'unknown repository privilege "%"', privilege USING ERRCODE = '22023',
+            HINT = 'Use read, write or admin.';
+    END IF;
+    IF repo <> '*' THEN
+        SELECT r.repo_id INTO v_repo_id FROM flakeguard.repository r WHERE r.name = repo;
+        IF v_repo_id IS NULL THEN
+            RAISE EXCEPTION 'repository "%" does not exist', repo USING ERRCODE = '42704',
+                HINT = 'Grant on ''*'' for every repository, present and future, or ingest into it first.';
+        END IF;
+    END IF;
+    INSERT INTO flakeguard.repository_grant (repo_id, grantee, privilege, granted_by)
+    VALUES (v_repo_id, grantee, privilege, session_user)
+    ON CONFLICT ON CONSTRAINT repository_grant_key DO NOTHING;
+    PERFORM flakeguard_internal.repository_privileges_sync(grantee);
+END
+$$;
+
+-- Takes back a grant of grant_repository (repo '*' takes back the grant on
+-- every repository, not the grants on single ones); returns whether there was
+-- one.  The privileges on FlakeGuard's objects follow the role's remaining grants.
+CREATE FUNCTION flakeguard.revoke_repository(repo text, grantee regrole, privilege text)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    IF repo IS NULL OR grantee IS NULL OR privilege IS NULL THEN
+        RAISE EXCEPTION 'repository, grantee and privilege must not be null' USING ERRCODE = '22004';
+    END IF;
+    DELETE FROM flakeguard.repository_grant g
+    WHERE g.grantee = revoke_repository.grantee AND g.privilege = revoke_repository.privilege
+      AND g.repo_id IS NOT DISTINCT FROM
+          CASE WHEN repo = '*' THEN NULL
+               ELSE (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = repo) END
+      AND (repo = '*' OR g.repo_id IS NOT NULL);
+    v_found := FOUND;
+    PERFORM flakeguard_internal.repository_privileges_sync(grantee);
+    RETURN v_found;
+END
+$$;
+
+-- The grants, as grant_repository() made them: the owner sees all, every
+-- other role its own (and its groups').
+CREATE VIEW flakeguard.repository_grants WITH (security_invoker = true) AS
+SELECT coalesce(r.name, '*') AS repo, g.repo_id, g.grantee, g.privilege, g.granted_by, g.granted_at
+FROM flakeguard.repository_grant g
+LEFT JOIN flakeguard.repository r ON r.repo_id = g.repo_id;
+
+CREATE POLICY own_grants ON flakeguard.repository_grant FOR SELECT
+    USING (grantee IN (SELECT m.oid FROM pg_catalog.pg_roles m WHERE pg_catalog.pg_has_role(current_user, m.oid, 'MEMBER')));
+
+CREATE POLICY repository_read ON flakeguard.repository FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+CREATE POLICY repository_read ON flakeguard.repository_version FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+CREATE POLICY repository_read ON flakeguard.test FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+CREATE POLICY repository_read ON flakeguard.run FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+CREATE POLICY repository_read ON flakeguard.result FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+CREATE POLICY repository_read ON flakeguard.quarantine FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+CREATE POLICY repository_read ON flakeguard.policy FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+CREATE POLICY repository_read ON flakeguard.test_score FOR SELECT
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+
+-- a rejection names its repository as it was given, maybe one that does not
+-- exist: the readers of every repository see those
+CREATE POLICY repository_read ON flakeguard.rejected_report FOR SELECT
+    USING ((SELECT flakeguard.granted_repositories('read') IS NULL) OR repo IN (SELECT r.name FROM flakeguard.repository r));
+
+-- admins edit their repositories' policy rows; the trigger rescoring them runs as the owner
+CREATE POLICY repository_admin ON flakeguard.policy FOR ALL
+    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('admin')),
+                                   ARRAY[repo_id])))
+    WITH CHECK (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('admin')),
+                                        ARRAY[repo_id])));
+
+-- Owner-run code reached only by its intended path
+-- Refuses to run a trigger function on a table that is not p_table: the
+-- trigger functions run as the extension's owner, and a role could attach
+-- them to a temporary table of its own with columns of its own types.
+CREATE FUNCTION flakeguard_internal.trigger_table_check(p_relid oid, p_table regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_relid IS DISTINCT FROM p_table::oid THEN
+        RAISE EXCEPTION 'trigger function of % called on table %', p_table, coalesce(p_relid::regclass::text, 'NULL')
+            USING ERRCODE = '42501', HINT = 'FlakeGuard''s trigger functions run on FlakeGuard''s own tables only.';
+    END IF;
+END
+$$;
+
+-- A session temp table the ingestion functions own: true when it exists.
+-- These functions run as the extension's owner; a temp table of the same
+-- name made by the session's user (with a trigger, say) would run that
+-- user's code with the owner's rights, so one not owned by us is refused.
+CREATE FUNCTION flakeguard_internal.own_temp_table(name text)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_owner oid;
+BEGIN
+    SELECT c.relowner INTO v_owner FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('pg_temp.' || name);
+    IF v_owner IS NULL THEN
+        RETURN false;
+    END IF;
+    IF v_owner <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'temporary table "%" belongs to another role', name
+            USING ERRCODE = '42501', HINT = 'Drop it; FlakeGuard creates its own.';
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- The repository's id, created on first use by a role that may write every
+-- repository; any other role writes only the repositories it was granted.
+CREATE FUNCTION flakeguard_internal.repository_id(repo text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF repo IS NULL OR repo = '' THEN
+        RAISE EXCEPTION 'repository name must not be empty'
+            USING ERRCODE = CASE WHEN repo IS NULL THEN '22004' ELSE '22023' END;
+    END IF;
+    IF octet_length(repo) > 512 THEN
+        RAISE EXCEPTION 'repository name is too long'
+            USING ERRCODE = '22001', DETAIL = format('The name has %s bytes; the limit is 512.', octet_length(repo));
+    END IF;
+    v_id := flakeguard_internal.repository_access(repo, 'write');
+    IF v_id IS NULL THEN
+        INSERT INTO flakeguard.repository AS r (name) VALUES (repo)
+            ON CONFLICT (name) DO UPDATE SET name = excluded.name
+            RETURNING r.repo_id INTO v_id;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM flakeguard.repository_version v WHERE v.repo_id = v_id) THEN
+        INSERT INTO flakeguard.repository_version (repo_id) VALUES (v_id) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+-- The checks every upload's key and metadata pass, whatever path it takes:
+-- NULL when they pass, else "SQLSTATE message".  One SQL expression, so the
+-- planner inlines it into result_inbox's per-row checks.
+CREATE FUNCTION flakeguard_internal.upload_problem(run_id text, attempt integer, job text, commit_sha text, branch text,
+                                          created_at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE
+        WHEN run_id IS NULL THEN '22004 run_id must not be empty'
+        WHEN run_id = '' THEN '22023 run_id must not be empty'
+        WHEN attempt IS NULL OR attempt < 1 THEN '22023 attempt must be 1 or more'
+        WHEN octet_length(run_id) > 256 OR octet_length(job) > 256 OR octet_length(commit_sha) > 256
+             OR octet_length(branch) > 1024 THEN '22001 upload key or metadata is too long'
+        WHEN created_at IS NULL OR created_at < '2000-01-01' OR created_at > now() + interval '1 day'
+             THEN '22008 created_at is out of range'
+    END
+$$;
+
+-- Raises the upload's first problem, with what the caller can do about it.
+CREATE FUNCTION flakeguard_internal.check_upload(run_id text, attempt integer, job text, commit_sha text, branch text,
+                                        created_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problem text := flakeguard_internal.upload_problem(run_id, attempt, job, commit_sha, branch, created_at);
+    v_state text := left(v_problem, 5);
+BEGIN
+    IF v_problem IS NULL THEN
+        RETURN;
+    END IF;
+    RAISE EXCEPTION '%', substr(v_problem, 7)
+        USING ERRCODE = v_state,
+              DETAIL = CASE v_state
+                           WHEN '22001' THEN 'run_id, job and commit_sha are limited to 256 bytes, branch to 1024.'
+                           WHEN '22008' THEN format('created_at is %s; it must lie between 2000-01-01 and a day from now.',
+                                                    coalesce(created_at::text, 'NULL'))
+                           WHEN '22023' THEN CASE WHEN v_problem LIKE '%attempt%'
+                                                  THEN format('The attempt given is %s.', coalesce(attempt::text, 'NULL'))
+                                                  ELSE '' END
+                           ELSE '' END,
+              HINT = CASE WHEN v_problem LIKE '%run_id must%'
+                          THEN 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.' ELSE '' END;
+END
+$$;
+
+-- Any role that may connect may LISTEN: a notification names the repository
+-- by repo_id, which says nothing to a role that may not read it (the names
+-- are in flakeguard.repository, under row-level security).
+CREATE FUNCTION flakeguard_internal.publish_changes(p_repo_id bigint, p_tests bigint[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_version bigint;
+    v_payload text;
+    v_at numeric := round(extract(epoch FROM clock_timestamp()), 6);
+BEGIN
+    UPDATE flakeguard.repository_version v SET version = v.version + 1, changed_at = now()
+        WHERE v.repo_id = p_repo_id RETURNING v.version INTO v_version;
+    v_payload := json_build_object('repo_id', p_repo_id::text, 'version', v_version, 'at', v_at,
+                                   'tests', (SELECT json_agg(t::text ORDER BY t) FROM unnest(p_tests) t))::text;
+    IF p_tests IS NULL OR octet_length(v_payload) > 7900 THEN
+        v_payload := json_build_object('repo_id', p_repo_id::text, 'version', v_version, 'at', v_at,
+                                       'tests', 'all')::text;
+    END IF;
+    PERFORM pg_notify('flakeguard', v_payload);
+    RETURN v_version;
+END
+$$;
+
+-- Makes the session's stage tables, or empties what a batch left behind.
+CREATE FUNCTION flakeguard_internal.stage_open()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- each of them ours, or none there (own_temp_table refuses another role's)
+    IF flakeguard_internal.own_temp_table('flakeguard_stage')::int + flakeguard_internal.own_temp_table('flakeguard_fresh')::int
+       + flakeguard_internal.own_temp_table('flakeguard_names')::int
+       + flakeguard_internal.own_temp_table('flakeguard_upload')::int = 4 THEN
+        IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_upload) OR EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage) THEN
+            PERFORM flakeguard_internal.stage_close();
+        END IF;
+        RETURN;
+    END IF;
+    -- the number of the upload being staged next: the stage's rows take it
+    -- by default, so a client's COPY needs not name it
+    CREATE TEMP SEQUENCE flakeguard_upload_no;
+    PERFORM nextval('pg_temp.flakeguard_upload_no');
+    CREATE TEMP TABLE flakeguard_upload (
+        upload_no    integer PRIMARY KEY,
+        source       text NOT NULL,
+        -- an upload given again replaces its stored rows (reports); a
+        -- result_inbox upload adds to them and updates the ones it repeats
+        replace      boolean NOT NULL,
+        repo         text,
+        run_id       text,
+        attempt      integer,
+        job          text,
+        commit_sha   text,
+        branch       text,
+        created_at   timestamptz,
+        stream_entry text,
+        received_no  bigint,
+        repo_id      bigint,
+        upload_id    bigint,
+        is_new       boolean,
+        superseded   boolean NOT NULL DEFAULT false,
+        sqlstate     text,
+        error        text,
+        detail       text,
+        hint         text
+    );
+    CREATE TEMP TABLE flakeguard_stage (
+        test_id      bigint NOT NULL,
+        suite        text,
+        class_name   text,
+        name         text NOT NULL,
+        full_name    text NOT NULL,
+        file         text,
+        status       flakeguard.test_status NOT NULL,
+        retry        integer NOT NULL,
+        duration_ms  double precision,
+        failure_type text,
+        message      text,
+        synthetic    boolean NOT NULL DEFAULT false,
+        upload_no    integer NOT NULL DEFAULT currval('pg_temp.flakeguard_upload_no')
+    );
+    -- a repository's rows of the batch, found through its uploads
+    CREATE INDEX ON pg_temp.flakeguard_stage (upload_no);
+    -- per repository of a batch: its test names, and the fresh scoring states
+    CREATE TEMP TABLE flakeguard_names (
+        test_id bigint NOT NULL, full_name text NOT NULL, suite text, class_name text, name text NOT NULL,
+        file text, synthetic boolean NOT NULL, first_seen timestamptz NOT NULL, first_upload integer NOT NULL,
+        spellings bigint NOT NULL, stored_name text, stored_first_seen timestamptz
+    );
+    CREATE TEMP TABLE flakeguard_fresh (test_id bigint PRIMARY KEY, state bytea NOT NULL);
+END
+$$;
+
+-- Empties the stage (TRUNCATE: temp tables are never vacuumed).
+CREATE FUNCTION flakeguard_internal.stage_close()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    TRUNCATE pg_temp.flakeguard_upload, pg_temp.flakeguard_stage, pg_temp.flakeguard_names, pg_temp.flakeguard_fresh;
+END
+$$;
+
+-- Adds an upload to the batch; returns its number, which its executions take.
+CREATE FUNCTION flakeguard_internal.stage_upload(
+    p_source text, p_replace boolean, p_repo text, p_run_id text, p_attempt integer, p_job text,
+    p_commit_sha text, p_branch text, p_created_at timestamptz, p_stream_entry text, p_received_no bigint)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_no integer := currval('pg_temp.flakeguard_upload_no');
+BEGIN
+    INSERT INTO pg_temp.flakeguard_upload (upload_no, source, replace, repo, run_id, attempt, job, commit_sha, branch,
+                                           created_at, stream_entry, received_no)
+    VALUES (v_no, p_source, p_replace, p_repo, p_run_id, p_attempt, coalesce(p_job, ''), p_commit_sha, p_branch,
+            p_created_at, p_stream_entry, p_received_no);
+    PERFORM nextval('pg_temp.flakeguard_upload_no');
+    RETURN v_no;
+END
+$$;
+
+-- Stages the executions of one JUnit report (text or bytes: the other is NULL).
+CREATE FUNCTION flakeguard_internal.stage_junit(p_upload_no integer, p_text text, p_bytes bytea)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO pg_temp.flakeguard_stage (test_id, suite, class_name, name, full_name, file, status, retry,
+                                          duration_ms, failure_type, message, synthetic, upload_no)
+    SELECT flakeguard.test_id(c.full_name), c.suite, c.class_name, c.name, c.full_name, c.file,
+           c.status::flakeguard.test_status, c.retry, c.duration_ms, c.failure_type, c.message, c.synthetic, p_upload_no
+    FROM (SELECT * FROM flakeguard.parse_junit(p_text) UNION ALL SELECT * FROM flakeguard.parse_junit(p_bytes)) c;
+END
+$$;
+
+-- The checks of one staged upload that need no other upload: its key and
+-- metadata, the repository (created when the acting role may, p_create),
+-- write access, and, for executions a client staged, their identities.
+-- Raises the first problem; on success the upload has its repo_id.
+CREATE FUNCTION flakeguard_internal.stage_check(p_upload_no integer, p_create boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u record;
+    v_repo_id bigint;
+BEGIN
+    SELECT * INTO u FROM pg_temp.flakeguard_upload x WHERE x.upload_no = p_upload_no;
+    IF u.repo IS NULL OR u.repo = '' THEN
+        RAISE EXCEPTION 'repository name must not be empty'
+            USING ERRCODE = CASE WHEN u.repo IS NULL THEN '22004' ELSE '22023' END;
+    END IF;
+    PERFORM flakeguard_internal.check_upload(u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at);
+    IF p_create THEN
+        v_repo_id := flakeguard_internal.repository_id(u.repo);
+    ELSE
+        IF octet_length(u.repo) > 512 THEN
+            RAISE EXCEPTION 'repository name is too long' USING ERRCODE = '22001';
+        END IF;
+        v_repo_id := flakeguard_internal.repository_access(u.repo, 'write');
+        IF v_repo_id IS NULL THEN
+            RAISE EXCEPTION 'repository "%" does not exist', u.repo USING ERRCODE = '42704',
+                HINT = 'Create it with INSERT INTO flakeguard.repository (name), or run the sidecar with --create-repositories.';
+        END IF;
+        v_repo_id := flakeguard_internal.repository_id(u.repo);
+    END IF;
+    IF u.source = 'stream' AND EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage s
+                                       WHERE s.upload_no = p_upload_no AND s.test_id <> flakeguard.test_id(s.full_name)) THEN
+        RAISE EXCEPTION 'staged test_id does not match flakeguard.test_id(full_name)' USING ERRCODE = '22023',
+            HINT = 'Compute test_id with the FlakeGuard core library of the same version.';
+    END IF;
+    UPDATE pg_temp.flakeguard_upload x SET repo_id = v_repo_id WHERE x.upload_no = p_upload_no;
+END
+$$;
+
+-- Sets an upload aside with the error raised about it: its rows stay
+-- staged but nothing reads them.
+CREATE FUNCTION flakeguard_internal.stage_reject(p_upload_no integer, p_sqlstate text, p_error text, p_detail text,
+                                                 p_hint text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE pg_temp.flakeguard_upload u
+    SET sqlstate = p_sqlstate, error = p_error, detail = nullif(p_detail, ''), hint = nullif(p_hint, '')
+    WHERE u.upload_no = p_upload_no;
+END
+$$;
+
+-- Merges (or, with p_replace, puts in place) the states in
+-- pg_temp.flakeguard_fresh into the repository's test_score rows, scored
+-- under p_policy, then empties it.  The rows are locked in key order
+-- first, so concurrent batches sharing tests wait for each other instead of
+-- deadlocking, and each merges into the state the other committed.
+CREATE FUNCTION flakeguard_internal.fold_states(p_repo_id bigint, p_policy flakeguard.scoring_policy,
+                                                p_replace boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+BEGIN
+    PERFORM 1 FROM flakeguard.test_score ts
+    WHERE ts.repo_id = p_repo_id AND ts.test_id IN (SELECT f.test_id FROM pg_temp.flakeguard_fresh f)
+    ORDER BY ts.test_id
+    FOR UPDATE;
+
+    UPDATE flakeguard.test_score ts
+    SET (state, runs, passes, failures, skips, fail_rate, flip_rate, retry_pass_rate, mixed_commits,
+         tail_fail_streak, max_fail_streak, signatures, flake_rate, flake_rate_low, flake_rate_high, score,
+         confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
+         last_failure_message, recent_failures, proofs) =
+        (SELECT m.state, s.*
+         FROM (SELECT CASE WHEN p_replace THEN f.state ELSE flakeguard.flake_state_merge(ts.state, f.state) END
+                      AS state) m
+         CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy) s)
+    FROM pg_temp.flakeguard_fresh f
+    WHERE ts.repo_id = p_repo_id AND ts.test_id = f.test_id;
+
+    INSERT INTO flakeguard.test_score AS ts
+    SELECT p_repo_id, f.test_id, f.state, s.*
+    FROM pg_temp.flakeguard_fresh f
+    CROSS JOIN LATERAL flakeguard.flake_state_score(f.state, p_policy) s
+    WHERE NOT EXISTS (SELECT 1 FROM flakeguard.test_score x WHERE x.repo_id = p_repo_id AND x.test_id = f.test_id)
+    ORDER BY f.test_id
+    -- a concurrent batch inserted the row first
+    ON CONFLICT (repo_id, test_id) DO UPDATE
+    SET (state, runs, passes, failures, skips, fail_rate, flip_rate, retry_pass_rate, mixed_commits,
+         tail_fail_streak, max_fail_streak, signatures, flake_rate, flake_rate_low, flake_rate_high, score,
+         confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
+         last_failure_message, recent_failures, proofs) =
+        (SELECT m.state, s.*
+         FROM (SELECT flakeguard.flake_state_merge(ts.state, excluded.state) AS state) m
+         CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy) s);
+
+    DELETE FROM pg_temp.flakeguard_fresh;
+END
+$$;
+
+-- Scores tests again from their stored executions (all of the repository's
+-- when p_tests is NULL): after executions changed or were removed, and when
+-- the policy changed.  Reads each test's newest window_runs executions that
+-- carry evidence, and its newest failure.  The stored rows are locked
+-- before history is read: a batch that committed first is in the history
+-- read, one that folds later waits and merges into the rebuilt state.
+CREATE FUNCTION flakeguard_internal.rebuild_scores(p_repo_id bigint, p_tests bigint[],
+                                                   p_policy flakeguard.scoring_policy)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+BEGIN
+    IF NOT flakeguard_internal.own_temp_table('flakeguard_fresh') THEN
+        PERFORM flakeguard_internal.stage_open();
+    END IF;
+    PERFORM 1 FROM flakeguard.test_score s
+    WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests))
+    ORDER BY s.test_id
+    FOR UPDATE;
+
+    INSERT INTO pg_temp.flakeguard_fresh
+    SELECT t.test_id, w.state
+    FROM flakeguard.test t
+    CROSS JOIN LATERAL (
+        SELECT flakeguard.flake_state(h.status, h.created_at, u.run_id, u.attempt, u.job, h.retry, u.commit_sha,
+                                      h.duration_ms, h.signature, h.message, p_policy.window_runs) AS state
+        FROM flakeguard.result h
+        JOIN flakeguard.run u ON u.repo_id = h.repo_id AND u.upload_id = h.upload_id
+        WHERE h.repo_id = p_repo_id AND h.test_id = t.test_id
+          AND (h.created_at >= coalesce(
+                   (SELECT k.created_at FROM flakeguard.result k
+                    WHERE k.repo_id = p_repo_id AND k.test_id = t.test_id AND k.status <> 'skipped'
+                    ORDER BY k.created_at DESC OFFSET p_policy.window_runs - 1 LIMIT 1), '-infinity')
+               OR h.created_at = (SELECT max(k.created_at) FROM flakeguard.result k
+                                  WHERE k.repo_id = p_repo_id AND k.test_id = t.test_id
+                                    AND k.status IN ('failed', 'error')))
+    ) w
+    WHERE t.repo_id = p_repo_id AND (p_tests IS NULL OR t.test_id = ANY (p_tests)) AND w.state IS NOT NULL;
+    -- tests left without executions have no score
+    DELETE FROM flakeguard.test_score s
+    WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests))
+      AND NOT EXISTS (SELECT 1 FROM pg_temp.flakeguard_fresh f WHERE f.test_id = s.test_id);
+    PERFORM flakeguard_internal.fold_states(p_repo_id, p_policy, true);
+END
+$$;
+
+-- The set-based write of a staged batch, one repository at a time (every
+-- write is filtered by one repo_id).  Uploads with an error are left out;
+-- an upload whose tests collide with other names gets one here.  When
+-- p_raise, that error is raised instead (ingest_junit).  Returns the
+-- number of tests seen for the first time.
+CREATE FUNCTION flakeguard_internal.ingest_batch(p_raise boolean)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_repo bigint;
+    v_policy flakeguard.scoring_policy;
+    v_new_tests integer := 0;
+    v_n integer;
+    v_bad record;
+    v_existing bigint[];
+    v_rebuild bigint[];
+    v_changed bigint[];
+BEGIN
+    -- the planner's estimates of the stage come from its statistics
+    IF (SELECT count(*) FROM pg_temp.flakeguard_upload) > 20 THEN
+        ANALYZE pg_temp.flakeguard_upload;
+        ANALYZE pg_temp.flakeguard_stage;
+    END IF;
+    -- an upload given twice in one batch: the later one wins, as if they
+    -- had come one after the other
+    UPDATE pg_temp.flakeguard_upload u SET superseded = true
+    WHERE u.error IS NULL AND u.repo_id IS NOT NULL
+      AND EXISTS (SELECT 1 FROM pg_temp.flakeguard_upload l
+                  WHERE l.error IS NULL AND l.repo_id = u.repo_id AND l.run_id = u.run_id AND l.attempt = u.attempt
+                    AND l.job = u.job AND l.upload_no > u.upload_no);
+
+    FOR v_repo IN SELECT DISTINCT u.repo_id FROM pg_temp.flakeguard_upload u
+                  WHERE u.error IS NULL AND u.repo_id IS NOT NULL AND NOT u.superseded ORDER BY 1 LOOP
+        v_policy := flakeguard.effective_policy(v_repo);
+
+        -- 1. The batch's test names.  Two names with one test_id would merge
+        -- two tests' histories: an upload that names a test_id otherwise than
+        -- what is stored, or than an earlier upload of the batch, is refused.
+        LOOP
+            DELETE FROM pg_temp.flakeguard_names;
+            INSERT INTO pg_temp.flakeguard_names
+            SELECT g.test_id, g.full_name, g.suite, g.class_name, g.name, g.file, g.synthetic, g.first_seen,
+                   g.first_upload, count(*) OVER (PARTITION BY g.test_id), t.full_name, t.first_seen
+            FROM (SELECT s.test_id, s.full_name, max(s.suite) AS suite, max(s.class_name) AS class_name,
+                         max(s.name) AS name, max(s.file) AS file, bool_or(s.synthetic) AS synthetic,
+                         min(u.created_at) AS first_seen, min(u.upload_no) AS first_upload
+                  FROM pg_temp.flakeguard_stage s
+                  JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+                  WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+                  GROUP BY s.test_id, s.full_name) g
+            LEFT JOIN flakeguard.test t ON t.repo_id = v_repo AND t.test_id = g.test_id;
+
+            SELECT n.test_id, n.full_name,
+                   coalesce(n.stored_name, (SELECT o.full_name FROM pg_temp.flakeguard_names o
+                                            WHERE o.test_id = n.test_id AND o.full_name <> n.full_name
+                                            ORDER BY o.first_upload, o.full_name LIMIT 1)) AS other,
+                   (SELECT min(s.upload_no) FROM pg_temp.flakeguard_stage s
+                    JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+                    WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+                      AND s.test_id = n.test_id AND s.full_name = n.full_name
+                      AND (n.stored_name IS NOT NULL
+                           OR EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage z
+                                      WHERE z.upload_no = s.upload_no AND z.test_id = n.test_id
+                                        AND z.full_name <> n.full_name)
+                           OR EXISTS (SELECT 1 FROM pg_temp.flakeguard_names o
+                                      WHERE o.test_id = n.test_id
+                                        AND (o.first_upload, o.full_name) < (n.first_upload, n.full_name))))
+                       AS upload_no
+            INTO v_bad
+            FROM pg_temp.flakeguard_names n
+            WHERE n.stored_name <> n.full_name OR (n.stored_name IS NULL AND n.spellings > 1)
+            ORDER BY n.test_id, n.first_upload DESC, n.full_name DESC
+            LIMIT 1;
+            EXIT WHEN NOT FOUND;
+            IF p_raise THEN
+                RAISE EXCEPTION 'test identity collision in repository "%"',
+                      (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = v_repo)
+                    USING ERRCODE = '23505',
+                          DETAIL = format('Tests "%s" and "%s" have the same test_id %s.', v_bad.full_name,
+                                          v_bad.other, v_bad.test_id),
+                          HINT = 'Rename one of the two tests.';
+            END IF;
+            PERFORM flakeguard_internal.stage_reject(
+                v_bad.upload_no, '23505',
+                format('test identity collision in repository "%s"',
+                       (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = v_repo)),
+                format('Tests "%s" and "%s" have the same test_id %s.', v_bad.full_name, v_bad.other, v_bad.test_id),
+                'Rename one of the two tests.');
+        END LOOP;
+
+        -- 2. Runs: new uploads are inserted; one stored already is locked, keeps
+        -- the time it was first ingested with, and is compared below.  A
+        -- concurrent batch with the same new upload waits on its key here.
+        WITH counts AS (
+            SELECT s.upload_no, count(*) AS n, bool_or(s.retry > 0) AS retries
+            FROM pg_temp.flakeguard_stage s
+            WHERE s.upload_no IN (SELECT u.upload_no FROM pg_temp.flakeguard_upload u
+                                  WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded)
+            GROUP BY s.upload_no
+        ), ins AS (
+            INSERT INTO flakeguard.run AS r (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
+                                             retries_visible, executions)
+            SELECT v_repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at,
+                   CASE u.source WHEN 'result_inbox' THEN 'result_inbox' ELSE 'junit' END,
+                   coalesce(c.retries, false), coalesce(c.n, 0)
+            FROM pg_temp.flakeguard_upload u LEFT JOIN counts c ON c.upload_no = u.upload_no
+            WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+            ORDER BY u.run_id, u.attempt, u.job
+            ON CONFLICT (repo_id, run_id, attempt, job) DO NOTHING
+            RETURNING r.run_id, r.attempt, r.job, r.upload_id
+        )
+        UPDATE pg_temp.flakeguard_upload u SET upload_id = i.upload_id, is_new = true
+        FROM ins i
+        WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+          AND u.run_id = i.run_id AND u.attempt = i.attempt AND u.job = i.job;
+
+        PERFORM 1 FROM flakeguard.run r
+        WHERE r.repo_id = v_repo
+          AND (r.run_id, r.attempt, r.job) IN (SELECT u.run_id, u.attempt, u.job FROM pg_temp.flakeguard_upload u
+                                              WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+                                                AND u.is_new IS NULL)
+        ORDER BY r.run_id, r.attempt, r.job
+        FOR UPDATE;
+        UPDATE pg_temp.flakeguard_upload u SET upload_id = r.upload_id, is_new = false, created_at = r.created_at
+        FROM flakeguard.run r
+        WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new IS NULL
+          AND r.repo_id = v_repo AND r.run_id = u.run_id AND r.attempt = u.attempt AND r.job = u.job;
+        v_existing := ARRAY(SELECT u.upload_id FROM pg_temp.flakeguard_upload u
+                            WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND NOT u.is_new);
+
+        -- 3. Tests: new ones inserted (existing ones are not locked, so
+        -- batches that share tests do not wait here); a backfill of older
+        -- reports moves first_seen back.
+        INSERT INTO flakeguard.test (repo_id, test_id, suite, class_name, name, full_name, file, synthetic, first_seen)
+        SELECT v_repo, n.test_id, n.suite, n.class_name, n.name, n.full_name, n.file, n.synthetic, n.first_seen
+        FROM pg_temp.flakeguard_names n
+        WHERE n.stored_name IS NULL
+        ORDER BY n.test_id
+        ON CONFLICT (repo_id, test_id) DO NOTHING;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_new_tests := v_new_tests + v_n;
+        UPDATE flakeguard.test t SET first_seen = n.first_seen
+        FROM pg_temp.flakeguard_names n
+        WHERE t.repo_id = v_repo AND t.test_id = n.test_id AND n.stored_first_seen > n.first_seen
+          AND t.first_seen > n.first_seen;
+
+        -- 4. Executions of new uploads, and their scoring states
+        INSERT INTO flakeguard.result (repo_id, upload_id, test_id, created_at, duration_ms, signature, retry, status,
+                                       failure_type, message)
+        SELECT v_repo, u.upload_id, s.test_id, u.created_at, s.duration_ms,
+               flakeguard_internal.failure_signature(s.status, s.message), s.retry, s.status, s.failure_type, s.message
+        FROM pg_temp.flakeguard_stage s
+        JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+        WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new;
+
+        INSERT INTO pg_temp.flakeguard_fresh
+        SELECT s.test_id,
+               flakeguard.flake_state(s.status, u.created_at, u.run_id, u.attempt, u.job, s.retry, u.commit_sha,
+                                      s.duration_ms, flakeguard_internal.failure_signature(s.status, s.message),
+                                      s.message, v_policy.window_runs)
+        FROM pg_temp.flakeguard_stage s
+        JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+        WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new
+        GROUP BY s.test_id;
+        v_changed := ARRAY(SELECT f.test_id FROM pg_temp.flakeguard_fresh f);
+        PERFORM flakeguard_internal.fold_states(v_repo, v_policy, false);
+
+        -- 5. Uploads stored already: rows that differ are replaced (and, for
+        -- a report, rows it no longer has deleted); their tests are scored
+        -- again from history.  Nothing differs: nothing is written.
+        v_rebuild := NULL;
+        IF cardinality(v_existing) > 0 THEN
+            WITH incoming AS (
+                SELECT u.upload_id, u.replace, u.created_at, s.test_id, s.retry, s.status, s.duration_ms,
+                       s.failure_type, s.message
+                FROM pg_temp.flakeguard_stage s
+                JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+                WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND NOT u.is_new
+            ), stored AS (
+                SELECT r.upload_id, r.test_id, r.retry, r.status, r.duration_ms, r.created_at, r.failure_type,
+                       r.message
+                FROM flakeguard.result r
+                WHERE r.repo_id = v_repo AND r.upload_id = ANY (v_existing)
+            ), stale AS (
+                -- stored rows the upload repeats otherwise, or, for a report, no longer has
+                SELECT x.upload_id, x.test_id, x.retry
+                FROM stored x
+                JOIN pg_temp.flakeguard_upload u ON u.upload_id = x.upload_id
+                LEFT JOIN incoming i ON i.upload_id = x.upload_id AND i.test_id = x.test_id AND i.retry = x.retry
+                WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+                  AND CASE WHEN i.test_id IS NULL THEN u.replace
+                           ELSE (i.status, i.duration_ms, i.created_at, i.failure_type, i.message)
+                                IS DISTINCT FROM (x.status, x.duration_ms, x.created_at, x.failure_type, x.message) END
+            ), gone AS (
+                DELETE FROM flakeguard.result r
+                USING stale d
+                WHERE r.repo_id = v_repo AND r.upload_id = d.upload_id AND r.test_id = d.test_id AND r.retry = d.retry
+                RETURNING r.test_id
+            ), added AS (
+                INSERT INTO flakeguard.result (repo_id, upload_id, test_id, created_at, duration_ms, signature, retry,
+                                               status, failure_type, message)
+                SELECT v_repo, i.upload_id, i.test_id, i.created_at, i.duration_ms,
+                       flakeguard_internal.failure_signature(i.status, i.message), i.retry, i.status, i.failure_type,
+                       i.message
+                FROM incoming i
+                LEFT JOIN stored x ON x.upload_id = i.upload_id AND x.test_id = i.test_id AND x.retry = i.retry
+                WHERE x.test_id IS NULL
+                   OR (i.status, i.duration_ms, i.created_at, i.failure_type, i.message)
+                      IS DISTINCT FROM (x.status, x.duration_ms, x.created_at, x.failure_type, x.message)
+                RETURNING test_id
+            )
+            SELECT array_agg(DISTINCT c.test_id) INTO v_rebuild
+            FROM (SELECT g.test_id FROM gone g UNION ALL SELECT a.test_id FROM added a) c;
+
+            -- the uploads' metadata and counts, as stored now
+            UPDATE flakeguard.run r
+            SET commit_sha = u.commit_sha, branch = u.branch, executions = c.n, retries_visible = c.retries,
+                changed_at = now()
+            FROM pg_temp.flakeguard_upload u,
+                 LATERAL (SELECT count(*)::integer AS n, coalesce(bool_or(x.retry > 0), false) AS retries
+                          FROM flakeguard.result x WHERE x.repo_id = v_repo AND x.upload_id = u.upload_id) c
+            WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND NOT u.is_new
+              AND r.repo_id = v_repo AND r.upload_id = u.upload_id
+              AND (r.commit_sha, r.branch, r.executions, r.retries_visible)
+                  IS DISTINCT FROM (u.commit_sha, u.branch, c.n, c.retries);
+            IF v_rebuild IS NOT NULL THEN
+                PERFORM flakeguard_internal.rebuild_scores(v_repo, v_rebuild, v_policy);
+            END IF;
+        END IF;
+
+        -- 6. One version and one notification for the repository's changes
+        v_changed := ARRAY(SELECT DISTINCT c FROM unnest(v_changed || coalesce(v_rebuild, '{}')) c ORDER BY 1);
+        IF cardinality(v_changed) > 0 THEN
+            PERFORM flakeguard_internal.publish_changes(v_repo, v_changed);
+        END IF;
+    END LOOP;
+    RETURN v_new_tests;
+END
+$$;
+
+-- Records the uploads of a batch that were set aside, for the inboxes and
+-- the stream; returns the first rejected_id and the count.
+CREATE FUNCTION flakeguard_internal.record_rejected_uploads(OUT first_id bigint, OUT rejected bigint)
+RETURNS record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    WITH ins AS (
+        INSERT INTO flakeguard.rejected_report (source, stream_entry, repo, run_id, attempt, job, commit_sha, branch,
+                                                created_at, report, sqlstate, error, detail, hint)
+        SELECT u.source, u.stream_entry, u.repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at,
+               NULL, u.sqlstate, u.error, u.detail, u.hint
+        FROM pg_temp.flakeguard_upload u
+        WHERE u.sqlstate IS NOT NULL AND u.source <> 'junit_inbox'
+        ORDER BY u.upload_no
+        ON CONFLICT (stream_entry) WHERE stream_entry IS NOT NULL DO NOTHING
+        RETURNING rejected_id)
+    SELECT min(i.rejected_id), count(*) INTO first_id, rejected FROM ins i;
+END
+$$;
+
+-- What a COPY says about what it rejected: a WARNING with the counts and
+-- where to find the rows, or, with flakeguard.on_rejection = error, an
+-- error that undoes the whole statement.
+CREATE FUNCTION flakeguard_internal.report_rejections(p_inbox text, p_received bigint, p_rejected bigint,
+                                                      p_first_id bigint, p_unit text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_where text := format('SELECT * FROM flakeguard.rejected_report WHERE rejected_id >= %s AND source = %L',
+                           p_first_id, p_inbox);
+BEGIN
+    IF p_rejected = 0 THEN
+        RETURN;
+    END IF;
+    IF flakeguard_internal.setting('flakeguard.on_rejection') = 'error' THEN
+        RAISE EXCEPTION 'COPY into % rejected % of % %', p_inbox, p_rejected, p_received, p_unit
+            USING ERRCODE = '22000',
+                  DETAIL = 'flakeguard.on_rejection is error: nothing of this statement was stored.',
+                  HINT = 'Set flakeguard.on_rejection to warning to ingest the rest; the rejected ones are then '
+                         'recorded in flakeguard.rejected_report with the reason of each.';
+    END IF;
+    RAISE WARNING 'COPY into % rejected % of % %', p_inbox, p_rejected, p_received, p_unit
+        USING DETAIL = 'The others were ingested.',
+              HINT = format('The rejected ones and why: %s.', v_where);
+END
+$$;
+
+-- ingest_junit: one upload, in the caller's transaction; an upload that
+-- cannot be ingested raises its error and nothing of it is stored.
+CREATE FUNCTION flakeguard_internal.ingest_report(
+    p_repo text, p_text text, p_bytes bytea, p_run_id text, p_attempt integer, p_job text, p_commit_sha text,
+    p_branch text, p_created_at timestamptz,
+    OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
+    OUT retries integer, OUT new_tests integer)
+RETURNS record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_no integer;
+BEGIN
+    PERFORM flakeguard_internal.stage_open();
+    v_no := flakeguard_internal.stage_upload('junit', true, p_repo, p_run_id, p_attempt, p_job, p_commit_sha,
+                                             p_branch, p_created_at, NULL, NULL);
+    PERFORM flakeguard_internal.stage_check(v_no, true);
+    PERFORM flakeguard_internal.stage_junit(v_no, p_text, p_bytes);
+    -- the summary: each test counted once, by the outcome of its last execution
+    SELECT count(*), count(*) FILTER (WHERE f.status = 'passed'), count(*) FILTER (WHERE f.status = 'failed'),
+           count(*) FILTER (WHERE f.status = 'error'), count(*) FILTER (WHERE f.status = 'skipped'),
+           coalesce(sum(f.executions) - count(*), 0)
+    INTO tests, passed, failed, errors, skipped, retries
+    FROM (SELECT (array_agg(c.status ORDER BY c.retry DESC))[1] AS status, count(*) AS executions
+          FROM pg_temp.flakeguard_stage c GROUP BY c.test_id) f;
+    new_tests := flakeguard_internal.ingest_batch(true);
+    PERFORM flakeguard_internal.stage_close();
+END
+$$;
+
+CREATE FUNCTION flakeguard.ingest_junit(
+    repo text, report text, run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now(),
+    OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
+    OUT retries integer, OUT new_tests integer)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT * INTO tests, passed, failed, errors, skipped, retries, new_tests
+    FROM flakeguard_internal.ingest_report(repo, report, NULL, run_id, attempt, job, commit_sha, branch, created_at);
+END
+$$;
+
+CREATE FUNCTION flakeguard.ingest_junit(
+    repo text, report bytea, run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now(),
+    OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
+    OUT retries integer, OUT new_tests integer)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT * INTO tests, passed, failed, errors, skipped, retries, new_tests
+    FROM flakeguard_internal.ingest_report(repo, NULL, report, run_id, attempt, job, commit_sha, branch, created_at);
+END
+$$;
+
+-- A COPY into junit_inbox is one batch: each report is parsed and checked
+-- alone (a report that cannot be ingested is recorded in rejected_report
+-- and the others go on), then the batch is written.  Transient errors
+-- (deadlock, cancel, out of memory) still abort the COPY.
+CREATE FUNCTION flakeguard_internal.junit_inbox_ingest()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    r record;
+    v_no integer;
+    v_attempt integer;
+    v_created timestamptz;
+    v_received bigint := 0;
+    v_rejected bigint := 0;
+    v_first bigint;
+    v_id bigint;
+    v_state text;
+    v_error text;
+    v_detail text;
+    v_hint text;
+BEGIN
+    PERFORM flakeguard_internal.trigger_table_check(TG_RELID, 'flakeguard.junit_inbox');
+    PERFORM flakeguard_internal.stage_open();
+    FOR r IN SELECT row_number() OVER () AS n, x.* FROM received x LOOP
+        v_received := v_received + 1;
+        v_attempt := NULL;
+        v_created := NULL;
+        BEGIN
+            -- an empty field takes the default, as a column left out does
+            v_attempt := coalesce(nullif(btrim(r.attempt), ''), '1')::integer;
+            v_created := coalesce(flakeguard_internal.inbox_timestamptz(nullif(btrim(r.created_at), '')), now());
+            IF nullif(btrim(r.created_at), '') IS NOT NULL
+               AND flakeguard_internal.inbox_timestamptz(r.created_at) IS NULL THEN
+                RAISE EXCEPTION 'invalid created_at "%"', r.created_at USING ERRCODE = '22007',
+                    HINT = 'Give an ISO 8601 timestamp with a time zone, for example 2026-11-01T09:30:00Z.';
+            END IF;
+            IF r.report IS NULL THEN
+                RAISE EXCEPTION 'report must not be null' USING ERRCODE = '22004';
+            END IF;
+            v_no := flakeguard_internal.stage_upload('junit_inbox', true, r.repo, r.run_id, v_attempt, r.job,
+                                                     r.commit_sha, r.branch, v_created, NULL, r.n);
+            PERFORM flakeguard_internal.stage_check(v_no, true);
+            PERFORM flakeguard_internal.stage_junit(v_no, r.report, NULL);
+        EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded
+                       OR insufficient_privilege THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT,
+                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+            INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch,
+                                                    created_at, report, sqlstate, error, detail, hint)
+            VALUES ('junit_inbox', r.repo, r.run_id, v_attempt, r.job, r.commit_sha, r.branch, v_created, r.report,
+                    v_state, v_error, nullif(v_detail, ''), nullif(v_hint, ''))
+            RETURNING rejected_id INTO v_id;
+            v_first := coalesce(v_first, v_id);
+            v_rejected := v_rejected + 1;
+        END;
+    END LOOP;
+    PERFORM flakeguard_internal.ingest_batch(false);
+    -- reports refused by the batch's own checks, with what was received
+    FOR r IN
+        WITH numbered AS (SELECT row_number() OVER () AS n, x.report FROM received x)
+        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
+                                                report, sqlstate, error, detail, hint)
+        SELECT 'junit_inbox', u.repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at, x.report,
+               u.sqlstate, u.error, u.detail, u.hint
+        FROM pg_temp.flakeguard_upload u JOIN numbered x ON x.n = u.received_no
+        WHERE u.sqlstate IS NOT NULL
+        ORDER BY u.upload_no
+        RETURNING rejected_id
+    LOOP
+        v_first := coalesce(v_first, r.rejected_id);
+        v_rejected := v_rejected + 1;
+    END LOOP;
+    PERFORM flakeguard_internal.stage_close();
+    -- the inbox keeps nothing: every row visible here is this transaction's
+    -- own, since every other writer's statement empties it before committing
+    DELETE FROM flakeguard.junit_inbox;
+    PERFORM flakeguard_internal.report_rejections('junit_inbox', v_received, v_rejected, v_first, 'reports');
+    RETURN NULL;
+END
+$$;
+
+-- A COPY into result_inbox is one batch: every row is read and checked in
+-- one statement (a bad value, a missing name, a repository the role may
+-- not write: that row is recorded in rejected_report), the rows are grouped
+-- into uploads by (repo, run_id, attempt, job), and the batch is written.
+CREATE FUNCTION flakeguard_internal.result_inbox_ingest()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_max_message bigint;
+    -- the repositories the acting role may write, NULL for all (it may create them)
+    v_writable bigint[];
+    v_received bigint;
+    v_rejected bigint;
+    v_first bigint;
+BEGIN
+    PERFORM flakeguard_internal.trigger_table_check(TG_RELID, 'flakeguard.result_inbox');
+    PERFORM flakeguard_internal.stage_open();
+    v_writable := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'write');
+    v_max_message := flakeguard_internal.setting('flakeguard.max_message_length')::bigint;
+    IF NOT flakeguard_internal.own_temp_table('flakeguard_rows') THEN
+        CREATE TEMP TABLE flakeguard_rows (
+            problem text, repo text, repo_id bigint, run_id text, attempt integer, job text, retry integer,
+            commit_sha text, branch text, created_at timestamptz, suite text, class_name text, name text,
+            full_name text, test_id bigint, file text, status flakeguard.test_status, duration_ms double precision,
+            failure_type text, message text, received_no bigint
+        );
+    END IF;
+
+    -- repositories named by rows are created first, by a role that may
+    PERFORM flakeguard_internal.repository_id(d.repo)
+    FROM (SELECT DISTINCT x.repo FROM received x WHERE x.repo <> '' AND octet_length(x.repo) <= 512) d
+    WHERE v_writable IS NULL
+    ORDER BY d.repo;
+
+    -- each row read, with its defaults, its identity and its first problem
+    -- ("SQLSTATE message"); a value that does not read is that row's problem
+    INSERT INTO pg_temp.flakeguard_rows
+    SELECT CASE
+             WHEN y.repo IS NULL OR y.repo = '' THEN '22004 repository name must not be empty'
+             WHEN octet_length(y.repo) > 512 THEN '22001 repository name is too long'
+             -- before any check that reads what is stored: the same answer whether it exists or not
+             WHEN v_writable IS NOT NULL AND (y.repo_id IS NULL OR NOT y.repo_id = ANY (v_writable))
+                  THEN format('42501 permission denied for repository "%s"', y.repo)
+             WHEN y.bad_attempt THEN '22P02 attempt is not an integer'
+             WHEN y.bad_retry THEN '22P02 retry is not an integer'
+             WHEN y.bad_duration THEN '22P02 duration_ms is not a number'
+             WHEN y.bad_created THEN '22007 created_at is not a timestamp'
+             WHEN y.retry < 0 THEN '22023 retry must be 0 or more'
+             WHEN y.name IS NULL OR y.name = '' THEN '22004 name must not be empty'
+             WHEN octet_length(y.full_name) > 65536 OR octet_length(y.suite) > 65536 OR octet_length(y.file) > 65536
+                  THEN '22001 a suite, class, test or file name is longer than 64 kB'
+             WHEN y.status IS NULL THEN '22023 status must be passed, failed, error or skipped'
+             WHEN y.duration_ms < 0 OR y.duration_ms = 'infinity' OR y.duration_ms = 'NaN'
+                  THEN '22023 duration_ms must be a finite number of 0 or more'
+             WHEN octet_length(y.message) > v_max_message OR octet_length(y.failure_type) > v_max_message
+                  THEN '54000 message is longer than flakeguard.max_message_length'
+           END,
+           y.repo, y.repo_id, y.run_id, y.attempt, y.job, y.retry, y.commit_sha, y.branch, y.created_at, y.suite,
+           y.class_name, y.name, y.full_name, flakeguard.test_id(y.full_name), y.file, y.status, y.duration_ms,
+           y.failure_type, y.message, y.received_no
+    FROM (
+            SELECT x.repo, r.repo_id, x.run_id,
+                   CASE WHEN v.attempt IS NULL THEN 1 WHEN v.int_attempt THEN v.attempt::integer END AS attempt,
+                   v.attempt IS NOT NULL AND NOT v.int_attempt AS bad_attempt,
+                   coalesce(x.job, '') AS job,
+                   CASE WHEN v.retry IS NULL THEN 0 WHEN v.int_retry THEN v.retry::integer END AS retry,
+                   v.retry IS NOT NULL AND NOT v.int_retry AS bad_retry,
+                   x.commit_sha, x.branch,
+                   coalesce(v.ts, now()) AS created_at, v.created_at IS NOT NULL AND v.ts IS NULL AS bad_created,
+                   x.suite, coalesce(nullif(x.class_name, ''), nullif(x.suite, '')) AS class_name, x.name,
+                   flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')), x.name) AS full_name,
+                   x.file,
+                   CASE WHEN lower(btrim(x.status)) IN ('passed', 'failed', 'error', 'skipped')
+                        THEN lower(btrim(x.status))::flakeguard.test_status END AS status,
+                   CASE WHEN v.num_duration THEN v.duration_ms::double precision END AS duration_ms,
+                   v.duration_ms IS NOT NULL AND NOT v.num_duration AS bad_duration,
+                   x.failure_type, x.message, x.received_no
+            FROM (SELECT row_number() OVER () AS received_no, w.* FROM received w) x
+            -- the values that must read as numbers or a timestamp; a pattern
+            -- and a length check first, so that reading them cannot raise
+            CROSS JOIN LATERAL (SELECT nullif(btrim(x.attempt), '') AS attempt, nullif(btrim(x.retry), '') AS retry,
+                                       nullif(btrim(x.created_at), '') AS created_at,
+                                       nullif(btrim(x.duration_ms), '') AS duration_ms) t
+            CROSS JOIN LATERAL (
+                SELECT t.*, t.attempt ~ '^[+-]?[0-9]+$' AND length(ltrim(t.attempt, '+-')) <= 9 AS int_attempt,
+                       t.retry ~ '^[+-]?[0-9]+$' AND length(ltrim(t.retry, '+-')) <= 9 AS int_retry,
+                       t.duration_ms ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$'
+                           AND length(t.duration_ms) <= 40
+                           AND coalesce(length(substring(t.duration_ms from '[eE][+-]?([0-9]+)$')), 0) <= 2
+                           AS num_duration,
+                       flakeguard_internal.inbox_timestamptz(t.created_at) AS ts) v
+            LEFT JOIN flakeguard.repository r ON r.name = x.repo
+    ) y;
+    GET DIAGNOSTICS v_received = ROW_COUNT;
+    ANALYZE pg_temp.flakeguard_rows;
+
+    -- the upload keys and metadata, checked once per distinct combination
+    UPDATE pg_temp.flakeguard_rows w SET problem = d.problem
+    FROM (SELECT k.*, flakeguard_internal.upload_problem(k.run_id, k.attempt, k.job, k.commit_sha, k.branch,
+                                                         k.created_at) AS problem
+          FROM (SELECT DISTINCT x.run_id, x.attempt, x.job, x.commit_sha, x.branch, x.created_at
+                FROM pg_temp.flakeguard_rows x WHERE x.problem IS NULL) k) d
+    WHERE d.problem IS NOT NULL AND w.problem IS NULL
+      AND (w.run_id, w.attempt, w.job, w.commit_sha, w.branch, w.created_at)
+          IS NOT DISTINCT FROM (d.run_id, d.attempt, d.job, d.commit_sha, d.branch, d.created_at);
+
+    -- rows that repeat an execution of this statement, or give a test_id
+    -- another name than the stored one or another row's
+    UPDATE pg_temp.flakeguard_rows w
+    SET problem = '23505 the same execution is given more than once in one statement'
+    FROM (SELECT k.repo_id, k.run_id, k.attempt, k.job, k.test_id, k.retry
+          FROM pg_temp.flakeguard_rows k WHERE k.problem IS NULL
+          GROUP BY 1, 2, 3, 4, 5, 6 HAVING count(*) > 1) d
+    WHERE w.problem IS NULL AND (w.repo_id, w.run_id, w.attempt, w.job, w.test_id, w.retry)
+                                = (d.repo_id, d.run_id, d.attempt, d.job, d.test_id, d.retry);
+    UPDATE pg_temp.flakeguard_rows w
+    SET problem = '23505 test identity collision: another test has the same test_id'
+    FROM (SELECT k.repo_id, k.test_id, min(k.full_name) AS name, max(k.full_name) AS other
+          FROM pg_temp.flakeguard_rows k WHERE k.problem IS NULL
+          GROUP BY 1, 2) n
+    LEFT JOIN flakeguard.test t ON t.repo_id = n.repo_id AND t.test_id = n.test_id
+    WHERE w.problem IS NULL AND w.repo_id = n.repo_id AND w.test_id = n.test_id
+      AND (n.name <> n.other OR t.full_name <> w.full_name);
+
+    WITH ins AS (
+        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
+                                                report, sqlstate, error)
+        SELECT 'result_inbox', s.repo, s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
+               (row_to_json(x)::jsonb - 'received_no')::text, left(s.problem, 5), substr(s.problem, 7)
+        FROM pg_temp.flakeguard_rows s
+        JOIN (SELECT row_number() OVER () AS received_no, w.* FROM received w) x ON x.received_no = s.received_no
+        WHERE s.problem IS NOT NULL
+        ORDER BY s.received_no
+        RETURNING rejected_id)
+    SELECT min(i.rejected_id), count(*) INTO v_first, v_rejected FROM ins i;
+
+    -- one upload per (repo, run_id, attempt, job), then its rows
+    INSERT INTO pg_temp.flakeguard_upload (upload_no, source, replace, repo, run_id, attempt, job, commit_sha, branch,
+                                           created_at, repo_id)
+    SELECT nextval('pg_temp.flakeguard_upload_no'), 'result_inbox', false, max(s.repo), s.run_id, s.attempt, s.job,
+           max(s.commit_sha), max(s.branch), min(s.created_at), s.repo_id
+    FROM pg_temp.flakeguard_rows s WHERE s.problem IS NULL
+    GROUP BY s.repo_id, s.run_id, s.attempt, s.job;
+    INSERT INTO pg_temp.flakeguard_stage (test_id, suite, class_name, name, full_name, file, status, retry,
+                                          duration_ms, failure_type, message, upload_no)
+    SELECT s.test_id, s.suite, s.class_name, s.name, s.full_name, s.file, s.status, s.retry, s.duration_ms,
+           s.failure_type, s.message, u.upload_no
+    FROM pg_temp.flakeguard_rows s
+    JOIN pg_temp.flakeguard_upload u ON u.repo_id = s.repo_id AND u.run_id = s.run_id AND u.attempt = s.attempt
+                                    AND u.job = s.job
+    WHERE s.problem IS NULL;
+    TRUNCATE pg_temp.flakeguard_rows;
+
+    PERFORM flakeguard_internal.ingest_batch(false);
+    PERFORM flakeguard_internal.stage_close();
+    DELETE FROM flakeguard.result_inbox;
+    PERFORM flakeguard_internal.report_rejections('result_inbox', v_received, v_rejected, v_first, 'rows');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER ingest AFTER INSERT ON flakeguard.junit_inbox REFERENCING NEW TABLE AS received
+    FOR EACH STATEMENT EXECUTE FUNCTION flakeguard_internal.junit_inbox_ingest();
+
+CREATE TRIGGER ingest AFTER INSERT ON flakeguard.result_inbox REFERENCING NEW TABLE AS received
+    FOR EACH STATEMENT EXECUTE FUNCTION flakeguard_internal.result_inbox_ingest();
+
+CREATE FUNCTION flakeguard.ingest_stream_open()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM flakeguard_internal.stage_open();
+    GRANT INSERT ON pg_temp.flakeguard_stage TO SESSION_USER;
+    GRANT USAGE ON SEQUENCE pg_temp.flakeguard_upload_no TO SESSION_USER;
+END
+$$;
+
+CREATE FUNCTION flakeguard.ingest_stream(
+    p_repo text, p_run_id text, p_attempt integer, p_job text, p_commit_sha text, p_branch text,
+    p_created_at timestamptz, p_create_repository boolean DEFAULT false, p_stream_entry text DEFAULT NULL,
+    OUT executions integer, OUT error_state text, OUT error_message text, OUT error_detail text,
+    OUT error_hint text)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_no integer;
+BEGIN
+    IF NOT flakeguard_internal.own_temp_table('flakeguard_upload') THEN
+        RAISE EXCEPTION 'no stream batch is open' USING ERRCODE = '55000',
+            HINT = 'Call flakeguard.ingest_stream_open() first.';
+    END IF;
+    v_no := currval('pg_temp.flakeguard_upload_no');
+    SELECT count(*) INTO executions FROM pg_temp.flakeguard_stage s WHERE s.upload_no = v_no;
+    v_no := flakeguard_internal.stage_upload('stream', true, p_repo, p_run_id, p_attempt, p_job, p_commit_sha,
+                                             p_branch, p_created_at, p_stream_entry, NULL);
+    BEGIN
+        IF p_repo IS NULL THEN
+            RAISE EXCEPTION 'repository must not be null' USING ERRCODE = '22004';
+        END IF;
+        IF p_created_at IS NULL OR NOT isfinite(p_created_at) THEN
+            RAISE EXCEPTION 'upload time must be a finite timestamp' USING ERRCODE = '22023';
+        END IF;
+        PERFORM flakeguard_internal.stage_check(v_no, p_create_repository);
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded OR undefined_object
+                   OR insufficient_privilege THEN
+        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
+                                error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
+        error_detail := nullif(error_detail, '');
+        error_hint := nullif(error_hint, '');
+        -- refused here: the sidecar records it (ingest_stream_reject)
+        DELETE FROM pg_temp.flakeguard_stage s WHERE s.upload_no = v_no;
+        DELETE FROM pg_temp.flakeguard_upload u WHERE u.upload_no = v_no;
+    END;
+END
+$$;
+
+-- Records a report the stream could not ingest, once per stream entry;
+-- returns its rejected_id.  The report is kept when it is text PostgreSQL can
+-- store; the raw bytes stay in the dead-letter stream.
+CREATE FUNCTION flakeguard.ingest_stream_reject(
+    p_stream_entry text, p_repo text, p_run_id text, p_attempt integer, p_job text, p_commit_sha text,
+    p_branch text, p_created_at timestamptz, p_report text, p_sqlstate text, p_error text,
+    p_detail text DEFAULT NULL, p_hint text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO flakeguard.rejected_report (source, stream_entry, repo, run_id, attempt, job, commit_sha, branch,
+                                            created_at, report, sqlstate, error, detail, hint)
+    VALUES ('stream', p_stream_entry, p_repo, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at,
+            p_report, coalesce(p_sqlstate, 'XX000'), coalesce(p_error, 'unknown error'), p_detail, p_hint)
+    ON CONFLICT (stream_entry) WHERE stream_entry IS NOT NULL DO NOTHING
+    RETURNING rejected_id INTO v_id;
+    IF v_id IS NULL THEN
+        SELECT r.rejected_id INTO v_id FROM flakeguard.rejected_report r WHERE r.stream_entry = p_stream_entry;
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+-- Writes the batch: one version bump and one NOTIFY flakeguard per
+-- repository.  Returns the reports refused at this stage (a test identity
+-- collision with another report), already recorded in rejected_report.
+CREATE FUNCTION flakeguard.ingest_stream_publish(
+    OUT stream_entry text, OUT error_state text, OUT error_message text, OUT error_detail text,
+    OUT error_hint text, OUT rejected_id bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+BEGIN
+    IF NOT flakeguard_internal.own_temp_table('flakeguard_upload') THEN
+        RETURN;
+    END IF;
+    PERFORM flakeguard_internal.ingest_batch(false);
+    PERFORM flakeguard_internal.record_rejected_uploads();
+    RETURN QUERY
+    SELECT u.stream_entry, u.sqlstate, u.error, u.detail, u.hint, r.rejected_id
+    FROM pg_temp.flakeguard_upload u
+    LEFT JOIN flakeguard.rejected_report r ON r.stream_entry = u.stream_entry
+    WHERE u.sqlstate IS NOT NULL
+    ORDER BY u.upload_no;
+    PERFORM flakeguard_internal.stage_close();
+END
+$$;
+
+-- Administration of a repository needs admin on it
+-- the stored test a repository and full name designate, or an error; the
+-- acting role must hold admin on the repository
+CREATE FUNCTION flakeguard_internal.find_test(repo text, test text, OUT repo_id bigint, OUT test_id bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    find_test.repo_id := flakeguard_internal.repository_access(find_test.repo, 'admin');
+    IF find_test.repo_id IS NULL THEN
+        RAISE EXCEPTION 'repository "%" does not exist', coalesce(repo, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    SELECT t.test_id INTO find_test.test_id FROM flakeguard.test t
+    WHERE t.repo_id = find_test.repo_id AND t.test_id = flakeguard.test_id(find_test.test)
+      AND t.full_name = find_test.test;
+    IF find_test.test_id IS NULL THEN
+        RAISE EXCEPTION 'test "%" does not exist in repository "%"', coalesce(test, 'NULL'), repo
+            USING ERRCODE = '22023',
+                  HINT = 'Name the test by its full name, as flakeguard.test_health shows it.';
+    END IF;
+END
+$$;
+
+-- Quarantines a test (again: with the new reason and expiry).
+CREATE FUNCTION flakeguard.quarantine(repo text, test text, reason text, until timestamptz DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v record;
+BEGIN
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'quarantine reason must not be empty' USING ERRCODE = CASE WHEN reason IS NULL THEN '22004' ELSE '22023' END,
+            HINT = 'Say why, for example the failure seen or the ticket that tracks the fix.';
+    END IF;
+    IF octet_length(reason) > 4096 THEN
+        RAISE EXCEPTION 'quarantine reason is too long' USING ERRCODE = '22001', DETAIL = 'The limit is 4096 bytes.';
+    END IF;
+    IF until IS NOT NULL AND until <= now() THEN
+        RAISE EXCEPTION 'quarantine expiry must lie in the future' USING ERRCODE = '22023',
+            DETAIL = format('until is %s.', until);
+    END IF;
+    SELECT * INTO v FROM flakeguard_internal.find_test(repo, test);
+    INSERT INTO flakeguard.quarantine AS q (repo_id, test_id, reason, quarantined_by, since, until)
+    VALUES (v.repo_id, v.test_id, reason, session_user, now(), until)
+    ON CONFLICT (repo_id, test_id) DO UPDATE
+        SET reason = excluded.reason, quarantined_by = excluded.quarantined_by, since = excluded.since,
+            until = excluded.until;
+    PERFORM flakeguard_internal.publish_changes(v.repo_id, ARRAY[v.test_id]);
+END
+$$;
+
+-- Ends a test's quarantine; false when it was not quarantined.
+CREATE FUNCTION flakeguard.release(repo text, test text)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v record;
+BEGIN
+    SELECT * INTO v FROM flakeguard_internal.find_test(repo, test);
+    DELETE FROM flakeguard.quarantine q WHERE q.repo_id = v.repo_id AND q.test_id = v.test_id;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM flakeguard_internal.publish_changes(v.repo_id, ARRAY[v.test_id]);
+    RETURN true;
+END
+$$;
+
+-- Scores every test of one repository (or of every repository the acting
+-- role administers) again under the current policy; returns the number of
+-- tests scored.
+CREATE FUNCTION flakeguard.rescore(repo text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_repos bigint[];
+    v_repo bigint;
+BEGIN
+    IF repo IS NOT NULL THEN
+        v_repos := ARRAY[flakeguard_internal.repository_access(repo, 'admin')];
+        IF v_repos[1] IS NULL THEN
+            RAISE EXCEPTION 'repository "%" does not exist', repo USING ERRCODE = '22023';
+        END IF;
+    ELSE
+        v_repos := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'admin');
+        IF v_repos IS NULL THEN
+            v_repos := ARRAY(SELECT r.repo_id FROM flakeguard.repository r ORDER BY r.repo_id);
+        END IF;
+    END IF;
+    FOREACH v_repo IN ARRAY v_repos LOOP
+        PERFORM flakeguard_internal.rebuild_scores(v_repo, NULL, flakeguard.effective_policy(v_repo));
+        PERFORM flakeguard_internal.publish_changes(v_repo, NULL);
+    END LOOP;
+    RETURN (SELECT count(*) FROM flakeguard.test_score s WHERE s.repo_id = ANY (v_repos));
+END
+$$;
+
+-- A change of a repository's policy row rescores the repository.
+CREATE FUNCTION flakeguard_internal.policy_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_repo_id bigint;
+BEGIN
+    PERFORM flakeguard_internal.trigger_table_check(TG_RELID, 'flakeguard.policy');
+    v_repo_id := CASE WHEN TG_OP = 'DELETE' THEN OLD.repo_id ELSE NEW.repo_id END;
+    IF EXISTS (SELECT 1 FROM flakeguard.repository r WHERE r.repo_id = v_repo_id) THEN
+        PERFORM flakeguard_internal.rebuild_scores(v_repo_id, NULL, flakeguard.effective_policy(v_repo_id));
+        PERFORM flakeguard_internal.publish_changes(v_repo_id, NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER rescore AFTER INSERT OR UPDATE OR DELETE ON flakeguard.policy
+    FOR EACH ROW EXECUTE FUNCTION flakeguard_internal.policy_changed();
+
+-- Deletes the executions older than older_than of one repository (or of
+-- every repository the acting role administers), then the uploads and tests
+-- left without any, and scores what remains again; returns the number of
+-- executions deleted.  One repository at a time.
+CREATE FUNCTION flakeguard.prune(older_than interval, repo text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_cutoff timestamptz;
+    v_removed bigint := 0;
+    v_n bigint;
+    v_repos bigint[];
+    v_repo bigint;
+BEGIN
+    IF older_than IS NULL OR older_than <= interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval' USING ERRCODE = '22023';
+    END IF;
+    IF repo IS NOT NULL THEN
+        v_repos := ARRAY[flakeguard_internal.repository_access(repo, 'admin')];
+        IF v_repos[1] IS NULL THEN
+            RAISE EXCEPTION 'repository "%" does not exist', repo USING ERRCODE = '22023';
+        END IF;
+    ELSE
+        v_repos := coalesce(flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'admin'),
+                            ARRAY(SELECT r.repo_id FROM flakeguard.repository r ORDER BY r.repo_id));
+    END IF;
+    v_cutoff := now() - older_than;
+    FOREACH v_repo IN ARRAY v_repos LOOP
+        DELETE FROM flakeguard.result r WHERE r.repo_id = v_repo AND r.created_at < v_cutoff;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        CONTINUE WHEN v_n = 0;
+        v_removed := v_removed + v_n;
+        DELETE FROM flakeguard.run u
+        WHERE u.repo_id = v_repo AND u.created_at < v_cutoff
+          AND NOT EXISTS (SELECT 1 FROM flakeguard.result r WHERE r.repo_id = v_repo AND r.upload_id = u.upload_id);
+        DELETE FROM flakeguard.test t
+        WHERE t.repo_id = v_repo
+          AND NOT EXISTS (SELECT 1 FROM flakeguard.result r WHERE r.repo_id = v_repo AND r.test_id = t.test_id)
+          AND NOT EXISTS (SELECT 1 FROM flakeguard.quarantine q WHERE q.repo_id = v_repo AND q.test_id = t.test_id);
+        PERFORM flakeguard_internal.rebuild_scores(v_repo, NULL, flakeguard.effective_policy(v_repo));
+        PERFORM flakeguard_internal.publish_changes(v_repo, NULL);
+    END LOOP;
+    RETURN v_removed;
+END
+$$;
+
+-- What happened to one upload: ingested (with what is stored of it),
+-- rejected (with the newest reason), partly rejected (stored, and rows or a
+-- later copy of it refused), or unknown.  As the calling role: it needs
+-- read on the repository, and sees what its grants let it see.
+CREATE FUNCTION flakeguard.upload_status(repo text, run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    OUT status text, OUT executions integer, OUT tests bigint, OUT failed bigint, OUT created_at timestamptz,
+    OUT ingested_at timestamptz, OUT changed_at timestamptz, OUT rejections bigint, OUT last_rejected_at timestamptz,
+    OUT last_sqlstate text, OUT last_error text)
+RETURNS record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_upload bigint;
+    v_repo_id bigint;
+BEGIN
+    SELECT u.repo_id, u.upload_id, u.executions, u.created_at, u.ingested_at, u.changed_at
+    INTO v_repo_id, v_upload, executions, created_at, ingested_at, changed_at
+    FROM flakeguard.run u JOIN flakeguard.repository r ON r.repo_id = u.repo_id
+    WHERE r.name = upload_status.repo AND u.run_id = upload_status.run_id AND u.attempt = upload_status.attempt
+      AND u.job = coalesce(upload_status.job, '');
+    IF v_upload IS NOT NULL THEN
+        SELECT count(DISTINCT x.test_id), count(*) FILTER (WHERE x.status IN ('failed', 'error'))
+        INTO tests, failed
+        FROM flakeguard.result x WHERE x.repo_id = v_repo_id AND x.upload_id = v_upload;
+    END IF;
+    SELECT count(*), max(j.rejected_at) INTO rejections, last_rejected_at
+    FROM flakeguard.rejected_report j
+    WHERE j.repo = upload_status.repo AND j.run_id = upload_status.run_id
+      AND j.attempt = upload_status.attempt AND coalesce(j.job, '') = coalesce(upload_status.job, '');
+    SELECT j.sqlstate, j.error INTO last_sqlstate, last_error
+    FROM flakeguard.rejected_report j
+    WHERE j.repo = upload_status.repo AND j.run_id = upload_status.run_id
+      AND j.attempt = upload_status.attempt AND coalesce(j.job, '') = coalesce(upload_status.job, '')
+    ORDER BY j.rejected_id DESC LIMIT 1;
+    status := CASE WHEN v_upload IS NOT NULL AND rejections > 0 THEN 'partly rejected'
+                   WHEN v_upload IS NOT NULL THEN 'ingested'
+                   WHEN rejections > 0 THEN 'rejected'
+                   ELSE 'unknown' END;
+END
+$$;
+
+CREATE VIEW flakeguard.test_health WITH (security_invoker = true) AS
+SELECT r.name AS repo, t.repo_id, t.test_id, t.suite, t.class_name, t.name, t.full_name, t.file,
+       s.runs, s.passes, s.failures, s.skips, s.fail_rate, s.flip_rate, s.retry_pass_rate, s.mixed_commits,
+       s.tail_fail_streak, s.max_fail_streak, s.signatures, s.flake_rate, s.flake_rate_low, s.flake_rate_high,
+       s.score, s.confidence, s.verdict, s.recommendation, s.priority, s.wasted_seconds,
+       t.first_seen, s.last_seen, s.last_failure_at, s.last_failure_message,
+       EXISTS (SELECT 1 FROM flakeguard.quarantine q
+               WHERE q.repo_id = t.repo_id AND q.test_id = t.test_id AND (q.until IS NULL OR q.until > now()))
+           AS quarantined,
+       s.recent_failures, s.proofs
+FROM flakeguard.test t
+JOIN flakeguard.repository r ON r.repo_id = t.repo_id
+JOIN flakeguard.test_score s ON s.repo_id = t.repo_id AND s.test_id = t.test_id;
+
+-- the flaky tests, most harmful first: by priority, then by the CI time and
+-- the failures they cost
+CREATE VIEW flakeguard.flaky_tests AS
+SELECT h.*
+FROM flakeguard.test_health h
+WHERE h.verdict = 'flaky'
+ORDER BY CASE h.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
+         h.wasted_seconds DESC, h.flake_rate * h.runs DESC, h.repo, h.full_name;
+
+ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
+
+CREATE VIEW flakeguard.repository_health AS
+SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, u.runs, u.executions,
+       coalesce(s.flaky_tests, 0) AS flaky_tests, coalesce(s.broken_tests, 0) AS broken_tests,
+       coalesce(s.quarantine_recommended, 0) AS quarantine_recommended, q.quarantined_tests,
+       s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds, u.first_run_at, u.last_run_at
+FROM flakeguard.repository r
+LEFT JOIN LATERAL (
+    SELECT count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+           count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_tests,
+           count(*) FILTER (WHERE ts.recommendation = 'quarantine') AS quarantine_recommended,
+           sum(ts.flake_rate * ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy'))
+               / nullif(sum(ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy')), 0) AS flake_rate,
+           sum(ts.wasted_seconds) AS wasted_seconds
+    FROM flakeguard.test_score ts WHERE ts.repo_id = r.repo_id) s ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS runs, coalesce(sum(u.executions), 0) AS executions, min(u.created_at) AS first_run_at,
+           max(u.created_at) AS last_run_at
+    FROM flakeguard.run u WHERE u.repo_id = r.repo_id) u ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS quarantined_tests FROM flakeguard.quarantine q
+    WHERE q.repo_id = r.repo_id AND (q.until IS NULL OR q.until > now())) q ON true;
+
+ALTER VIEW flakeguard.repository_health SET (security_invoker = true);
+
+CREATE VIEW flakeguard.failure_signatures AS
+SELECT r.name AS repo, f.repo_id, f.signature, flakeguard.normalize_message(f.sample_message) AS pattern,
+       f.sample_message, f.tests, f.flaky_tests, f.occurrences, f.first_seen, f.last_seen
+FROM flakeguard.repository r
+CROSS JOIN LATERAL (
+    SELECT x.repo_id, x.signature, min(x.message) AS sample_message, count(DISTINCT x.test_id) AS tests,
+           count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+           count(*) AS occurrences, min(x.created_at) AS first_seen, max(x.created_at) AS last_seen
+    FROM flakeguard.result x
+    LEFT JOIN flakeguard.test_score ts ON ts.repo_id = x.repo_id AND ts.test_id = x.test_id
+    WHERE x.repo_id = r.repo_id AND x.status IN ('failed', 'error') AND x.signature IS NOT NULL
+    GROUP BY x.repo_id, x.signature) f;
+
+ALTER VIEW flakeguard.failure_signatures SET (security_invoker = true);
+
+CREATE VIEW flakeguard.quarantined_tests AS
+SELECT r.name AS repo, q.repo_id, q.test_id, t.suite, t.class_name, t.name, t.full_name, t.file, q.reason,
+       q.quarantined_by, q.since, q.until, s.verdict, s.score, s.flake_rate, s.last_failure_at
+FROM flakeguard.quarantine q
+JOIN flakeguard.test t ON t.repo_id = q.repo_id AND t.test_id = q.test_id
+JOIN flakeguard.repository r ON r.repo_id = q.repo_id
+LEFT JOIN flakeguard.test_score s ON s.repo_id = q.repo_id AND s.test_id = q.test_id
+WHERE q.until IS NULL OR q.until > now();
+
+ALTER VIEW flakeguard.quarantined_tests SET (security_invoker = true);
+
+-- Every execution with its upload's key and commit: result joined with run
+-- on (repo_id, upload_id), for ad-hoc queries and dashboards.
+CREATE VIEW flakeguard.execution WITH (security_invoker = true) AS
+SELECT x.repo_id, u.run_id, u.attempt, u.job, x.test_id, x.retry, x.status, x.duration_ms, x.created_at,
+       u.commit_sha, u.branch, x.failure_type, x.message, x.signature, x.upload_id
+FROM flakeguard.result x
+JOIN flakeguard.run u ON u.repo_id = x.repo_id AND u.upload_id = x.upload_id;
+
+CREATE FUNCTION flakeguard.cache_versions(OUT repo text, OUT version bigint, OUT repo_id bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_readable bigint[] := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'read');
+BEGIN
+    RETURN QUERY
+    SELECT r.name, coalesce(v.version, 0), r.repo_id
+    FROM flakeguard.repository r LEFT JOIN flakeguard.repository_version v ON v.repo_id = r.repo_id
+    WHERE v_readable IS NULL OR r.repo_id = ANY (v_readable)
+    ORDER BY r.name;
+END
+$$;
+
+CREATE FUNCTION flakeguard.cache_value(repo text, kind text, test_id bigint DEFAULT NULL,
+                                       OUT version bigint, OUT value json)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint;
+    v_readable bigint[];
+BEGIN
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'cache value kind must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF kind IN ('health', 'history') AND test_id IS NULL THEN
+        RAISE EXCEPTION 'cache value "%" needs a test_id', kind USING ERRCODE = '22004';
+    END IF;
+    v_readable := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'read');
+    SELECT r.repo_id, coalesce(v.version, 0) INTO v_repo_id, version
+    FROM flakeguard.repository r LEFT JOIN flakeguard.repository_version v ON v.repo_id = r.repo_id
+    WHERE r.name = cache_value.repo AND (v_readable IS NULL OR r.repo_id = ANY (v_readable));
+    IF v_repo_id IS NULL THEN
+        version := NULL;
+        RETURN;
+    END IF;
+    CASE kind
+    WHEN 'health' THEN
+        SELECT row_to_json(h) INTO value FROM flakeguard.test_health h
+        WHERE h.repo_id = v_repo_id AND h.test_id = cache_value.test_id;
+    WHEN 'history' THEN
+        SELECT json_agg(row_to_json(x) ORDER BY x.created_at DESC, x.run_id DESC, x.attempt DESC, x.job DESC,
+                        x.retry DESC) INTO value
+        FROM (SELECT e.run_id, e.attempt, e.job, e.retry, e.status, e.duration_ms, e.created_at, e.commit_sha,
+                     e.failure_type, e.signature
+              FROM flakeguard.execution e
+              WHERE e.repo_id = v_repo_id AND e.test_id = cache_value.test_id
+              ORDER BY e.created_at DESC
+              LIMIT (flakeguard.effective_policy(v_repo_id)).window_runs) x;
+    WHEN 'stats' THEN
+        SELECT row_to_json(s) INTO value FROM flakeguard.repository_health s WHERE s.repo_id = v_repo_id;
+    WHEN 'quarantine' THEN
+        SELECT coalesce(json_agg(row_to_json(q) ORDER BY q.full_name), '[]') INTO value
+        FROM flakeguard.quarantined_tests q WHERE q.repo_id = v_repo_id;
+    ELSE
+        RAISE EXCEPTION 'unknown cache value "%"', kind USING ERRCODE = '22023',
+            HINT = 'Use health, history, stats or quarantine.';
+    END CASE;
+END
+$$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA flakeguard_internal FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream_open() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean, text)
+    FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text,
+                                                       text, text, text, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.ingest_stream_publish() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.quarantine(text, text, text, timestamptz) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.release(text, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.rescore(text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.prune(interval, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.grant_repository(text, regrole, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.revoke_repository(text, regrole, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.cache_versions() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.cache_value(text, text, bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.effective_policy(bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION flakeguard.upload_status(text, text, integer, text) FROM PUBLIC;
+
+GRANT SELECT ON flakeguard.repository_grant, flakeguard.repository_grants TO PUBLIC;
+
+COMMENT ON SCHEMA flakeguard_internal IS 'FlakeGuard''s plumbing: the ingestion pipeline, access checks, aggregate support functions; not an API';
+
+COMMENT ON TABLE flakeguard.result IS 'One test execution; upload_id is its upload (flakeguard.run), retry numbers the executions of a test within one upload';
+
+COMMENT ON COLUMN flakeguard.run.upload_id IS 'The upload''s surrogate key, which its executions carry (flakeguard.result.upload_id)';
+
+COMMENT ON COLUMN flakeguard.run.changed_at IS 'When the upload''s stored executions last changed because it was given again; NULL: never';
+
+COMMENT ON FUNCTION flakeguard.prune(interval, text) IS 'Deletes executions older than the interval of one repository, or of every repository the caller administers, then uploads and tests left without any; rescores what remains';
+
+COMMENT ON FUNCTION flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean, text) IS 'Checks the report staged by flakeguard-sidecar and adds it to the open batch; hands back the error of a report it refuses';
+
+COMMENT ON FUNCTION flakeguard.ingest_stream_open() IS 'Opens a stream batch of flakeguard-sidecar: the session''s stage, which the caller may COPY into';
+
+COMMENT ON FUNCTION flakeguard.ingest_stream_publish() IS 'Writes the stream batch (one version and notification per repository) and hands back the reports refused at that stage';
+
+COMMENT ON FUNCTION flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text, text, text, text, text) IS 'Records a report flakeguard-sidecar could not ingest, once per stream entry; returns its rejected_id';
+
+COMMENT ON FUNCTION flakeguard.cache_versions() IS 'Every readable repository''s current version, which the Redis cache follows, with its repo_id';
+
+COMMENT ON FUNCTION flakeguard.upload_status(text, text, integer, text) IS 'What happened to one upload: ingested, partly rejected, rejected or unknown, with what is stored and the newest rejection';
+
+COMMENT ON VIEW flakeguard.execution IS 'Every execution with its upload''s run_id, attempt, job, commit and branch';
+
+COMMENT ON AGGREGATE flakeguard.flake_state_union(bytea) IS 'The union of scoring states: flake_state_merge as an aggregate';
+
+COMMENT ON TABLE flakeguard.junit_inbox IS 'COPY target for raw JUnit reports, one per row; always empty; a bad report is rejected alone';
+
+COMMENT ON TABLE flakeguard.result_inbox IS 'COPY target for executions parsed elsewhere; always empty; a bad row is rejected alone';
+
+COMMENT ON SCHEMA flakeguard IS 'FlakeGuard: flaky-test detection from JUnit reports';
+
+COMMENT ON TYPE flakeguard.junit_case IS 'One test execution read from a JUnit report';
+
+COMMENT ON COLUMN flakeguard.junit_case.suite IS 'Name of the innermost <testsuite> around the test case';
+
+COMMENT ON COLUMN flakeguard.junit_case.class_name IS 'classname (or class) attribute, else the suite name';
+
+COMMENT ON COLUMN flakeguard.junit_case.name IS 'name attribute of the test case';
+
+COMMENT ON COLUMN flakeguard.junit_case.full_name IS 'Test identity: class_name.name, or name alone when there is no class or it repeats the name';
+
+COMMENT ON COLUMN flakeguard.junit_case.file IS 'Source file of the test (case, failure or suite file attribute)';
+
+COMMENT ON COLUMN flakeguard.junit_case.line IS 'Line attribute as written by the producer';
+
+COMMENT ON COLUMN flakeguard.junit_case.status IS 'passed, failed, error or skipped';
+
+COMMENT ON COLUMN flakeguard.junit_case.retry IS 'Execution number of this test identity inside the report: 0, 1, 2 ... in the order they ran';
+
+COMMENT ON COLUMN flakeguard.junit_case.duration_ms IS 'Duration in milliseconds (time attribute, clamped to [0, 1 year]); NULL when absent or unreadable';
+
+COMMENT ON COLUMN flakeguard.junit_case.failure_type IS 'type attribute of the failure, error or skipped element';
+
+COMMENT ON COLUMN flakeguard.junit_case.message IS 'Failure or skip message, cut to flakeguard.max_message_length';
+
+COMMENT ON COLUMN flakeguard.junit_case.stack IS 'Failure text (stack trace), cut to flakeguard.max_stack_length';
+
+COMMENT ON COLUMN flakeguard.junit_case.synthetic IS 'True for cases that report on the harness, not on a test (suite setup failures, hooks)';
+
+COMMENT ON FUNCTION flakeguard.parse_junit(text) IS 'Streams the test executions of a JUnit XML report given as text';
+
+COMMENT ON FUNCTION flakeguard.parse_junit(bytea) IS 'Streams the test executions of a JUnit XML report given as bytes (the XML declaration names the encoding)';
+
+COMMENT ON TYPE flakeguard.test_status IS 'Outcome of one test execution';
+
+COMMENT ON TABLE flakeguard.repository IS 'One row per repository, created on first use by ingestion';
+
+COMMENT ON TABLE flakeguard.repository_version IS 'Bumped with every change of a repository''s results; caches follow it';
+
+COMMENT ON TABLE flakeguard.test IS 'Test identities: test_id is flakeguard.test_id(full_name)';
+
+COMMENT ON TABLE flakeguard.run IS 'One CI upload: run_id, attempt (CI re-run) and job (matrix variant)';
+
+COMMENT ON TABLE flakeguard.quarantine IS 'Tests a CI job should skip, with who, why and until when';
+
+COMMENT ON TABLE flakeguard.policy IS 'Per-repository overrides of the scoring settings; NULL means the setting';
+
+COMMENT ON TABLE flakeguard.rejected_report IS 'Uploads and rows that could not be ingested, as received, with the reason';
+
+COMMENT ON FUNCTION flakeguard.test_id(text) IS 'Stable 64-bit identity of a test, from its full name';
+
+COMMENT ON FUNCTION flakeguard.full_name(text, text) IS 'A test''s full name: class_name.name, or name alone when there is no class or it repeats the name';
+
+COMMENT ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) IS 'Parses a JUnit report and upserts its executions; returns a summary';
+
+COMMENT ON FUNCTION flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz) IS 'Parses a JUnit report given as bytes and upserts its executions; returns a summary';
+
+COMMENT ON FUNCTION flakeguard.normalize_message(text) IS 'A failure message with its variable parts (numbers, hex, UUIDs, paths with line numbers, ports, addresses, timestamps) masked';
+
+COMMENT ON FUNCTION flakeguard.message_signature(text) IS 'A 64-bit signature of normalize_message(message), shared by the messages of one failure mode; NULL for an empty message';
+
+COMMENT ON COLUMN flakeguard.result.signature IS 'message_signature(message) of a failure; NULL for passes, skips and failures without a message';
+
+COMMENT ON TYPE flakeguard.flake_score IS 'The score of one test''s executions: flakeguard.flake_score() and flakeguard.test_health';
+
+COMMENT ON TYPE flakeguard.scoring_policy IS 'Scoring settings; a NULL field means the flakeguard.* setting';
+
+COMMENT ON AGGREGATE flakeguard.flake_score(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text) IS 'Scores a test''s executions (status, created_at, run_id, attempt, job, retry, commit_sha, duration_ms, signature, message) under the flakeguard.* settings; rows without status or created_at are ignored';
+
+COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, integer) IS 'The scoring state of a test''s executions, keeping the newest window_runs (last argument; NULL means the setting)';
+
+COMMENT ON FUNCTION flakeguard.flake_state_merge(bytea, bytea) IS 'The scoring state of the executions of both states';
+
+COMMENT ON FUNCTION flakeguard.flake_state_score(bytea, flakeguard.scoring_policy) IS 'Scores a scoring state under a policy (NULL fields: the settings)';
+
+COMMENT ON FUNCTION flakeguard.scoring_settings() IS 'The scoring policy of the flakeguard.* settings';
+
+COMMENT ON FUNCTION flakeguard.effective_policy(bigint) IS 'The scoring policy of a repository: its flakeguard.policy overrides, else the settings';
+
+COMMENT ON FUNCTION flakeguard.rescore(text) IS 'Scores every test of a repository (NULL: of all) again from its stored executions; returns the tests scored';
+
+COMMENT ON FUNCTION flakeguard.quarantine(text, text, text, timestamptz) IS 'Quarantines a test (repository, full name) with a reason and an optional expiry';
+
+COMMENT ON FUNCTION flakeguard.release(text, text) IS 'Ends a test''s quarantine; false when it was not quarantined';
+
+COMMENT ON TABLE flakeguard.test_score IS 'Each test''s scoring state and score, kept by ingestion; read by the views';
+
+COMMENT ON COLUMN flakeguard.test_score.state IS 'The scoring state: the newest window_runs executions with evidence (flakeguard.flake_state)';
+
+COMMENT ON VIEW flakeguard.test_health IS 'One row per test: its score, verdict and recommendation';
+
+COMMENT ON VIEW flakeguard.flaky_tests IS 'The flaky tests, most harmful first';
+
+COMMENT ON VIEW flakeguard.repository_health IS 'One row per repository: tests, runs, flaky and broken tests, flake rate, wasted CI time';
+
+COMMENT ON VIEW flakeguard.failure_signatures IS 'Failure modes: failures grouped by message signature, per repository';
+
+COMMENT ON VIEW flakeguard.quarantined_tests IS 'The tests a CI job should skip now, with reason and expiry';
+
+COMMENT ON COLUMN flakeguard.flake_score.runs IS 'Executions scored (passed or failed, the newest window_runs)';
+
+COMMENT ON COLUMN flakeguard.flake_score.passes IS 'Passed executions among runs';
+
+COMMENT ON COLUMN flakeguard.flake_score.failures IS 'Failed executions (failed or error) among runs';
+
+COMMENT ON COLUMN flakeguard.flake_score.skips IS 'Skipped executions in the same period (no evidence either way)';
+
+COMMENT ON COLUMN flakeguard.flake_score.fail_rate IS 'failures / runs';
+
+COMMENT ON COLUMN flakeguard.flake_score.flip_rate IS 'Share of consecutive executions, in time order, whose outcome differs';
+
+COMMENT ON COLUMN flakeguard.flake_score.retry_pass_rate IS 'Of the CI runs whose first execution failed and that ran the test again (in-report rerun or later attempt), the share where a retry passed; 0 when none';
+
+COMMENT ON COLUMN flakeguard.flake_score.mixed_commits IS 'Commits on which the test both passed and failed';
+
+COMMENT ON COLUMN flakeguard.flake_score.tail_fail_streak IS 'Failures in a row up to the newest execution';
+
+COMMENT ON COLUMN flakeguard.flake_score.max_fail_streak IS 'Longest run of consecutive failures';
+
+COMMENT ON COLUMN flakeguard.flake_score.signatures IS 'Distinct failure-message signatures among the failures';
+
+COMMENT ON COLUMN flakeguard.flake_score.flake_rate IS 'Estimated probability that one execution fails spuriously on good code';
+
+COMMENT ON COLUMN flakeguard.flake_score.flake_rate_low IS 'Lower end of the 90% interval of flake_rate';
+
+COMMENT ON COLUMN flakeguard.flake_score.flake_rate_high IS 'Upper end of the 90% interval of flake_rate';
+
+COMMENT ON COLUMN flakeguard.flake_score.score IS '0..1: how strongly the evidence says the test is flaky (one proof gives 0.6)';
+
+COMMENT ON COLUMN flakeguard.flake_score.confidence IS '0..1: how much evidence there is (grows with runs against min_runs)';
+
+COMMENT ON COLUMN flakeguard.flake_score.verdict IS 'flaky, broken, healthy or insufficient_data';
+
+COMMENT ON COLUMN flakeguard.flake_score.recommendation IS 'quarantine, warn, fix or none (broken tests get fix, never quarantine)';
+
+COMMENT ON COLUMN flakeguard.flake_score.priority IS 'critical, high, medium or low';
+
+COMMENT ON COLUMN flakeguard.flake_score.wasted_seconds IS 'CI time of failed executions that a retry of the same run then passed';
+
+COMMENT ON COLUMN flakeguard.flake_score.first_seen IS 'Oldest execution seen';
+
+COMMENT ON COLUMN flakeguard.flake_score.last_seen IS 'Newest execution seen';
+
+COMMENT ON COLUMN flakeguard.flake_score.last_failure_at IS 'When the newest failure happened';
+
+COMMENT ON COLUMN flakeguard.flake_score.last_failure_message IS 'Message of the newest failure';
+
+COMMENT ON COLUMN flakeguard.flake_score.recent_failures IS 'Failures within recent_lookback of the newest execution';
+
+COMMENT ON COLUMN flakeguard.flake_score.proofs IS 'Failure streaks that prove flakiness: ended by a passing retry of the same run, or on a commit that also passed';
+
+COMMENT ON COLUMN flakeguard.test_health.first_seen IS 'When the test was first seen (its first upload)';
+
+COMMENT ON COLUMN flakeguard.flaky_tests.first_seen IS 'When the test was first seen (its first upload)';
+
+COMMENT ON COLUMN flakeguard.repository_health.repo IS 'Repository name';
+
+COMMENT ON COLUMN flakeguard.repository_health.repo_id IS 'Repository id (flakeguard.repository)';
+
+COMMENT ON COLUMN flakeguard.repository_health.tests IS 'Tests scored';
+
+COMMENT ON COLUMN flakeguard.repository_health.runs IS 'CI uploads stored (run, attempt and job)';
+
+COMMENT ON COLUMN flakeguard.repository_health.executions IS 'Test executions stored';
+
+COMMENT ON COLUMN flakeguard.repository_health.flaky_tests IS 'Tests whose verdict is flaky';
+
+COMMENT ON COLUMN flakeguard.repository_health.broken_tests IS 'Tests whose verdict is broken';
+
+COMMENT ON COLUMN flakeguard.repository_health.quarantine_recommended IS 'Flaky tests whose recommendation is quarantine';
+
+COMMENT ON COLUMN flakeguard.repository_health.quarantined_tests IS 'Tests quarantined now';
+
+COMMENT ON COLUMN flakeguard.repository_health.flake_rate IS 'Estimated share of executions that fail spuriously (flaky and healthy tests, weighted by runs)';
+
+COMMENT ON COLUMN flakeguard.repository_health.wasted_seconds IS 'CI time of failed executions that a retry then passed, over all tests';
+
+COMMENT ON COLUMN flakeguard.repository_health.first_run_at IS 'Oldest upload stored';
+
+COMMENT ON COLUMN flakeguard.repository_health.last_run_at IS 'Newest upload stored';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.repo IS 'Repository name';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.repo_id IS 'Repository id (flakeguard.repository)';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.signature IS 'flakeguard.message_signature() of the failure messages';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.pattern IS 'The messages with their variable parts masked (flakeguard.normalize_message)';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.sample_message IS 'One of the messages, as reported';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.tests IS 'Tests that failed with this signature';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.flaky_tests IS 'Of those, tests whose verdict is flaky';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.occurrences IS 'Failed executions with this signature';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.first_seen IS 'Oldest failure with this signature';
+
+COMMENT ON COLUMN flakeguard.failure_signatures.last_seen IS 'Newest failure with this signature';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.reason IS 'Why the test was quarantined';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.quarantined_by IS 'Who quarantined it (the session user)';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.since IS 'When it was quarantined';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.until IS 'When the quarantine ends; NULL: until released';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.verdict IS 'The test''s verdict now';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.score IS 'The test''s flakiness score now';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.flake_rate IS 'The test''s estimated spurious failure probability now';
+
+COMMENT ON COLUMN flakeguard.quarantined_tests.last_failure_at IS 'When the test last failed';
+
+COMMENT ON COLUMN flakeguard.rejected_report.stream_entry IS 'The Redis stream entry id the report came in (source stream)';
+
+COMMENT ON FUNCTION flakeguard.cache_value(text, text, bigint) IS 'A value of the Redis cache (health, history, stats or quarantine) as JSON, with the repository version it was read at';
+
+COMMENT ON TABLE flakeguard.repository_grant IS 'Who may read, write or administer which repository (repo_id NULL: every repository); see grant_repository()';
+
+COMMENT ON VIEW flakeguard.repository_grants IS 'The repository grants: all of them for the extension''s owner, a role''s own for every other role';
+
+COMMENT ON COLUMN flakeguard.repository_grants.repo IS 'The repository''s name, or * for every repository, present and future';
+
+COMMENT ON COLUMN flakeguard.repository_grants.repo_id IS 'The repository''s id; NULL for *';
+
+COMMENT ON COLUMN flakeguard.repository_grants.grantee IS 'The role granted (and the roles that are members of it)';
+
+COMMENT ON COLUMN flakeguard.repository_grants.privilege IS 'read (the views and the history), write (ingestion, includes read) or admin (quarantine, release, policy, rescore, prune; includes write)';
+
+COMMENT ON COLUMN flakeguard.repository_grants.granted_by IS 'The session user who called grant_repository()';
+
+COMMENT ON COLUMN flakeguard.repository_grants.granted_at IS 'When it was granted';
+
+COMMENT ON FUNCTION flakeguard.grant_repository(text, regrole, text) IS 'Grants a role read, write or admin on a repository (''*'': every repository, present and future), with the object privileges that go with it';
+
+COMMENT ON FUNCTION flakeguard.revoke_repository(text, regrole, text) IS 'Takes back a grant of grant_repository(); the object privileges follow the role''s remaining grants';
+
+COMMENT ON FUNCTION flakeguard.granted_repositories(oid, text) IS 'The repositories a role may act on with a privilege, NULL for all';
+
+COMMENT ON FUNCTION flakeguard.granted_repositories(text) IS 'The repositories the current role may act on with a privilege, NULL for all: what row-level security filters by';
+
+COMMENT ON FUNCTION flakeguard.prune(interval, text) IS 'Deletes executions older than the interval of one repository, or of every repository the caller administers, then runs and tests left without any';
+
+-- the columns the views share with flakeguard.flake_score, and the columns
+-- that name a test, mean the same everywhere
+DO $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+        SELECT c.relname, a.attname, d.description
+        FROM pg_catalog.pg_attribute a
+        JOIN pg_catalog.pg_description d ON d.objoid = 'flakeguard.flake_score'::pg_catalog.regclass
+             AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = a.attnum
+        CROSS JOIN (VALUES ('test_score'), ('test_health'), ('flaky_tests')) c(relname)
+        WHERE a.attrelid = 'flakeguard.flake_score'::pg_catalog.regclass
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN flakeguard.%I.%I IS %L', v.relname, v.attname, v.description);
+    END LOOP;
+END
+$$;
+
+DO $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+        SELECT c.relname, d.attname, d.description
+        FROM (VALUES ('repo', 'Repository name'),
+                     ('repo_id', 'Repository id (flakeguard.repository)'),
+                     ('test_id', 'Test id: flakeguard.test_id(full_name)'),
+                     ('suite', 'Name of the test''s <testsuite>'),
+                     ('class_name', 'Class name of the test (classname attribute, else the suite)'),
+                     ('name', 'Test name (name attribute)'),
+                     ('full_name', 'The test''s identity: class_name.name, or name alone'),
+                     ('file', 'Source file of the test, when the report names it'),
+                     ('quarantined', 'The test is quarantined now (flakeguard.quarantined_tests)')) d(attname, description)
+        CROSS JOIN (VALUES ('test_score'), ('test_health'), ('flaky_tests'), ('quarantined_tests')) c(relname)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = ('flakeguard.' || c.relname)::pg_catalog.regclass
+                                      AND a.attname = d.attname
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN flakeguard.%I.%I IS %L', v.relname, v.attname, v.description);
+    END LOOP;
+END
+$$;
+
+COMMENT ON COLUMN flakeguard.execution.repo_id IS 'Repository id (flakeguard.repository)';
+
+COMMENT ON COLUMN flakeguard.execution.run_id IS 'The CI run the upload belongs to';
+
+COMMENT ON COLUMN flakeguard.execution.attempt IS 'The CI run''s attempt (re-run), from 1';
+
+COMMENT ON COLUMN flakeguard.execution.job IS 'The CI job (matrix variant); empty for the one job';
+
+COMMENT ON COLUMN flakeguard.execution.test_id IS 'Test id: flakeguard.test_id(full_name)';
+
+COMMENT ON COLUMN flakeguard.execution.retry IS 'Execution number of the test within its upload: 0, then 1, 2 for retries';
+
+COMMENT ON COLUMN flakeguard.execution.status IS 'passed, failed, error or skipped';
+
+COMMENT ON COLUMN flakeguard.execution.duration_ms IS 'Duration in milliseconds, when the report gives it';
+
+COMMENT ON COLUMN flakeguard.execution.created_at IS 'When the upload ran (its created_at)';
+
+COMMENT ON COLUMN flakeguard.execution.commit_sha IS 'The commit the upload tested';
+
+COMMENT ON COLUMN flakeguard.execution.branch IS 'The branch the upload tested';
+
+COMMENT ON COLUMN flakeguard.execution.failure_type IS 'Type of the failure or error (exception class)';
+
+COMMENT ON COLUMN flakeguard.execution.message IS 'Failure message, cut to flakeguard.max_message_length';
+
+COMMENT ON COLUMN flakeguard.execution.signature IS 'message_signature(message) of a failure; NULL for other outcomes';
+
+COMMENT ON COLUMN flakeguard.execution.upload_id IS 'The upload''s surrogate key (flakeguard.run.upload_id)';
+
+-- the privileges that go with each role's repository grants, on the objects made again
+SELECT flakeguard_internal.repository_privileges_sync(g.grantee)
+FROM (SELECT DISTINCT grantee FROM flakeguard.repository_grant) g;
