@@ -57,7 +57,7 @@ PG_CPPFLAGS = -I$(srcdir)/extension/include -isystem $(includedir_server) $(shel
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror \
 	-fvisibility-inlines-hidden
 SHLIB_LINK = -lstdc++ $(shell pkg-config --libs libxml-2.0)
-EXTRA_CLEAN = sql/built tests/regress/output
+EXTRA_CLEAN = sql/built tests/regress/output tests/isolation/output
 
 # No LLVM bitcode: PGXS's bitcode rule does not see PG_CXXFLAGS, and the
 # parser gains nothing from JIT inlining.

@@ -5,12 +5,14 @@
 #   tests/check.sh unit              core unit tests only (plain and ASan/UBSan builds)
 #   tests/check.sh fuzz              the 30-second fuzz smoke run
 #   tests/check.sh regress [TEST...] pg_regress: the schedule, or the named tests
+#   tests/check.sh isolation [SPEC...] pg_isolation_regress: concurrent sessions in pinned interleavings
 #   tests/check.sh integration       notifications, concurrency, dump and restore on a real cluster
 #   tests/check.sh security          attacks with real roles on a real cluster (tests/security)
 #   tests/check.sh corpus            the shared JUnit corpus through parse_junit
 #
 # Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
-# 30 s), regress (pg_regress on a temporary instance), corpus (every JUnit
+# 30 s), regress (pg_regress on a temporary instance), isolation
+# (pg_isolation_regress on a temporary instance), corpus (every JUnit
 # file of ../shared/junit-corpus through parse_junit).  Each tier adds to
 # the closing "N passed, N failed" line; the exit status is non-zero when
 # anything failed.
@@ -115,18 +117,31 @@ tier_extension() {
 stage() {
 	local dir=$1
 	mkdir -p "$dir/tests"
-	cp -r tests/regress tests/fixtures "$dir/tests/"
-	rm -rf "$dir/tests/regress/output" "$dir/tests/regress/results"
+	cp -r tests/regress tests/isolation tests/fixtures "$dir/tests/"
+	rm -rf "$dir/tests/regress/output" "$dir/tests/regress/results" "$dir/tests/isolation/output"
 	fg_own "$dir"
 }
 
+# check_schedule DIR SUBDIR EXT: every DIR/SUBDIR/*.EXT is listed in DIR/schedule,
+# but for the isolation specs named *_bug.spec, which show a bug of the current
+# code with the output it should give and so would fail the tier
 check_schedule() {
-	local f missing=0
-	for f in tests/regress/sql/*.sql; do
-		f=$(basename "$f" .sql)
-		grep -qx "test: $f" tests/regress/schedule || { echo "tests/regress/sql/$f.sql is not in tests/regress/schedule"; missing=1; }
+	local dir=$1 subdir=$2 ext=$3 f missing=0
+	for f in "$dir/$subdir"/*."$ext"; do
+		f=$(basename "$f" ".$ext")
+		[[ $ext = spec && $f = *_bug ]] && continue
+		grep -qx "test: $f" "$dir/schedule" || { echo "$dir/$subdir/$f.$ext is not in $dir/schedule"; missing=1; }
 	done
 	return $missing
+}
+
+# regress_counts LOG: "passed failed" from pg_regress's (or pg_isolation_regress's)
+# output, in the format of PostgreSQL 15 ("test x ... ok") and of 16 and later (TAP)
+regress_counts() {
+	local p f
+	p=$(grep -cE '^ok |^(test| ) .* \.\.\. ok' "$1")
+	f=$(grep -cE '^not ok |^(test| ) .* \.\.\. FAILED' "$1")
+	echo "$p $f"
 }
 
 # tier_regress [TEST...]: the whole schedule, or only the named tests
@@ -138,7 +153,7 @@ tier_regress() {
 	stage "$dir"
 	pgxs=$(dirname "$(pg_config --pgxs)")/..
 	log=$dir/pg_regress.log
-	check_schedule || { tally regress 0 1; return; }
+	check_schedule tests/regress sql sql || { tally regress 0 1; return; }
 	[ ${#tests[@]} -gt 0 ] || tests=(--schedule="$dir/tests/regress/schedule")
 	as_user "$pgxs/test/regress/pg_regress" \
 		--temp-instance="$dir/tmp_check" --port="$(free_port)" --bindir="$PG_BINDIR" \
@@ -147,8 +162,7 @@ tier_regress() {
 	local rc=$?
 	grep -E '^(ok|not ok|test|     |#)|tests? (passed|failed)' "$log" | grep -v '^#' | tail -n 40
 	local p f
-	p=$(grep -cE '^ok |^test .* \.\.\. ok' "$log")
-	f=$(grep -cE '^not ok |^test .* \.\.\. FAILED' "$log")
+	read -r p f < <(regress_counts "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		cat "$log"
 		f=1
@@ -159,6 +173,44 @@ tier_regress() {
 		cp -r "$dir/tests/regress/results" tests/regress/output/ 2>/dev/null
 	fi
 	tally regress "$p" "$f"
+	rm -rf "$dir"
+}
+
+# tier_isolation [SPEC...]: the isolation schedule, or the named specs (a
+# *_bug spec runs only when named).  isolationtester runs each spec's sessions
+# in the interleavings its permutations pin, and tells a step that waits for
+# another session's lock: races are tested in the same order every time.
+tier_isolation() {
+	say "isolation (pg_isolation_regress, temporary instance)"
+	local dir pgxs log tests out
+	tests=("$@")
+	dir=$(scratch_dir isolation)
+	stage "$dir"
+	pgxs=$(dirname "$(pg_config --pgxs)")/..
+	log=$dir/pg_isolation_regress.log
+	out=$dir/tests/isolation/output
+	check_schedule tests/isolation specs spec || { tally isolation 0 1; return; }
+	[ ${#tests[@]} -gt 0 ] || tests=(--schedule="$dir/tests/isolation/schedule")
+	# the temporary instance listens on a socket in a folder of its own only
+	as_user "$pgxs/test/isolation/pg_isolation_regress" \
+		--temp-instance="$dir/tmp_check" --port="$(free_port)" --bindir="$PG_BINDIR" \
+		--inputdir="$dir/tests/isolation" --outputdir="$out" \
+		--encoding=UTF8 --no-locale "${tests[@]}" >"$log" 2>&1
+	local rc=$?
+	grep -E '^(ok|not ok|test|     |#)|tests? (passed|failed)' "$log" | grep -v '^#' | tail -n 40
+	local p f
+	read -r p f < <(regress_counts "$log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		cat "$log"
+		f=1
+	fi
+	if [ -f "$out/regression.diffs" ] && [ "$f" -gt 0 ]; then
+		head -n 200 "$out/regression.diffs"
+		rm -rf tests/isolation/output && mkdir -p tests/isolation/output
+		cp "$out/regression.diffs" tests/isolation/output/ 2>/dev/null
+		cp -r "$out/results" tests/isolation/output/ 2>/dev/null
+	fi
+	tally isolation "$p" "$f"
 	rm -rf "$dir"
 }
 
@@ -241,6 +293,7 @@ main() {
 		tier_fuzz
 		if tier_extension; then
 			tier_regress
+			tier_isolation
 			tier_integration
 			tier_security
 			tier_corpus
@@ -248,6 +301,9 @@ main() {
 		;;
 	regress)
 		tier_extension && tier_regress "$@"
+		;;
+	isolation)
+		tier_extension && tier_isolation "$@"
 		;;
 	corpus)
 		tier_extension && tier_corpus
@@ -262,7 +318,7 @@ main() {
 		tier_fuzz
 		;;
 	*)
-		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | integration | security | corpus]" >&2
+		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | isolation [SPEC...] | integration | security | corpus]" >&2
 		exit 2
 		;;
 	esac

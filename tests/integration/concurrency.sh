@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # Two sessions ingesting overlapping uploads at the same time, through both
 # paths: no deadlock, no duplicate, the same rows as one session alone.
+#
+# The races of two single uploads (the same upload twice, uploads sharing
+# tests, a changed upload against a new one, result_inbox, rescore, quarantine)
+# are tested deterministically by the isolation tier (tests/isolation).  This
+# stress test stays for what isolationtester cannot pin: each session here is
+# one statement after another that ingests several uploads (a COPY of two
+# repositories' reports, in opposite orders in the two sessions), so the
+# sessions interleave inside statements and between the statements of one
+# call, where no lock is awaited.
 . "$(dirname "$0")/lib.sh"
 FIX=$FG_FIXTURES
 dir=$(scratch_dir concurrency)
@@ -38,28 +47,15 @@ for round in 1 2 3; do
 	script "8 7 6 5 4 3 2 1" >"$dir/b.sql"
 	together a b "round $round"
 done
-# then one session changes the uploads (their tests are scored again from
-# history) while the other adds new ones (merged into the stored scores)
-inbox() { # RUN FAILURE: one inbox upload per repository, "shared" failing when FAILURE is set
-	local body='<testcase classname=""c"" name=""shared""/>'
-	[ -z "$2" ] || body='<testcase classname=""c"" name=""shared""><failure message=""boom""/></testcase>'
-	echo "COPY flakeguard.junit_inbox (repo, run_id, job, created_at, report) FROM STDIN (FORMAT csv);"
-	echo "conc/a,run-$1,inbox,2026-11-$((10 + $1)),\"<testsuite>$body</testsuite>\""
-	echo "conc/b,run-$1,inbox,2026-11-$((10 + $1)),\"<testsuite>$body</testsuite>\""
-	echo '\.'
-}
-for i in 1 2 3 4 5 6 7 8; do inbox "$i" fail; done >"$dir/change.sql"
-for i in 18 17 16 15 14 13 12 11; do inbox "$i" ""; done >"$dir/add.sql"
-together change add "changing uploads while adding others"
 states="SELECT md5(string_agg(s.test_id || ' ' || md5(s.state) || ' ' || s.verdict, ',' ORDER BY s.repo_id, s.test_id))
         FROM flakeguard.test_score s"
 merged=$(q "$states")
 q "SELECT flakeguard.rescore()" >/dev/null
-check "the stored scores are the scores of the stored history (nothing lost between merge and rebuild)" \
+check "the stored scores are the scores of the stored history (no fold lost)" \
 	"$(q "$states")" "$merged"
 
-check "no upload lost or duplicated (8 x 21 + 8 x 2 + 8 x 1, 8 gone from the changed uploads, 8 x 2 added)" 200 "$(q 'SELECT count(*) FROM flakeguard.result')"
+check "no upload lost or duplicated (8 x 21 + 8 x 2 + 8 x 1)" 192 "$(q 'SELECT count(*) FROM flakeguard.result')"
 check "no test duplicated" 22 "$(q 'SELECT count(*) FROM flakeguard.test')"
 check "nothing rejected" 0 "$(q 'SELECT count(*) FROM flakeguard.rejected_report')"
-check "every key once" 200 "$(q 'SELECT count(DISTINCT (repo_id, run_id, attempt, job, test_id, retry)) FROM flakeguard.result')"
+check "every key once" 192 "$(q 'SELECT count(DISTINCT (repo_id, run_id, attempt, job, test_id, retry)) FROM flakeguard.result')"
 finish
