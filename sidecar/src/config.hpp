@@ -40,6 +40,12 @@ struct Config {
 	{
 		return stream + ":dead";
 	}
+	/* the list an entry's outcome is pushed to when it asked for one (push --wait) */
+	std::string
+	reply_key(const std::string &entry) const
+	{
+		return stream + ":reply:" + entry;
+	}
 };
 
 } // namespace flakeguard::sidecar

@@ -6,6 +6,7 @@
 
 #include "flakeguard/core/error.hpp"
 #include "flakeguard/core/test_id.hpp"
+#include "json.hpp"
 #include "log.hpp"
 
 #include <algorithm>
@@ -16,7 +17,9 @@
 #include <ctime>
 #include <limits>
 #include <map>
+#include <poll.h>
 #include <set>
+#include <stdexcept>
 #include <sys/time.h>
 
 namespace flakeguard::sidecar {
@@ -26,7 +29,7 @@ const char stage_columns[] =
 
 namespace {
 
-constexpr std::size_t max_files = 1000;
+constexpr std::size_t max_files = max_upload_files;
 constexpr std::size_t max_field = 4096; /* bytes of any field but the reports */
 
 [[noreturn]] void
@@ -264,6 +267,8 @@ encode_upload(const Upload &u)
 		f.emplace_back("file:" + std::to_string(i), u.files[i].first);
 		f.emplace_back("report:" + std::to_string(i), u.files[i].second);
 	}
+	if (u.reply)
+		f.emplace_back("reply", "1");
 	return f;
 }
 
@@ -376,6 +381,132 @@ push_upload(RedisConn &redis, const Config &config, const Upload &upload)
 	RedisReply reply = redis.command(argv);
 	check_reply(reply.get(), "XADD");
 	return reply_string(reply.get()).value_or("");
+}
+
+bool
+wants_reply(const Fields &fields)
+{
+	const std::string *v = field(fields, "reply");
+	return v != nullptr && *v == "1";
+}
+
+std::string
+encode_outcome(const Outcome &o)
+{
+	std::string out = "{\"entry\":" + json_string(o.entry);
+	if (o.ingested)
+		return out + ",\"status\":\"ingested\"}";
+	const Rejection &r = o.rejection;
+	out += ",\"status\":\"rejected\",\"sqlstate\":" + json_string(r.sqlstate) + ",\"error\":" + json_string(r.error) +
+		   ",\"detail\":" + json_string(r.detail) + ",\"hint\":" + json_string(r.hint) +
+		   ",\"rejected_id\":" + (o.rejected_id ? str(*o.rejected_id) : "null") + "}";
+	return out;
+}
+
+Outcome
+decode_outcome(std::string_view text)
+{
+	const Json j = parse_json(text);
+	auto string = [&j](const char *name, bool required) {
+		const Json *v = j.find(name);
+		if (v == nullptr && !required)
+			return std::string();
+		if (v == nullptr || v->type != Json::Type::string)
+			throw std::invalid_argument(std::string("outcome has no string \"") + name + "\"");
+		return v->text;
+	};
+	if (j.type != Json::Type::object)
+		throw std::invalid_argument("outcome is not a JSON object");
+	Outcome o;
+	o.entry = string("entry", true);
+	const std::string status = string("status", true);
+	if (status == "ingested") {
+		o.ingested = true;
+		return o;
+	}
+	if (status != "rejected")
+		throw std::invalid_argument("unknown outcome status \"" + status + "\"");
+	o.rejection =
+		Rejection{string("sqlstate", true), string("error", true), string("detail", false), string("hint", false)};
+	if (const Json *id = j.find("rejected_id"); id != nullptr && id->type != Json::Type::null) {
+		char *end = nullptr;
+		errno = 0;
+		const long long v = id->type == Json::Type::number ? std::strtoll(id->text.c_str(), &end, 10) : 0;
+		if (id->type != Json::Type::number || *end != '\0' || errno != 0)
+			throw std::invalid_argument("outcome has an invalid rejected_id");
+		o.rejected_id = v;
+	}
+	return o;
+}
+
+Waited
+wait_outcome(RedisConn &redis, const Config &config, const std::string &id, std::int64_t timeout_ms, int wake_fd)
+{
+	Waited w;
+	const std::string key = config.reply_key(id);
+	const std::int64_t deadline = monotonic_ms() + timeout_ms;
+	/* a pause before connecting again; true when woken */
+	auto pause = [&](std::int64_t ms) {
+		struct pollfd fd = {wake_fd, POLLIN, 0};
+		ms = std::clamp<std::int64_t>(std::min(ms, deadline - monotonic_ms()), 0, 1000);
+		return poll(&fd, 1, static_cast<int>(ms)) > 0;
+	};
+	for (;;) {
+		const std::int64_t left = deadline - monotonic_ms();
+		if (left <= 0) {
+			w.end = Waited::End::timed_out;
+			return w;
+		}
+		if (!redis.ok() && !redis.connect()) {
+			w.error = "could not connect to Redis: " + redis.error();
+			if (pause(500)) {
+				w.end = Waited::End::interrupted;
+				return w;
+			}
+			continue;
+		}
+		try {
+			char seconds[32];
+			std::snprintf(seconds, sizeof(seconds), "%.3f", static_cast<double>(left) / 1000.0);
+			RedisReply r;
+			/* Redis answers nil at the timeout; one that says nothing a socket timeout later is lost */
+			switch (redis.command_until({"BLPOP", key, seconds}, wake_fd, left + config.redis_timeout_ms, r)) {
+			case RedisConn::Wait::woken:
+				w.end = Waited::End::interrupted;
+				return w;
+			case RedisConn::Wait::timed_out:
+				w.error = "Redis did not answer";
+				continue;
+			case RedisConn::Wait::reply:
+				break;
+			}
+			if (r->type == REDIS_REPLY_ERROR) {
+				w.end = Waited::End::failed;
+				w.error = "BLPOP failed: " + std::string(r->str, r->len);
+				return w;
+			}
+			if (r->type == REDIS_REPLY_NIL)
+				continue; /* its timeout: the deadline says whether to wait more */
+			if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_STRING) {
+				w.end = Waited::End::failed;
+				w.error = "unexpected reply to BLPOP";
+				return w;
+			}
+			w.outcome = decode_outcome(std::string_view(r->element[1]->str, r->element[1]->len));
+			w.end = Waited::End::outcome;
+			return w;
+		} catch (const RedisError &e) {
+			w.error = e.what();
+			if (pause(100)) {
+				w.end = Waited::End::interrupted;
+				return w;
+			}
+		} catch (const std::invalid_argument &e) {
+			w.end = Waited::End::failed;
+			w.error = std::string("unreadable outcome in ") + key + ": " + e.what();
+			return w;
+		}
+	}
 }
 
 /* ------------------------------------------------------------------------- */
@@ -538,7 +669,7 @@ bool
 known_field(const std::string &name)
 {
 	static const std::set<std::string> names = {"v",          "repo",   "run_id",     "attempt", "job",
-												"commit_sha", "branch", "created_at", "files"};
+												"commit_sha", "branch", "created_at", "files",   "reply"};
 	if (names.count(name) != 0)
 		return true;
 	for (const char *p : {"file:", "report:"})
@@ -565,13 +696,17 @@ IngestLoop::fetch(const std::string &id, const std::vector<std::pair<std::string
 {
 	std::vector<std::string> small_pos;
 	std::vector<std::size_t> small_idx;
+	const std::string *too_long = nullptr;
 	for (std::size_t i = 0; i < sizes.size(); i++) {
 		const auto &[name, size] = sizes[i];
 		if (!known_field(name) || name.rfind("report:", 0) == 0)
 			continue;
-		if (static_cast<std::size_t>(size) > max_field)
-			reject("54000", "stream entry field \"" + name + "\" is too long",
-				   "The limit is " + std::to_string(max_field) + " bytes.");
+		/* refused after the others are read: "reply" among them says whether to report it */
+		if (static_cast<std::size_t>(size) > max_field) {
+			if (too_long == nullptr)
+				too_long = &name;
+			continue;
+		}
 		small_pos.push_back(std::to_string(i + 1));
 		small_idx.push_back(i);
 	}
@@ -585,6 +720,9 @@ IngestLoop::fetch(const std::string &id, const std::vector<std::pair<std::string
 		for (std::size_t k = 0; k < r->elements; k++)
 			fields.emplace_back(sizes[small_idx[k]].first, std::string(r->element[k]->str, r->element[k]->len));
 	}
+	if (too_long != nullptr)
+		reject("54000", "stream entry field \"" + *too_long + "\" is too long",
+			   "The limit is " + std::to_string(max_field) + " bytes.");
 	/* the reports of the file count, summed before any is read */
 	long files = 0;
 	for (const auto &f : fields)
@@ -759,7 +897,35 @@ IngestLoop::report_bytes(const Item &item, const std::pair<std::string, std::str
 	return f.second;
 }
 
-/* After COMMIT: dead-letter the rejected entries, acknowledge all. */
+/*
+ * The outcomes the items asked for (push --wait), as LPUSH and EXPIRE of
+ * <stream>:reply:<id>; owned holds the strings the commands point into.
+ */
+void
+IngestLoop::add_replies(const std::vector<Item *> &items, std::deque<std::string> &owned,
+						std::vector<std::vector<std::string_view>> &commands) const
+{
+	for (const Item *item : items) {
+		if (!wants_reply(item->fields))
+			continue;
+		Outcome o;
+		o.entry = item->id;
+		o.ingested = !item->rejection;
+		if (item->rejection)
+			o.rejection = *item->rejection;
+		o.rejected_id = item->rejected_id;
+		const std::string &key = owned.emplace_back(config_.reply_key(item->id));
+		const std::string &value = owned.emplace_back(encode_outcome(o));
+		commands.push_back({"LPUSH", key, value});
+		commands.push_back({"EXPIRE", key, owned.emplace_back(str(reply_ttl_seconds))});
+	}
+}
+
+/*
+ * After COMMIT: dead-letter the rejected entries, reply the outcomes asked
+ * for, acknowledge all (last: an entry acknowledged has replied; one that
+ * replied and was not acknowledged is redelivered and replies again).
+ */
 void
 IngestLoop::finish(std::vector<Item *> &items)
 {
@@ -783,12 +949,24 @@ IngestLoop::finish(std::vector<Item *> &items)
 		argv.insert(argv.end(), owned.back().begin(), owned.back().end());
 		commands.push_back(std::move(argv));
 	}
+	std::deque<std::string> replies;
+	const std::size_t first_reply = commands.size();
+	add_replies(items, replies, commands);
+	const std::size_t end_reply = commands.size();
 	std::vector<std::string_view> ack = {"XACK", config_.stream, config_.group};
 	for (Item *item : items)
 		ack.push_back(item->id);
 	commands.push_back(ack);
-	for (const auto &r : redis_.pipeline(commands))
-		check_reply(r.get(), "XADD/XACK");
+	std::vector<RedisReply> answers = redis_.pipeline(commands);
+	for (std::size_t i = 0; i < answers.size(); i++) {
+		/* an outcome Redis refused (full, or the key taken) leaves its waiter to time out: no reason to retry */
+		if (i >= first_reply && i < end_reply && answers[i]->type == REDIS_REPLY_ERROR) {
+			log(Level::warning, "ingest: could not reply to %s: %.*s", std::string(commands[i][1]).c_str(),
+				static_cast<int>(answers[i]->len), answers[i]->str);
+			continue;
+		}
+		check_reply(answers[i].get(), "XADD/XACK");
+	}
 
 	for (Item *item : items) {
 		if (item->rejection) {

@@ -8,8 +8,14 @@
  *   created_at the upload's time (ISO 8601 with a zone), fixed when pushed, so
  *              a redelivered entry gives identical rows
  *   files      N; then file:0 .. file:N-1 (names) and report:0 .. report:N-1 (bytes)
+ *   reply      "1" (push --wait): the daemon reports the entry's outcome
  * The files of one entry are one upload; a test found in several files
  * continues its retry numbering, as a <testcase> repeated in one file does.
+ *
+ * An entry with reply=1 gets its outcome (encode_outcome) pushed to the list
+ * <stream>:reply:<entry id> (LPUSH, EXPIRE reply_ttl_seconds) once its batch
+ * is committed, or once it is dead-lettered; before it is acknowledged, so
+ * an entry redelivered after a crash replies again.  push --wait BLPOPs it.
  *
  * `flakeguard-sidecar run` reads the stream through a consumer group, parses
  * each report with the core reader, and commits a batch (--batch-size
@@ -43,6 +49,11 @@
 
 namespace flakeguard::sidecar {
 
+/* Reports per upload (entry), at most. */
+constexpr std::size_t max_upload_files = 1000;
+/* How long an outcome waits in <stream>:reply:<entry id> for its reader. */
+constexpr std::int64_t reply_ttl_seconds = 3600;
+
 /* One upload as pushed. */
 struct Upload {
 	std::string repo;
@@ -53,6 +64,7 @@ struct Upload {
 	std::optional<std::string> branch;
 	std::string created_at;
 	std::vector<std::pair<std::string, std::string>> files; /* name, bytes */
+	bool reply = false;                                     /* ask for the outcome (push --wait) */
 };
 
 /* Why an entry cannot be ingested, in PostgreSQL's terms. */
@@ -106,6 +118,34 @@ Staged stage_upload(const Upload &upload, const JunitLimits &limits);
 /* Adds the upload to the stream; returns the entry id.  Throws RedisError. */
 std::string push_upload(RedisConn &redis, const Config &config, const Upload &upload);
 
+/* True when an entry's fields ask for its outcome (field "reply" is "1"). */
+bool wants_reply(const Fields &fields);
+
+/* What became of an entry, as the daemon replies it (JSON, see sidecar/README.md). */
+struct Outcome {
+	std::string entry;
+	bool ingested = false;
+	Rejection rejection; /* when not ingested */
+	std::optional<std::int64_t> rejected_id;
+};
+std::string encode_outcome(const Outcome &outcome);
+/* Throws std::invalid_argument for anything encode_outcome does not write. */
+Outcome decode_outcome(std::string_view json);
+
+/* How push --wait ended. */
+struct Waited {
+	enum class End { outcome, timed_out, interrupted, failed } end = End::failed;
+	Outcome outcome;   /* End::outcome */
+	std::string error; /* otherwise: what went wrong last (Redis), if anything */
+};
+/*
+ * Waits up to timeout_ms for the outcome of entry id (BLPOP on its reply
+ * list), reconnecting to Redis when the connection drops; returns early when
+ * wake_fd (a signalfd, or -1) becomes readable.
+ */
+Waited wait_outcome(RedisConn &redis, const Config &config, const std::string &id, std::int64_t timeout_ms,
+					int wake_fd);
+
 class IngestLoop {
   public:
 	IngestLoop(const Config &config, Metrics &metrics);
@@ -145,6 +185,8 @@ class IngestLoop {
 	void record_rejections(std::vector<Item *> &items);
 	bool record_alone(std::vector<Item *> &items);
 	void finish(std::vector<Item *> &items);
+	void add_replies(const std::vector<Item *> &items, std::deque<std::string> &owned,
+					 std::vector<std::vector<std::string_view>> &commands) const;
 	void claim();
 	void forget_read();
 

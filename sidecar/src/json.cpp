@@ -1,9 +1,11 @@
 /*
  * json.cpp
- *	  A small strict JSON reader.
+ *	  A small strict JSON reader, and a string writer.
  */
 #include "json.hpp"
 
+#include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 
 namespace flakeguard::sidecar {
@@ -240,6 +242,69 @@ Json
 parse_json(std::string_view text)
 {
 	return Reader(text).document();
+}
+
+std::string
+json_string(std::string_view s)
+{
+	std::string out;
+	out.reserve(s.size() + 2);
+	out += '"';
+	const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+	const std::size_t size = s.size();
+	std::size_t i = 0;
+	while (i < size) {
+		const unsigned char c = p[i];
+		if (c < 0x80) {
+			switch (c) {
+			case '"':
+				out += "\\\"";
+				break;
+			case '\\':
+				out += "\\\\";
+				break;
+			case '\n':
+				out += "\\n";
+				break;
+			case '\r':
+				out += "\\r";
+				break;
+			case '\t':
+				out += "\\t";
+				break;
+			default:
+				if (c < 0x20 || c == 0x7F) {
+					char buf[8];
+					std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+					out += buf;
+				} else {
+					out += static_cast<char>(c);
+				}
+			}
+			i++;
+			continue;
+		}
+		/* a whole, shortest, non-surrogate UTF-8 sequence is copied; anything else is one U+FFFD per byte */
+		std::size_t more = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+		std::uint32_t cp = more == 1 ? c & 0x1Fu : more == 2 ? c & 0x0Fu : c & 0x07u;
+		bool valid = more != 0 && size - i > more;
+		for (std::size_t k = 1; valid && k <= more; k++) {
+			valid = (p[i + k] & 0xC0) == 0x80;
+			cp = (cp << 6) | (p[i + k] & 0x3Fu);
+		}
+		if (valid && ((more == 2 && cp < 0x800) || (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+					  (cp >= 0xD800 && cp < 0xE000)))
+			valid = false;
+		if (valid) {
+			out.append(s.substr(i, more + 1));
+			i += more + 1;
+		} else {
+			out += "\xEF\xBF\xBD";
+			i++;
+		}
+	}
+	out += '"';
+	return out;
 }
 
 } // namespace flakeguard::sidecar

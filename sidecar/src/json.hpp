@@ -1,6 +1,7 @@
 /*
  * json.hpp
- *	  The little JSON the sidecar reads: NOTIFY payloads.
+ *	  The little JSON the sidecar reads (NOTIFY payloads, push --wait's
+ *	  outcomes) and writes (those outcomes).
  */
 #pragma once
 
@@ -24,5 +25,8 @@ struct Json {
 
 /* Parses one JSON document (bounded nesting); throws std::invalid_argument. */
 Json parse_json(std::string_view text);
+
+/* s as a JSON string literal, quotes included; bytes that are not UTF-8 become U+FFFD. */
+std::string json_string(std::string_view s);
 
 } // namespace flakeguard::sidecar

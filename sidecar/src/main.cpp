@@ -40,10 +40,14 @@ Usage:
       The daemon: keeps the Redis cache at the database's versions (LISTEN
       flakeguard) and ingests the reports pushed to the stream in batches.
   flakeguard-sidecar push --repo R --run-id ID [--attempt N] [--job J]
-                          [--commit SHA] [--branch B] [--created-at TS] FILE...
-      Adds the reports FILE... to the stream as one upload (what a CI step
-      calls); prints the entry id.  Each report is parsed first, and a report
-      that is not JUnit fails the push (--no-check skips this).
+                          [--commit SHA] [--branch B] [--created-at TS]
+                          [--wait [--wait-timeout S]] FILE...
+      Adds the reports FILE... (at most 1000) to the stream as one upload
+      (what a CI step calls); prints the entry id.  Each report is parsed
+      first, and a report that is not JUnit fails the push (--no-check skips
+      this).  With --wait, waits until the daemon has committed the upload or
+      rejected it, and prints "ingested ID" (stdout) or "rejected ID: SQLSTATE
+      error" (stderr) instead; the exit status tells which (below).
   flakeguard-sidecar lookup [-v] REPO TEST
       Prints the test_health row of TEST (its full name) as JSON, from the
       cache or else from PostgreSQL, filling the cache.  -v says which.
@@ -58,6 +62,11 @@ Connections (every command):
   --stream NAME         ingest stream; dead letters go to NAME:dead
                                                        [FLAKEGUARD_STREAM; fg:ingest]
   --max-report-size B   bytes of reports per upload    [FLAKEGUARD_MAX_REPORT_SIZE; 104857600]
+
+push:
+  --wait                wait for the upload's outcome (its entry asks the daemon
+                        for a reply: Redis list STREAM:reply:ID)
+  --wait-timeout S      give up waiting after S seconds (implies --wait) [300]
 
 run:
   --refresh             write the changed tests' values back, not only unlink them
@@ -87,7 +96,13 @@ run:
 
 Signals (run): SIGTERM or SIGINT commits the batch in hand and exits 0 (a second
 one exits at once); SIGHUP reopens the log file.
-Exit status: 0 done, 1 failed, 2 bad usage.
+Exit status: 0 done, 1 failed, 2 bad usage; push --wait also:
+  0 the upload was ingested (committed; also when it was ingested before),
+  3 the upload was rejected (dead-lettered, recorded in flakeguard.rejected_report),
+  4 no outcome known: --wait-timeout passed (no daemon running, or the entry
+    was trimmed), SIGINT or SIGTERM, or Redis failed while waiting; the entry
+    stays in the stream and may still be ingested.
+  1 still means nothing was added (the push itself failed).
 )";
 
 struct UsageError : std::runtime_error {
@@ -373,12 +388,70 @@ read_file(const std::string &path, std::string &out, std::size_t limit, std::str
 	return true;
 }
 
+/* push --wait's exit statuses (besides 0, 1 and 2) */
+constexpr int exit_rejected = 3;
+constexpr int exit_no_outcome = 4;
+
+/* The outcome of entry id, printed; the exit status.  SIGINT and SIGTERM end the wait. */
+int
+wait_for_outcome(RedisConn &redis, const Config &c, const std::string &id, std::int64_t timeout_s)
+{
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGTERM);
+	/* read from a signalfd: the wait polls it beside the Redis socket */
+	sigprocmask(SIG_BLOCK, &signals, nullptr);
+	const int sfd = signalfd(-1, &signals, SFD_CLOEXEC);
+	if (sfd < 0)
+		sigprocmask(SIG_UNBLOCK, &signals, nullptr); /* then a signal ends push as usual */
+	Waited w = wait_outcome(redis, c, id, timeout_s * 1000, sfd);
+	if (sfd >= 0)
+		close(sfd);
+	switch (w.end) {
+	case Waited::End::outcome: {
+		const Outcome &o = w.outcome;
+		if (o.ingested) {
+			std::printf("ingested %s\n", id.c_str());
+			return 0;
+		}
+		/* one line, whatever the messages hold */
+		auto line = [](std::string s) {
+			for (char &ch : s)
+				if (ch == '\n' || ch == '\r')
+					ch = ' ';
+			return s;
+		};
+		const Rejection &r = o.rejection;
+		std::fprintf(stderr, "rejected %s: %s %s%s%s", id.c_str(), r.sqlstate.c_str(), line(r.error).c_str(),
+					 r.detail.empty() ? "" : ": ", line(r.detail).c_str());
+		if (o.rejected_id)
+			std::fprintf(stderr, " (rejected_id %lld)", static_cast<long long>(*o.rejected_id));
+		std::fputc('\n', stderr);
+		return exit_rejected;
+	}
+	case Waited::End::timed_out:
+		std::fprintf(
+			stderr, "flakeguard-sidecar push: no outcome for entry %s within %lld s (is the daemon running?)%s%s\n",
+			id.c_str(), static_cast<long long>(timeout_s), w.error.empty() ? "" : "; last error: ", w.error.c_str());
+		break;
+	case Waited::End::interrupted:
+		std::fprintf(stderr, "flakeguard-sidecar push: interrupted while waiting for entry %s\n", id.c_str());
+		break;
+	case Waited::End::failed:
+		std::fprintf(stderr, "flakeguard-sidecar push: waiting for entry %s failed: %s\n", id.c_str(), w.error.c_str());
+		break;
+	}
+	return exit_no_outcome;
+}
+
 int
 cmd_push(int argc, char **argv)
 {
 	Config c;
 	Upload u;
 	bool check = true;
+	std::int64_t wait_timeout_s = 300;
 	std::vector<Option> options = connection_options(c);
 	std::vector<Option> more = {
 		{"--repo", nullptr, true, [&u](const std::string &v) { u.repo = v; }},
@@ -395,6 +468,12 @@ cmd_push(int argc, char **argv)
 			 u.created_at = v;
 		 }},
 		{"--no-check", nullptr, false, [&check](const std::string &) { check = false; }},
+		{"--wait", nullptr, false, [&u](const std::string &) { u.reply = true; }},
+		{"--wait-timeout", nullptr, true,
+		 [&u, &wait_timeout_s](const std::string &v) {
+			 wait_timeout_s = number("--wait-timeout", v, 1, 86400);
+			 u.reply = true;
+		 }},
 	};
 	options.insert(options.end(), more.begin(), more.end());
 	std::vector<std::string> files = parse(options, argc, argv);
@@ -404,6 +483,9 @@ cmd_push(int argc, char **argv)
 		throw UsageError("push needs --run-id (the CI's run identifier, for example $GITHUB_RUN_ID)");
 	if (files.empty())
 		throw UsageError("push needs at least one report file");
+	if (files.size() > max_upload_files)
+		throw UsageError("push takes at most " + std::to_string(max_upload_files) +
+						 " report files (one upload); push the rest separately");
 	finish_config(c);
 	if (u.created_at.empty())
 		u.created_at = timestamp_now();
@@ -438,13 +520,20 @@ cmd_push(int argc, char **argv)
 		std::fprintf(stderr, "flakeguard-sidecar push: could not connect to Redis: %s\n", redis.error().c_str());
 		return 1;
 	}
+	std::string id;
 	try {
-		std::printf("%s\n", push_upload(redis, c, u).c_str());
+		id = push_upload(redis, c, u);
 	} catch (const RedisError &e) {
 		std::fprintf(stderr, "flakeguard-sidecar push: %s\n", e.what());
 		return 1;
 	}
-	return 0;
+	if (!u.reply) {
+		std::printf("%s\n", id.c_str());
+		return 0;
+	}
+	u.files.clear(); /* the reports' memory, not needed while waiting */
+	u.files.shrink_to_fit();
+	return wait_for_outcome(redis, c, id, wait_timeout_s);
 }
 
 int

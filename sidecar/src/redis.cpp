@@ -4,8 +4,11 @@
  */
 #include "redis.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
+#include <poll.h>
 #include <sys/time.h>
 
 namespace flakeguard::sidecar {
@@ -180,6 +183,48 @@ RedisConn::pipeline(const std::vector<std::vector<std::string_view>> &commands)
 		replies.emplace_back(static_cast<redisReply *>(reply));
 	}
 	return replies;
+}
+
+RedisConn::Wait
+RedisConn::command_until(const std::vector<std::string_view> &argv, int wake_fd, std::int64_t wait_ms,
+						 RedisReply &reply)
+{
+	reply.reset();
+	if (ctx_ == nullptr)
+		throw RedisError("not connected to Redis");
+	std::vector<const char *> args;
+	std::vector<size_t> lengths;
+	for (auto a : argv) {
+		args.push_back(a.data());
+		lengths.push_back(a.size());
+	}
+	if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lengths.data()) != REDIS_OK)
+		fail("sending a command");
+	for (int done = 0; !done;)
+		if (redisBufferWrite(ctx_, &done) != REDIS_OK)
+			fail("sending a command");
+	const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+	for (;;) {
+		const auto left =
+			std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+		struct pollfd fds[2] = {{ctx_->fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+		const int n = left <= 0 ? 0 : poll(fds, 2, static_cast<int>(std::min<std::int64_t>(left, 1 << 30)));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("waiting for a reply");
+		if (n == 0 || fds[0].revents == 0) {
+			/* a reply that came with the wake-up is taken; the wake-up is not lost (the fd stays readable) */
+			close();
+			return n == 0 ? Wait::timed_out : Wait::woken;
+		}
+		/* readable, or closed (POLLHUP, POLLERR): hiredis reads the rest of the reply or fails */
+		void *r = nullptr;
+		if (redisGetReply(ctx_, &r) != REDIS_OK || r == nullptr)
+			fail("reading a reply");
+		reply.reset(static_cast<redisReply *>(r));
+		return Wait::reply;
+	}
 }
 
 std::optional<std::string>

@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -87,6 +88,15 @@ class RedisConn {
 	RedisReply command(const std::vector<std::string_view> &argv);
 	/* Several commands in one write; the replies in order.  Throws RedisError. */
 	std::vector<RedisReply> pipeline(const std::vector<std::vector<std::string_view>> &commands);
+
+	/*
+	 * A command whose reply may take long (BLPOP), abandoned when wake_fd (a
+	 * signalfd, or -1) becomes readable or no reply came within wait_ms: then
+	 * the connection is closed (the command may still be pending at the
+	 * server) and reply is left empty.  Throws RedisError.
+	 */
+	enum class Wait { reply, woken, timed_out };
+	Wait command_until(const std::vector<std::string_view> &argv, int wake_fd, std::int64_t wait_ms, RedisReply &reply);
 
   private:
 	[[noreturn]] void fail(const char *what);

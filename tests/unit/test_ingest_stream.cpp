@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "ingest_stream.hpp"
+#include "json.hpp"
 #include "pg.hpp"
 #include "redis.hpp"
 #include "stop.hpp"
@@ -327,6 +328,63 @@ BOOST_AUTO_TEST_CASE(backoff_grows_capped_with_jitter)
 	}
 	b.reset();
 	BOOST_TEST(b.next_ms() <= 100);
+}
+
+BOOST_AUTO_TEST_CASE(reply_field)
+{
+	Upload u = sample_upload();
+	BOOST_TEST(!wants_reply(encode_upload(u)));
+	u.reply = true;
+	const Fields f = encode_upload(u);
+	BOOST_TEST(wants_reply(f));
+	BOOST_TEST(rejection(f) == ""); /* the reply field is part of format 1 */
+	BOOST_TEST(!wants_reply(with(f, "reply", "yes")));
+	BOOST_TEST(!wants_reply(with(f, "reply", "")));
+}
+
+BOOST_AUTO_TEST_CASE(outcome_round_trip)
+{
+	Outcome ok;
+	ok.entry = "1700000000000-0";
+	ok.ingested = true;
+	BOOST_TEST(encode_outcome(ok) == R"({"entry":"1700000000000-0","status":"ingested"})");
+	Outcome back = decode_outcome(encode_outcome(ok));
+	BOOST_TEST(back.ingested);
+	BOOST_TEST(back.entry == ok.entry);
+
+	Outcome no;
+	no.entry = "1-2";
+	/* quotes, control characters and bytes that are not UTF-8 (a repository name in an error) */
+	no.rejection =
+		Rejection{"2200M", "JUnit report is truncated \"x\"\n\x01", std::string("repo \xff\xfe\xc3\xa9", 9), ""};
+	no.rejected_id = 42;
+	back = decode_outcome(encode_outcome(no));
+	BOOST_TEST(!back.ingested);
+	BOOST_TEST(back.rejection.sqlstate == "2200M");
+	BOOST_TEST(back.rejection.error == no.rejection.error);
+	BOOST_TEST(back.rejection.detail == "repo \xEF\xBF\xBD\xEF\xBF\xBD\xc3\xa9");
+	BOOST_TEST(back.rejection.hint == "");
+	BOOST_TEST(back.rejected_id.value_or(0) == 42);
+	no.rejected_id.reset();
+	BOOST_TEST(!decode_outcome(encode_outcome(no)).rejected_id.has_value());
+
+	for (const char *bad : {"", "[]", R"({"status":"ingested"})", R"({"entry":"1-0","status":"maybe"})",
+							R"({"entry":"1-0","status":"rejected","error":"e"})",
+							R"({"entry":"1-0","status":"rejected","sqlstate":"x","error":"e","rejected_id":"7"})",
+							R"({"entry":"1-0","status":"rejected","sqlstate":"x","error":"e","rejected_id":1.5})"})
+		BOOST_CHECK_THROW(decode_outcome(bad), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(json_strings)
+{
+	BOOST_TEST(json_string("a\"b\\c\td\x7f") == R"("a\"b\\c\td\u007f")");
+	/* overlong, surrogate, truncated: each byte U+FFFD; four-byte sequences kept */
+	BOOST_TEST(json_string("\xc0\xaf") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
+	BOOST_TEST(json_string("\xed\xa0\x80").size() == 2 + 9u);
+	BOOST_TEST(json_string("\xe2\x82") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
+	BOOST_TEST(json_string("\xf0\x9f\x98\x80") == "\"\xf0\x9f\x98\x80\"");
+	for (const std::string &s : {std::string("plain"), std::string("nul\0byte", 8), std::string("\xff")})
+		BOOST_TEST((parse_json(json_string(s)).type == Json::Type::string));
 }
 
 BOOST_AUTO_TEST_CASE(pg_error_classes)
