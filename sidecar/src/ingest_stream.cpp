@@ -820,15 +820,30 @@ IngestLoop::commit(std::vector<Item *> &items)
 		const Upload &u = *item->upload;
 		pg_.copy_in(std::string("COPY pg_temp.flakeguard_stage (") + stage_columns + ") FROM STDIN", item->staged.copy);
 		PgResult r = pg_.exec("SELECT error_state, error_message, error_detail, error_hint "
-							  "FROM flakeguard.ingest_stream($1, $2, $3, $4, $5, $6, $7, $8)",
+							  "FROM flakeguard.ingest_stream($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 							  {u.repo, u.run_id, std::to_string(u.attempt), u.job, u.commit_sha, u.branch, u.created_at,
-							   std::string(config_.create_repositories ? "true" : "false")});
+							   std::string(config_.create_repositories ? "true" : "false"), item->id});
 		if (auto state = pg_value(r.get(), 0, 0))
 			item->rejection = Rejection{*state, pg_value(r.get(), 0, 1).value_or(""),
 										pg_value(r.get(), 0, 2).value_or(""), pg_value(r.get(), 0, 3).value_or("")};
 	}
 	record_rejections(items);
-	pg_.exec("SELECT flakeguard.ingest_stream_publish()");
+	/* the batch is written; reports refused then (a test identity collision
+	   with another report) are recorded already and handed back */
+	PgResult refused =
+		pg_.exec("SELECT stream_entry, error_state, error_message, error_detail, error_hint, rejected_id "
+				 "FROM flakeguard.ingest_stream_publish()");
+	for (int row = 0; row < PQntuples(refused.get()); row++) {
+		const auto entry = pg_value(refused.get(), row, 0);
+		for (Item *item : items)
+			if (entry && item->id == *entry && !item->rejection) {
+				item->rejection = Rejection{
+					pg_value(refused.get(), row, 1).value_or("XX000"), pg_value(refused.get(), row, 2).value_or(""),
+					pg_value(refused.get(), row, 3).value_or(""), pg_value(refused.get(), row, 4).value_or("")};
+				if (auto id = pg_value(refused.get(), row, 5))
+					item->rejected_id = std::strtoll(id->c_str(), nullptr, 10);
+			}
+	}
 	pg_.exec("COMMIT");
 }
 
