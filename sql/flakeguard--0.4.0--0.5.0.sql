@@ -319,10 +319,11 @@ AS $$
          'flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean, text), '
          'flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text, text, '
          'text, text, text), flakeguard.ingest_stream_publish()'),
-        ('admin', 'INSERT, UPDATE, DELETE ON TABLE', 'flakeguard.policy'),
         ('admin', 'EXECUTE ON FUNCTION',
          'flakeguard.quarantine(text, text, text, timestamptz), flakeguard.release(text, text), '
-         'flakeguard.rescore(text), flakeguard.prune(interval, text)')
+         'flakeguard.rescore(text), flakeguard.prune(interval, text), '
+         'flakeguard.set_policy(text, integer, double precision, double precision, integer, integer, interval, '
+         'integer)')
 $$;
 
 -- Brings p_role's privileges on FlakeGuard's objects in line with its
@@ -442,13 +443,6 @@ CREATE POLICY repository_read ON flakeguard.test_score FOR SELECT
 CREATE POLICY repository_read ON flakeguard.rejected_report FOR SELECT
     USING ((SELECT flakeguard.granted_repositories('read') IS NULL) OR repo IN (SELECT r.name FROM flakeguard.repository r));
 
--- admins edit their repositories' policy rows; the trigger rescoring them runs as the owner
-CREATE POLICY repository_admin ON flakeguard.policy FOR ALL
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('admin')),
-                                   ARRAY[repo_id])))
-    WITH CHECK (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('admin')),
-                                        ARRAY[repo_id])));
-
 -- Owner-run code reached only by its intended path
 -- Refuses to run a trigger function on a table that is not p_table: the
 -- trigger functions run as the extension's owner, and a role could attach
@@ -507,9 +501,15 @@ BEGIN
     END IF;
     v_id := flakeguard_internal.repository_access(repo, 'write');
     IF v_id IS NULL THEN
+        -- made by a concurrent session: wait for it, then read it (an update
+        -- of the row would lock it to the end of the transaction, against
+        -- the foreign key checks of the other session's batch: a deadlock)
         INSERT INTO flakeguard.repository AS r (name) VALUES (repo)
-            ON CONFLICT (name) DO UPDATE SET name = excluded.name
+            ON CONFLICT (name) DO NOTHING
             RETURNING r.repo_id INTO v_id;
+        IF v_id IS NULL THEN
+            SELECT r.repo_id INTO v_id FROM flakeguard.repository r WHERE r.name = repo;
+        END IF;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM flakeguard.repository_version v WHERE v.repo_id = v_id) THEN
         INSERT INTO flakeguard.repository_version (repo_id) VALUES (v_id) ON CONFLICT DO NOTHING;
@@ -587,6 +587,20 @@ BEGIN
     END IF;
     PERFORM pg_notify('flakeguard', v_payload);
     RETURN v_version;
+END
+$$;
+
+-- Serializes what changes a repository's scores: a batch's write, rescore,
+-- prune and a policy change take the repository's repository_version row
+-- first (every one of them bumps it anyway), and read the repository's
+-- policy only then, so none scores under a policy another is changing.
+-- Several repositories are always locked in repo_id order.
+CREATE FUNCTION flakeguard_internal.repository_lock(p_repo_id bigint)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM 1 FROM flakeguard.repository_version v WHERE v.repo_id = p_repo_id FOR UPDATE;
 END
 $$;
 
@@ -885,6 +899,7 @@ BEGIN
 
     FOR v_repo IN SELECT DISTINCT u.repo_id FROM pg_temp.flakeguard_upload u
                   WHERE u.error IS NULL AND u.repo_id IS NOT NULL AND NOT u.superseded ORDER BY 1 LOOP
+        PERFORM flakeguard_internal.repository_lock(v_repo);
         v_policy := flakeguard.effective_policy(v_repo);
 
         -- 1. The batch's test names.  Two names with one test_id would merge
@@ -998,24 +1013,27 @@ BEGIN
         WHERE t.repo_id = v_repo AND t.test_id = n.test_id AND n.stored_first_seen > n.first_seen
           AND t.first_seen > n.first_seen;
 
-        -- 4. Executions of new uploads, and their scoring states
-        INSERT INTO flakeguard.result (repo_id, upload_id, test_id, created_at, duration_ms, signature, retry, status,
-                                       failure_type, message)
-        SELECT v_repo, u.upload_id, s.test_id, u.created_at, s.duration_ms,
-               flakeguard_internal.failure_signature(s.status, s.message), s.retry, s.status, s.failure_type, s.message
-        FROM pg_temp.flakeguard_stage s
-        JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
-        WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new;
-
+        -- 4. Executions of new uploads, in history order (each test's index
+        -- entries are written together), and their scoring states
+        WITH ins AS (
+            INSERT INTO flakeguard.result (repo_id, upload_id, test_id, created_at, duration_ms, signature, retry,
+                                           status, failure_type, message)
+            SELECT v_repo, u.upload_id, s.test_id, u.created_at, s.duration_ms,
+                   flakeguard_internal.failure_signature(s.status, s.message), s.retry, s.status, s.failure_type,
+                   s.message
+            FROM pg_temp.flakeguard_stage s
+            JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+            WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new
+            ORDER BY s.test_id, u.created_at
+            RETURNING upload_id, test_id, created_at, duration_ms, signature, retry, status, message
+        )
         INSERT INTO pg_temp.flakeguard_fresh
-        SELECT s.test_id,
-               flakeguard.flake_state(s.status, u.created_at, u.run_id, u.attempt, u.job, s.retry, u.commit_sha,
-                                      s.duration_ms, flakeguard_internal.failure_signature(s.status, s.message),
-                                      s.message, v_policy.window_runs)
-        FROM pg_temp.flakeguard_stage s
-        JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
-        WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new
-        GROUP BY s.test_id;
+        SELECT i.test_id,
+               flakeguard.flake_state(i.status, i.created_at, u.run_id, u.attempt, u.job, i.retry, u.commit_sha,
+                                      i.duration_ms, i.signature, i.message, v_policy.window_runs)
+        FROM ins i
+        JOIN pg_temp.flakeguard_upload u ON u.repo_id = v_repo AND u.upload_id = i.upload_id
+        GROUP BY i.test_id;
         v_changed := ARRAY(SELECT f.test_id FROM pg_temp.flakeguard_fresh f);
         PERFORM flakeguard_internal.fold_states(v_repo, v_policy, false);
 
@@ -1637,12 +1655,12 @@ BEGIN
             RAISE EXCEPTION 'repository "%" does not exist', repo USING ERRCODE = '22023';
         END IF;
     ELSE
-        v_repos := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'admin');
-        IF v_repos IS NULL THEN
-            v_repos := ARRAY(SELECT r.repo_id FROM flakeguard.repository r ORDER BY r.repo_id);
-        END IF;
+        v_repos := coalesce(flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'admin'),
+                            ARRAY(SELECT r.repo_id FROM flakeguard.repository r));
     END IF;
+    v_repos := ARRAY(SELECT DISTINCT x FROM unnest(v_repos) x ORDER BY 1);
     FOREACH v_repo IN ARRAY v_repos LOOP
+        PERFORM flakeguard_internal.repository_lock(v_repo);
         PERFORM flakeguard_internal.rebuild_scores(v_repo, NULL, flakeguard.effective_policy(v_repo));
         PERFORM flakeguard_internal.publish_changes(v_repo, NULL);
     END LOOP;
@@ -1650,26 +1668,44 @@ BEGIN
 END
 $$;
 
--- A change of a repository's policy row rescores the repository.
-CREATE FUNCTION flakeguard_internal.policy_changed()
-RETURNS trigger
+-- Sets a repository's scoring policy (a NULL argument: the flakeguard.*
+-- setting; all NULL: the settings alone) and scores the repository again
+-- under it; returns the number of tests scored.  The policy table has no
+-- trigger (Citus distributes no table with one): this is how it changes.
+CREATE FUNCTION flakeguard.set_policy(repo text, window_runs integer DEFAULT NULL,
+                                      warn_threshold double precision DEFAULT NULL,
+                                      quarantine_threshold double precision DEFAULT NULL,
+                                      min_runs integer DEFAULT NULL, min_recent_failures integer DEFAULT NULL,
+                                      recent_lookback interval DEFAULT NULL, broken_streak integer DEFAULT NULL)
+RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
-    v_repo_id bigint;
+    v_repo_id bigint := flakeguard_internal.repository_access(set_policy.repo, 'admin');
 BEGIN
-    PERFORM flakeguard_internal.trigger_table_check(TG_RELID, 'flakeguard.policy');
-    v_repo_id := CASE WHEN TG_OP = 'DELETE' THEN OLD.repo_id ELSE NEW.repo_id END;
-    IF EXISTS (SELECT 1 FROM flakeguard.repository r WHERE r.repo_id = v_repo_id) THEN
-        PERFORM flakeguard_internal.rebuild_scores(v_repo_id, NULL, flakeguard.effective_policy(v_repo_id));
-        PERFORM flakeguard_internal.publish_changes(v_repo_id, NULL);
+    IF v_repo_id IS NULL THEN
+        RAISE EXCEPTION 'repository "%" does not exist', coalesce(set_policy.repo, 'NULL') USING ERRCODE = '22023';
     END IF;
-    RETURN NULL;
+    PERFORM flakeguard_internal.repository_lock(v_repo_id);
+    IF num_nulls(window_runs, warn_threshold, quarantine_threshold, min_runs, min_recent_failures, recent_lookback,
+                 broken_streak) = 7 THEN
+        DELETE FROM flakeguard.policy p WHERE p.repo_id = v_repo_id;
+    ELSE
+        INSERT INTO flakeguard.policy AS p (repo_id, window_runs, warn_threshold, quarantine_threshold, min_runs,
+                                            min_recent_failures, recent_lookback, broken_streak)
+        VALUES (v_repo_id, window_runs, warn_threshold, quarantine_threshold, min_runs, min_recent_failures,
+                recent_lookback, broken_streak)
+        ON CONFLICT (repo_id) DO UPDATE
+            SET (window_runs, warn_threshold, quarantine_threshold, min_runs, min_recent_failures, recent_lookback,
+                 broken_streak) =
+                (excluded.window_runs, excluded.warn_threshold, excluded.quarantine_threshold, excluded.min_runs,
+                 excluded.min_recent_failures, excluded.recent_lookback, excluded.broken_streak);
+    END IF;
+    PERFORM flakeguard_internal.rebuild_scores(v_repo_id, NULL, flakeguard.effective_policy(v_repo_id));
+    PERFORM flakeguard_internal.publish_changes(v_repo_id, NULL);
+    RETURN (SELECT count(*) FROM flakeguard.test_score t WHERE t.repo_id = v_repo_id);
 END
 $$;
-
-CREATE TRIGGER rescore AFTER INSERT OR UPDATE OR DELETE ON flakeguard.policy
-    FOR EACH ROW EXECUTE FUNCTION flakeguard_internal.policy_changed();
 
 -- Deletes the executions older than older_than of one repository (or of
 -- every repository the acting role administers), then the uploads and tests
@@ -1696,10 +1732,13 @@ BEGIN
         END IF;
     ELSE
         v_repos := coalesce(flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'admin'),
-                            ARRAY(SELECT r.repo_id FROM flakeguard.repository r ORDER BY r.repo_id));
+                            ARRAY(SELECT r.repo_id FROM flakeguard.repository r));
     END IF;
+    v_repos := ARRAY(SELECT DISTINCT x FROM unnest(v_repos) x ORDER BY 1);
     v_cutoff := now() - older_than;
     FOREACH v_repo IN ARRAY v_repos LOOP
+        -- a batch of the repository that is being written is committed first
+        PERFORM flakeguard_internal.repository_lock(v_repo);
         DELETE FROM flakeguard.result r WHERE r.repo_id = v_repo AND r.created_at < v_cutoff;
         GET DIAGNOSTICS v_n = ROW_COUNT;
         CONTINUE WHEN v_n = 0;
@@ -1927,6 +1966,9 @@ REVOKE ALL ON FUNCTION flakeguard.release(text, text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION flakeguard.rescore(text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION flakeguard.set_policy(text, integer, double precision, double precision, integer, integer,
+                                             interval, integer) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION flakeguard.prune(interval, text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION flakeguard.grant_repository(text, regrole, text) FROM PUBLIC;
@@ -1942,6 +1984,8 @@ REVOKE ALL ON FUNCTION flakeguard.effective_policy(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.upload_status(text, text, integer, text) FROM PUBLIC;
 
 GRANT SELECT ON flakeguard.repository_grant, flakeguard.repository_grants TO PUBLIC;
+
+COMMENT ON FUNCTION flakeguard.set_policy(text, integer, double precision, double precision, integer, integer, interval, integer) IS 'Sets a repository''s scoring policy (NULL arguments: the flakeguard.* settings) and rescores it; returns the tests scored';
 
 COMMENT ON SCHEMA flakeguard_internal IS 'FlakeGuard''s plumbing: the ingestion pipeline, access checks, aggregate support functions; not an API';
 
@@ -2019,7 +2063,7 @@ COMMENT ON TABLE flakeguard.run IS 'One CI upload: run_id, attempt (CI re-run) a
 
 COMMENT ON TABLE flakeguard.quarantine IS 'Tests a CI job should skip, with who, why and until when';
 
-COMMENT ON TABLE flakeguard.policy IS 'Per-repository overrides of the scoring settings; NULL means the setting';
+COMMENT ON TABLE flakeguard.policy IS 'Per-repository overrides of the scoring settings (NULL means the setting), set with flakeguard.set_policy()';
 
 COMMENT ON TABLE flakeguard.rejected_report IS 'Uploads and rows that could not be ingested, as received, with the reason';
 
@@ -2297,3 +2341,14 @@ COMMENT ON COLUMN flakeguard.execution.upload_id IS 'The upload''s surrogate key
 -- the privileges that go with each role's repository grants, on the objects made again
 SELECT flakeguard_internal.repository_privileges_sync(g.grantee)
 FROM (SELECT DISTINCT grantee FROM flakeguard.repository_grant) g;
+
+-- a policy changes through set_policy() now, which rescores the repository
+DO $$
+DECLARE
+    v_role regrole;
+BEGIN
+    FOR v_role IN SELECT DISTINCT g.grantee FROM flakeguard.repository_grant g LOOP
+        EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON flakeguard.policy FROM %s', v_role);
+    END LOOP;
+END
+$$;

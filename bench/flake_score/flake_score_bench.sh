@@ -43,10 +43,12 @@ INSERT INTO flakeguard.run (repo_id, run_id, attempt, job, commit_sha, branch, c
 SELECT r.repo_id, 'run-' || k, 1, '', 'c' || (k / 2), 'main', timestamptz '2026-01-01' + k * interval '1 hour',
        'bench', false, $TESTS
 FROM flakeguard.repository r, generate_series(1, $RUNS) k;
-INSERT INTO flakeguard.result (repo_id, test_id, run_id, attempt, job, retry, status, duration_ms, created_at,
-                               commit_sha, failure_type, message, signature)
-SELECT x.repo_id, x.test_id, 'run-' || x.k, 1, '', 0, x.status, 20 + x.t % 300,
-       timestamptz '2026-01-01' + x.k * interval '1 hour', 'c' || (x.k / 2),
+INSERT INTO flakeguard.result (repo_id, test_id, upload_id, retry, status, duration_ms, created_at,
+                               failure_type, message, signature)
+SELECT x.repo_id, x.test_id, (SELECT u.upload_id FROM flakeguard.run u
+                              WHERE u.repo_id = x.repo_id AND u.run_id = 'run-' || x.k AND u.attempt = 1 AND u.job = ''),
+       0, x.status, 20 + x.t % 300,
+       timestamptz '2026-01-01' + x.k * interval '1 hour',
        CASE WHEN x.status = 'failed' THEN 'AssertionError' END,
        CASE WHEN x.status = 'failed' THEN 'timeout after ' || (100 + x.k) || ' ms' END,
        CASE WHEN x.status = 'failed' THEN flakeguard.message_signature('timeout after ' || (100 + x.k) || ' ms') END
@@ -65,14 +67,9 @@ t0=$SECONDS
 psql_as_user <<SQL >/dev/null
 SET work_mem = '4GB';
 BEGIN;
-SELECT flakeguard.fresh_state_open();
-INSERT INTO pg_temp.flakeguard_fresh_state
-SELECT h.repo_id, h.test_id,
-       flakeguard.flake_state(h.status, h.created_at, h.run_id, h.attempt, h.job, h.retry, h.commit_sha,
-                              h.duration_ms, h.signature, h.message, NULL),
-       flakeguard.effective_policy(h.repo_id)
-FROM flakeguard.result h GROUP BY h.repo_id, h.test_id;
-SELECT flakeguard.fold_fresh_states();
+SELECT flakeguard_internal.stage_open();
+SELECT flakeguard_internal.rebuild_scores(r.repo_id, NULL, flakeguard.effective_policy(r.repo_id))
+FROM flakeguard.repository r ORDER BY r.repo_id;
 COMMIT;
 VACUUM ANALYZE;
 SQL
@@ -154,13 +151,14 @@ ingest_ms=$(for i in $(seq 1 "$REPS"); do
            created_at => timestamptz '2026-02-01' + interval '$i hours')"
 done | median)
 fold_ms=$(for i in $(seq 1 "$REPS"); do
-	ms_of "PERFORM flakeguard.fresh_state_open();
-           INSERT INTO pg_temp.flakeguard_fresh_state
-           SELECT h.repo_id, h.test_id, flakeguard.flake_state(h.status, h.created_at, h.run_id, h.attempt, h.job,
-                  h.retry, h.commit_sha, h.duration_ms, h.signature, h.message, NULL), flakeguard.effective_policy(h.repo_id)
-           FROM flakeguard.result h WHERE h.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'bench/r2')
-             AND h.run_id = 'new-$i' GROUP BY h.repo_id, h.test_id;
-           PERFORM flakeguard.fold_fresh_states()"
+	ms_of "PERFORM flakeguard_internal.stage_open();
+           INSERT INTO pg_temp.flakeguard_fresh
+           SELECT h.test_id, flakeguard.flake_state(h.status, h.created_at, h.run_id, h.attempt, h.job,
+                  h.retry, h.commit_sha, h.duration_ms, h.signature, h.message, NULL)
+           FROM flakeguard.execution h WHERE h.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'bench/r2')
+             AND h.run_id = 'new-$i' GROUP BY h.test_id;
+           PERFORM flakeguard_internal.fold_states((SELECT repo_id FROM flakeguard.repository WHERE name = 'bench/r2'),
+                                                   flakeguard.effective_policy((SELECT repo_id FROM flakeguard.repository WHERE name = 'bench/r2')), false)"
 done | median)
 
 cat <<EOF

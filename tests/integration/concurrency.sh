@@ -37,7 +37,7 @@ together() {
 	wait $pb; rb=$?
 	if [ $ra -ne 0 ] || [ $rb -ne 0 ] || grep -qi 'deadlock\|ERROR' "$dir/$1.out" "$dir/$2.out"; then
 		not_ok "$3: both sessions finish without error"
-		grep -i 'deadlock\|ERROR' "$dir/$1.out" "$dir/$2.out" | head -5
+		grep -i -A12 "deadlock\|ERROR" "$dir/$1.out" "$dir/$2.out" | head -${FG_DEBUG_LINES:-5}
 	else
 		ok "$3: both sessions finish without error"
 	fi
@@ -57,5 +57,5 @@ check "the stored scores are the scores of the stored history (no fold lost)" \
 check "no upload lost or duplicated (8 x 21 + 8 x 2 + 8 x 1)" 192 "$(q 'SELECT count(*) FROM flakeguard.result')"
 check "no test duplicated" 22 "$(q 'SELECT count(*) FROM flakeguard.test')"
 check "nothing rejected" 0 "$(q 'SELECT count(*) FROM flakeguard.rejected_report')"
-check "every key once" 192 "$(q 'SELECT count(DISTINCT (repo_id, run_id, attempt, job, test_id, retry)) FROM flakeguard.result')"
+check "every key once" 192 "$(q 'SELECT count(DISTINCT (repo_id, run_id, attempt, job, test_id, retry)) FROM flakeguard.execution')"
 finish

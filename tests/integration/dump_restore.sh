@@ -9,7 +9,7 @@ trap 'rm -rf "$dir"; cleanup' EXIT
 q "SELECT tests FROM flakeguard.ingest_junit('dump/a', pg_read_file('$FIX/generated/pytest/xunit2.xml'), 'r1', created_at => '2026-11-01')" >/dev/null
 q "SELECT tests FROM flakeguard.ingest_junit('dump/b', pg_read_file('$FIX/generated/gtest/run1.xml'), 'r1', created_at => '2026-11-01')" >/dev/null
 psql_as_user -c "INSERT INTO flakeguard.junit_inbox (repo, run_id, report) VALUES ('dump/a', 'bad', '<oops')" >/dev/null
-psql_as_user -c "INSERT INTO flakeguard.policy (repo_id, min_runs) SELECT repo_id, 7 FROM flakeguard.repository WHERE name = 'dump/a'" >/dev/null
+psql_as_user -c "SELECT flakeguard.set_policy('dump/a', min_runs => 7)" >/dev/null
 
 summary="SELECT (SELECT count(*) FROM flakeguard.repository) || ' ' || (SELECT count(*) FROM flakeguard.test) || ' ' ||
        (SELECT count(*) FROM flakeguard.run) || ' ' || (SELECT count(*) FROM flakeguard.result) || ' ' ||

@@ -29,7 +29,7 @@ rows() {
 	echo "SELECT e.run_id, e.attempt, e.job, e.retry, e.status, e.duration_ms, e.created_at, e.commit_sha,
 	             e.failure_type, e.message, e.signature, e.test_id, t.full_name, t.suite, t.class_name, t.name,
 	             t.file, t.synthetic, t.first_seen
-	      FROM flakeguard.result e JOIN flakeguard.test t USING (repo_id, test_id)
+	      FROM flakeguard.execution e JOIN flakeguard.test t USING (repo_id, test_id)
 	      WHERE e.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = '$1') AND ${2:-true}"
 }
 runs() {

@@ -41,8 +41,7 @@ SELECT version, json_array_length(value) AS quarantined, value->0->>'full_name' 
 FROM flakeguard.cache_value('cache/a', 'quarantine');
 
 -- the history is bounded by the repository's scoring window
-INSERT INTO flakeguard.policy (repo_id, window_runs)
-SELECT repo_id, 5 FROM flakeguard.repository WHERE name = 'cache/a';
+SELECT flakeguard.set_policy('cache/a', window_runs => 5) > 0 AS rescored;
 SELECT count(*) FROM (
     SELECT flakeguard.ingest_junit('cache/a', '<testsuite name="S"><testcase classname="C" name="t2"/></testsuite>',
                                    'w' || i, created_at => '2026-11-02 10:00+00'::timestamptz + i * interval '1 hour')

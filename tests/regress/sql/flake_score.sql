@@ -229,15 +229,18 @@ SELECT tests FROM flakeguard.ingest_junit('acme/in-order', pg_temp.report(ARRAY[
                                          NULL, '2026-01-01 20:00+00');
 SELECT full_name, failures, tail_fail_streak, verdict FROM flakeguard.test_health
 WHERE repo = 'acme/in-order' AND full_name = 'shop.regressed';
--- a policy row rescores the repository
-INSERT INTO flakeguard.policy (repo_id, broken_streak) VALUES ((SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/in-order'), 10);
+-- set_policy() rescores the repository
+SELECT flakeguard.set_policy('acme/in-order', broken_streak => 10) > 0 AS rescored;
+SELECT broken_streak FROM flakeguard.policy;
 SELECT full_name, verdict FROM flakeguard.test_health WHERE repo = 'acme/in-order' ORDER BY full_name;
-DELETE FROM flakeguard.policy;
+SELECT flakeguard.set_policy('acme/in-order') > 0 AS rescored;
+SELECT count(*) AS policy_rows FROM flakeguard.policy;
 SELECT full_name, verdict FROM flakeguard.test_health WHERE repo = 'acme/in-order' ORDER BY full_name;
 -- a policy the scoring would refuse is refused when written
 \set VERBOSITY terse
-INSERT INTO flakeguard.policy (repo_id, window_runs) VALUES ((SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/shuffled'), 20000);
-INSERT INTO flakeguard.policy (repo_id, warn_threshold) VALUES ((SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/shuffled'), 2);
+SELECT flakeguard.set_policy('acme/shuffled', window_runs => 20000);
+SELECT flakeguard.set_policy('acme/shuffled', warn_threshold => 2);
+SELECT flakeguard.set_policy('no/such-repo', min_runs => 3);
 \set VERBOSITY default
 SELECT flakeguard.rescore('no/such-repo');
 
