@@ -1098,7 +1098,12 @@ BEGIN
     INSERT INTO pg_temp.flakeguard_stage (test_id, suite, class_name, name, full_name, file, status, retry,
                                           duration_ms, failure_type, message, synthetic, upload_no)
     SELECT flakeguard.test_id(c.full_name), c.suite, c.class_name, c.name, c.full_name, c.file,
-           c.status::flakeguard.test_status, c.retry, c.duration_ms, c.failure_type, c.message, c.synthetic, p_upload_no
+           CASE c.status WHEN 'passed' THEN 'passed'::flakeguard.test_status
+                         WHEN 'failed' THEN 'failed'::flakeguard.test_status
+                         WHEN 'error' THEN 'error'::flakeguard.test_status
+                         WHEN 'skipped' THEN 'skipped'::flakeguard.test_status
+                         ELSE c.status::flakeguard.test_status END,
+           c.retry, c.duration_ms, c.failure_type, c.message, c.synthetic, p_upload_no
     FROM (SELECT * FROM flakeguard.parse_junit(p_text) UNION ALL SELECT * FROM flakeguard.parse_junit(p_bytes)) c;
 END
 $$;
@@ -1751,37 +1756,45 @@ BEGIN
            y.class_name, y.name, y.full_name, flakeguard.test_id(y.full_name), y.file, y.status, y.duration_ms,
            y.failure_type, y.message, y.received_no
     FROM (
-            SELECT x.repo, r.repo_id, x.run_id,
-                   CASE WHEN v.attempt IS NULL THEN 1 WHEN v.int_attempt THEN v.attempt::integer END AS attempt,
-                   v.attempt IS NOT NULL AND NOT v.int_attempt AS bad_attempt,
-                   coalesce(x.job, '') AS job,
-                   CASE WHEN v.retry IS NULL THEN 0 WHEN v.int_retry THEN v.retry::integer END AS retry,
-                   v.retry IS NOT NULL AND NOT v.int_retry AS bad_retry,
-                   x.commit_sha, x.branch,
-                   coalesce(v.ts, now()) AS created_at, v.created_at IS NOT NULL AND v.ts IS NULL AS bad_created,
-                   x.suite, coalesce(nullif(x.class_name, ''), nullif(x.suite, '')) AS class_name, x.name,
-                   flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')), x.name) AS full_name,
-                   x.file,
-                   CASE WHEN lower(btrim(x.status)) IN ('passed', 'failed', 'error', 'skipped')
-                        THEN lower(btrim(x.status))::flakeguard.test_status END AS status,
-                   CASE WHEN v.num_duration THEN v.duration_ms::double precision END AS duration_ms,
-                   v.duration_ms IS NOT NULL AND NOT v.num_duration AS bad_duration,
-                   x.failure_type, x.message, x.received_no
-            FROM (SELECT row_number() OVER () AS received_no, w.* FROM received w) x
-            -- the values that must read as numbers or a timestamp; a pattern
-            -- and a length check first, so that reading them cannot raise
-            CROSS JOIN LATERAL (SELECT nullif(btrim(x.attempt), '') AS attempt, nullif(btrim(x.retry), '') AS retry,
-                                       nullif(btrim(x.created_at), '') AS created_at,
-                                       nullif(btrim(x.duration_ms), '') AS duration_ms) t
-            CROSS JOIN LATERAL (
-                SELECT t.*, t.attempt ~ '^[+-]?[0-9]+$' AND length(ltrim(t.attempt, '+-')) <= 9 AS int_attempt,
-                       t.retry ~ '^[+-]?[0-9]+$' AND length(ltrim(t.retry, '+-')) <= 9 AS int_retry,
-                       t.duration_ms ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$'
-                           AND length(t.duration_ms) <= 40
-                           AND coalesce(length(substring(t.duration_ms from '[eE][+-]?([0-9]+)$')), 0) <= 2
-                           AS num_duration,
-                       flakeguard_internal.inbox_timestamptz(t.created_at) AS ts) v
-            LEFT JOIN flakeguard.repository r ON r.name = x.repo
+        SELECT x.repo, r.repo_id, x.run_id,
+               CASE WHEN x.a IS NULL THEN 1 WHEN x.int_attempt THEN x.a::integer END AS attempt,
+               x.a IS NOT NULL AND NOT x.int_attempt AS bad_attempt,
+               coalesce(x.job, '') AS job,
+               CASE WHEN x.rt IS NULL THEN 0 WHEN x.int_retry THEN x.rt::integer END AS retry,
+               x.rt IS NOT NULL AND NOT x.int_retry AS bad_retry,
+               x.commit_sha, x.branch,
+               coalesce(x.ts, now()) AS created_at, x.c IS NOT NULL AND x.ts IS NULL AS bad_created,
+               x.suite, coalesce(nullif(x.class_name, ''), nullif(x.suite, '')) AS class_name, x.name,
+               flakeguard.full_name(coalesce(nullif(x.class_name, ''), nullif(x.suite, '')), x.name) AS full_name,
+               x.file,
+               -- constants, not a cast per row (enum input looks the label up each time)
+               CASE x.st WHEN 'passed' THEN 'passed'::flakeguard.test_status
+                         WHEN 'failed' THEN 'failed'::flakeguard.test_status
+                         WHEN 'error' THEN 'error'::flakeguard.test_status
+                         WHEN 'skipped' THEN 'skipped'::flakeguard.test_status END AS status,
+               CASE WHEN x.num_duration THEN x.d::double precision END AS duration_ms,
+               x.d IS NOT NULL AND NOT x.num_duration AS bad_duration,
+               x.failure_type, x.message, x.received_no
+        -- each level computes its values once (OFFSET 0: flattened, every
+        -- reference would repeat its expression); the values that must read as
+        -- numbers or a timestamp pass a pattern and a length check first, so
+        -- that reading them cannot raise
+        FROM (
+            SELECT v.*, v.a ~ '^[+-]?[0-9]+$' AND length(ltrim(v.a, '+-')) <= 9 AS int_attempt,
+                   v.rt ~ '^[+-]?[0-9]+$' AND length(ltrim(v.rt, '+-')) <= 9 AS int_retry,
+                   v.d ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$' AND length(v.d) <= 40
+                       AS num_duration,
+                   flakeguard_internal.inbox_timestamptz(v.c) AS ts
+            FROM (
+                SELECT row_number() OVER () AS received_no, w.*, nullif(btrim(w.attempt), '') AS a,
+                       nullif(btrim(w.retry), '') AS rt, nullif(btrim(w.created_at), '') AS c,
+                       nullif(btrim(w.duration_ms), '') AS d, lower(btrim(w.status)) AS st
+                FROM received w
+            ) v
+            OFFSET 0
+        ) x
+        LEFT JOIN flakeguard.repository r ON r.name = x.repo
+        OFFSET 0
     ) y;
     GET DIAGNOSTICS v_received = ROW_COUNT;
     ANALYZE pg_temp.flakeguard_rows;
