@@ -1817,13 +1817,15 @@ SELECT r.name AS repo, t.repo_id, t.test_id, t.suite, t.class_name, t.name, t.fu
        s.tail_fail_streak, s.max_fail_streak, s.signatures, s.flake_rate, s.flake_rate_low, s.flake_rate_high,
        s.score, s.confidence, s.verdict, s.recommendation, s.priority, s.wasted_seconds,
        t.first_seen, s.last_seen, s.last_failure_at, s.last_failure_message,
-       EXISTS (SELECT 1 FROM flakeguard.quarantine q
-               WHERE q.repo_id = t.repo_id AND q.test_id = t.test_id AND (q.until IS NULL OR q.until > now()))
-           AS quarantined,
+       q.test_id IS NOT NULL AS quarantined,
        s.recent_failures, s.proofs
 FROM flakeguard.test t
 JOIN flakeguard.repository r ON r.repo_id = t.repo_id
-JOIN flakeguard.test_score s ON s.repo_id = t.repo_id AND s.test_id = t.test_id;
+JOIN flakeguard.test_score s ON s.repo_id = t.repo_id AND s.test_id = t.test_id
+-- a join on the key, not a correlated EXISTS: filtered by repo_id, the view
+-- reads one repository's rows (on Citus, one shard)
+LEFT JOIN flakeguard.quarantine q ON q.repo_id = t.repo_id AND q.test_id = t.test_id
+                                 AND (q.until IS NULL OR q.until > now());
 
 -- the flaky tests, most harmful first: by priority, then by the CI time and
 -- the failures they cost

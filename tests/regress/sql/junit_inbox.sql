@@ -66,3 +66,12 @@ SELECT 'acme/timeout', 'big', '<testsuite>' || repeat('<testcase name="t"/>', 20
 RESET statement_timeout;
 SELECT count(*) AS timeout_runs FROM flakeguard.run WHERE run_id = 'big';
 SELECT count(*) AS timeout_rejections FROM flakeguard.rejected_report WHERE run_id = 'big';
+
+-- a bad attempt or created_at rejects its report alone; COPY counts what it received
+COPY flakeguard.junit_inbox (repo, run_id, attempt, created_at, report) FROM STDIN (FORMAT csv);
+acme/jtypes,j-1,1,2026-11-01 10:00+00,"<testsuite><testcase name=""a""/></testsuite>"
+acme/jtypes,j-2,two,2026-11-01 10:00+00,"<testsuite><testcase name=""a""/></testsuite>"
+acme/jtypes,j-3,1,yesterday at noon,"<testsuite><testcase name=""a""/></testsuite>"
+\.
+SELECT run_id, sqlstate, error FROM flakeguard.rejected_report WHERE repo = 'acme/jtypes' ORDER BY run_id;
+SELECT u.run_id, u.executions FROM flakeguard.run u JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/jtypes';

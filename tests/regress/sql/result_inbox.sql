@@ -84,3 +84,33 @@ FROM generate_series(1, 3000) i;
 SELECT run_id, executions FROM flakeguard.run u JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/bulk' ORDER BY 1;
 SELECT status, count(*) FROM flakeguard.execution x JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/bulk' GROUP BY 1 ORDER BY 1;
 SELECT count(*) AS inbox_rows FROM flakeguard.result_inbox;
+
+-- one bad value per column type: each rejects its row alone, the good row
+-- commits, and the COPY says what it rejected
+COPY flakeguard.result_inbox (repo, run_id, attempt, retry, created_at, class_name, name, status, duration_ms) FROM STDIN (FORMAT csv);
+acme/types,t-1,1,0,2026-11-01 10:00+00,K,good,passed,12.5
+acme/types,t-2,one,0,2026-11-01 10:00+00,K,bad_attempt,passed,1
+acme/types,t-3,1,x,2026-11-01 10:00+00,K,bad_retry,passed,1
+acme/types,t-4,1,0,2026-02-30 10:00+00,K,bad_timestamp,passed,1
+acme/types,t-5,1,0,2026-11-01 10:00+00,K,bad_status,green,1
+acme/types,t-6,1,0,2026-11-01 10:00+00,K,bad_number,passed,1e999
+acme/types,t-7,99999999999,0,2026-11-01 10:00+00,K,huge_attempt,passed,1
+acme/types,t-8,1,0,not a time,K,bad_timestamp_text,passed,1
+acme/types,t-9,1,0,2026-11-01 10:00+00,K,bad_duration_text,passed,12ms
+\.
+SELECT run_id, sqlstate, error FROM flakeguard.rejected_report WHERE repo = 'acme/types' ORDER BY run_id;
+SELECT x.run_id, x.status, x.duration_ms FROM flakeguard.execution x JOIN flakeguard.repository r USING (repo_id)
+WHERE r.name = 'acme/types';
+-- what happened to an upload
+SELECT status, executions, tests, rejections FROM flakeguard.upload_status('acme/types', 't-1');
+SELECT status, executions, rejections, last_sqlstate, last_error FROM flakeguard.upload_status('acme/types', 't-4');
+SELECT status, rejections FROM flakeguard.upload_status('acme/types', 'never-sent');
+-- all or nothing: the whole COPY fails, the good row with it
+SET flakeguard.on_rejection = error;
+COPY flakeguard.result_inbox (repo, run_id, class_name, name, status) FROM STDIN (FORMAT csv);
+acme/types,t-10,K,good,passed
+acme/types,t-11,K,bad,maybe
+\.
+RESET flakeguard.on_rejection;
+SELECT count(*) AS stored FROM flakeguard.execution WHERE run_id IN ('t-10', 't-11');
+SELECT count(*) AS recorded FROM flakeguard.rejected_report WHERE run_id IN ('t-10', 't-11');

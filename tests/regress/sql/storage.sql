@@ -100,3 +100,19 @@ DROP ROLE fg_regress_ci;
 -- leave the tables empty for the next tests
 TRUNCATE flakeguard.result, flakeguard.run, flakeguard.test, flakeguard.repository_version, flakeguard.repository CASCADE;
 ALTER SEQUENCE flakeguard.repository_repo_id_seq RESTART;
+
+-- the API schema: every function, table, view and type has a COMMENT; the
+-- plumbing lives in flakeguard_internal, which PUBLIC cannot even reach
+SELECT 'function ' || p.oid::regprocedure AS uncommented FROM pg_proc p
+WHERE p.pronamespace = 'flakeguard'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+UNION ALL
+SELECT 'relation ' || c.oid::regclass FROM pg_class c
+WHERE c.relnamespace = 'flakeguard'::regnamespace AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL
+UNION ALL
+SELECT 'type ' || t.oid::regtype FROM pg_type t
+WHERE t.typnamespace = 'flakeguard'::regnamespace AND (t.typtype = 'e' OR (t.typtype = 'c' AND t.typrelid IN
+      (SELECT c.oid FROM pg_class c WHERE c.relkind = 'c')))
+  AND obj_description(t.oid, 'pg_type') IS NULL;
+SELECT has_schema_privilege('public', 'flakeguard_internal', 'USAGE') AS public_reaches_internal,
+       (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'flakeguard_internal'::regnamespace
+          AND has_function_privilege('public', p.oid, 'EXECUTE')) AS internal_functions_public;
