@@ -723,8 +723,9 @@ END
 $$;
 
 -- The checks of one staged upload that need no other upload: its key and
--- metadata, the repository (created when the acting role may, p_create),
--- write access, and, for executions a client staged, their identities.
+-- metadata, the repository (created when the acting role may, p_create) and
+-- write access.  (The identities of executions a client staged are checked
+-- when its batch is written: it may add rows to any upload until then.)
 -- Raises the first problem; on success the upload has its repo_id.
 CREATE FUNCTION flakeguard_internal.stage_check(p_upload_no integer, p_create boolean)
 RETURNS void
@@ -752,11 +753,6 @@ BEGIN
                 HINT = 'Create it with INSERT INTO flakeguard.repository (name), or run the sidecar with --create-repositories.';
         END IF;
         v_repo_id := flakeguard_internal.repository_id(u.repo);
-    END IF;
-    IF u.source = 'stream' AND EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage s
-                                       WHERE s.upload_no = p_upload_no AND s.test_id <> flakeguard.test_id(s.full_name)) THEN
-        RAISE EXCEPTION 'staged test_id does not match flakeguard.test_id(full_name)' USING ERRCODE = '22023',
-            HINT = 'Compute test_id with the FlakeGuard core library of the same version.';
     END IF;
     UPDATE pg_temp.flakeguard_upload x SET repo_id = v_repo_id WHERE x.upload_no = p_upload_no;
 END
@@ -1570,6 +1566,14 @@ BEGIN
     IF NOT flakeguard_internal.own_temp_table('flakeguard_upload') THEN
         RETURN;
     END IF;
+    -- the client staged these rows, and could name any upload of its batch:
+    -- every row's identity must be ours
+    UPDATE pg_temp.flakeguard_upload u
+    SET sqlstate = '22023', error = 'staged test_id does not match flakeguard.test_id(full_name)',
+        hint = 'Compute test_id with the FlakeGuard core library of the same version.'
+    WHERE u.sqlstate IS NULL
+      AND u.upload_no IN (SELECT s.upload_no FROM pg_temp.flakeguard_stage s
+                          WHERE s.test_id <> flakeguard.test_id(s.full_name));
     PERFORM flakeguard_internal.ingest_batch(false);
     PERFORM flakeguard_internal.record_rejected_uploads();
     RETURN QUERY

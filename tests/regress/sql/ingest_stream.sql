@@ -1,7 +1,7 @@
 --
 -- Stream ingestion (flakeguard-sidecar): a staged report per call of
--- ingest_stream(), refusals handed back as values, states folded once per
--- batch, rejections recorded once per stream entry
+-- ingest_stream(), refusals handed back as values, the batch written by
+-- ingest_stream_publish(), rejections recorded once per stream entry
 --
 -- runs alone or after the other tests
 SET client_min_messages = warning;
@@ -45,7 +45,9 @@ SELECT * FROM pg_temp.scores('stream/a');
 SELECT count(*) AS uploads_staged FROM pg_temp.flakeguard_upload;
 COMMIT;
 
--- refusals come back as values; the batch goes on and COMMIT alone folds it
+-- refusals come back as values and the batch goes on; a forged identity is
+-- refused when the batch is written (the client may add rows to any of its
+-- uploads until then), the same upload given again in the batch wins
 BEGIN;
 SELECT pg_temp.stage('t1');
 SELECT * FROM flakeguard.ingest_stream('stream/nosuch', 'r3', 1, '', NULL, NULL, '2026-11-01 12:00+00');
@@ -65,6 +67,7 @@ SELECT pg_temp.stage('t1');
 SELECT * FROM flakeguard.ingest_stream(NULL, 'r3', 1, '', NULL, NULL, '2026-11-01 12:00+00');
 SELECT pg_temp.stage('t1,t2,t3,t4');
 SELECT * FROM flakeguard.ingest_stream('stream/a', 'r3', 1, '', 'c3', NULL, '2026-11-01 12:00+00');
+SELECT error_state, error_message FROM flakeguard.ingest_stream_publish();
 COMMIT;
 SELECT * FROM pg_temp.scores('stream/a');
 SELECT * FROM pg_temp.scores('stream/new');
