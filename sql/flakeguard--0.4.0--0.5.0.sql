@@ -642,6 +642,8 @@ BEGIN
         upload_id    bigint,
         is_new       boolean,
         superseded   boolean NOT NULL DEFAULT false,
+        executions   integer,
+        retries      boolean,
         sqlstate     text,
         error        text,
         detail       text,
@@ -884,12 +886,20 @@ DECLARE
     v_existing bigint[];
     v_rebuild bigint[];
     v_changed bigint[];
+    -- the repository's uploads in the batch: each statement reads their rows
+    -- through the stage's index instead of scanning the whole stage
+    v_nos integer[];
 BEGIN
     -- the planner's estimates of the stage come from its statistics
     IF (SELECT count(*) FROM pg_temp.flakeguard_upload) > 20 THEN
         ANALYZE pg_temp.flakeguard_upload;
         ANALYZE pg_temp.flakeguard_stage;
     END IF;
+    -- each upload's executions, counted in one pass over the stage
+    UPDATE pg_temp.flakeguard_upload u SET executions = c.n, retries = c.retries
+    FROM (SELECT s.upload_no, count(*)::integer AS n, bool_or(s.retry > 0) AS retries
+          FROM pg_temp.flakeguard_stage s GROUP BY s.upload_no) c
+    WHERE u.upload_no = c.upload_no;
     -- an upload given twice in one batch: the later one wins, as if they
     -- had come one after the other
     UPDATE pg_temp.flakeguard_upload u SET superseded = true
@@ -907,6 +917,8 @@ BEGIN
         -- two tests' histories: an upload that names a test_id otherwise than
         -- what is stored, or than an earlier upload of the batch, is refused.
         LOOP
+            v_nos := ARRAY(SELECT u.upload_no FROM pg_temp.flakeguard_upload u
+                           WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded ORDER BY 1);
             DELETE FROM pg_temp.flakeguard_names;
             INSERT INTO pg_temp.flakeguard_names
             SELECT g.test_id, g.full_name, g.suite, g.class_name, g.name, g.file, g.synthetic, g.first_seen,
@@ -916,7 +928,7 @@ BEGIN
                          min(u.created_at) AS first_seen, min(u.upload_no) AS first_upload
                   FROM pg_temp.flakeguard_stage s
                   JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
-                  WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+                  WHERE s.upload_no = ANY (v_nos)
                   GROUP BY s.test_id, s.full_name) g
             LEFT JOIN flakeguard.test t ON t.repo_id = v_repo AND t.test_id = g.test_id;
 
@@ -961,19 +973,13 @@ BEGIN
         -- 2. Runs: new uploads are inserted; one stored already is locked, keeps
         -- the time it was first ingested with, and is compared below.  A
         -- concurrent batch with the same new upload waits on its key here.
-        WITH counts AS (
-            SELECT s.upload_no, count(*) AS n, bool_or(s.retry > 0) AS retries
-            FROM pg_temp.flakeguard_stage s
-            WHERE s.upload_no IN (SELECT u.upload_no FROM pg_temp.flakeguard_upload u
-                                  WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded)
-            GROUP BY s.upload_no
-        ), ins AS (
+        WITH ins AS (
             INSERT INTO flakeguard.run AS r (repo_id, run_id, attempt, job, commit_sha, branch, created_at, source,
                                              retries_visible, executions)
             SELECT v_repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at,
                    CASE u.source WHEN 'result_inbox' THEN 'result_inbox' ELSE 'junit' END,
-                   coalesce(c.retries, false), coalesce(c.n, 0)
-            FROM pg_temp.flakeguard_upload u LEFT JOIN counts c ON c.upload_no = u.upload_no
+                   coalesce(u.retries, false), coalesce(u.executions, 0)
+            FROM pg_temp.flakeguard_upload u
             WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
             ORDER BY u.run_id, u.attempt, u.job
             ON CONFLICT (repo_id, run_id, attempt, job) DO NOTHING
@@ -1024,7 +1030,7 @@ BEGIN
                    s.message
             FROM pg_temp.flakeguard_stage s
             JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
-            WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new
+            WHERE s.upload_no = ANY (v_nos) AND u.is_new
             ORDER BY s.test_id, u.created_at
             RETURNING upload_id, test_id, created_at, duration_ms, signature, retry, status, message
         )
@@ -1048,7 +1054,7 @@ BEGIN
                        s.failure_type, s.message
                 FROM pg_temp.flakeguard_stage s
                 JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
-                WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND NOT u.is_new
+                WHERE s.upload_no = ANY (v_nos) AND NOT u.is_new
             ), stored AS (
                 SELECT r.upload_id, r.test_id, r.retry, r.status, r.duration_ms, r.created_at, r.failure_type,
                        r.message
@@ -1451,7 +1457,10 @@ BEGIN
     SELECT nextval('pg_temp.flakeguard_upload_no'), 'result_inbox', false, max(s.repo), s.run_id, s.attempt, s.job,
            max(s.commit_sha), max(s.branch), min(s.created_at), s.repo_id
     FROM pg_temp.flakeguard_rows s WHERE s.problem IS NULL
-    GROUP BY s.repo_id, s.run_id, s.attempt, s.job;
+    GROUP BY s.repo_id, s.run_id, s.attempt, s.job
+    -- numbered in repository order, and staged in that order below: a
+    -- repository's rows are neighbours in the stage
+    ORDER BY s.repo_id, s.run_id, s.attempt, s.job;
     INSERT INTO pg_temp.flakeguard_stage (test_id, suite, class_name, name, full_name, file, status, retry,
                                           duration_ms, failure_type, message, upload_no)
     SELECT s.test_id, s.suite, s.class_name, s.name, s.full_name, s.file, s.status, s.retry, s.duration_ms,
@@ -1459,7 +1468,8 @@ BEGIN
     FROM pg_temp.flakeguard_rows s
     JOIN pg_temp.flakeguard_upload u ON u.repo_id = s.repo_id AND u.run_id = s.run_id AND u.attempt = s.attempt
                                     AND u.job = s.job
-    WHERE s.problem IS NULL;
+    WHERE s.problem IS NULL
+    ORDER BY u.upload_no;
     TRUNCATE pg_temp.flakeguard_rows;
 
     PERFORM flakeguard_internal.ingest_batch(false);

@@ -106,11 +106,13 @@ SELECT status, executions, tests, rejections FROM flakeguard.upload_status('acme
 SELECT status, executions, rejections, last_sqlstate, last_error FROM flakeguard.upload_status('acme/types', 't-4');
 SELECT status, rejections FROM flakeguard.upload_status('acme/types', 'never-sent');
 -- all or nothing: the whole COPY fails, the good row with it
+\set VERBOSITY terse
 SET flakeguard.on_rejection = error;
 COPY flakeguard.result_inbox (repo, run_id, class_name, name, status) FROM STDIN (FORMAT csv);
 acme/types,t-10,K,good,passed
 acme/types,t-11,K,bad,maybe
 \.
 RESET flakeguard.on_rejection;
+\set VERBOSITY default
 SELECT count(*) AS stored FROM flakeguard.execution WHERE run_id IN ('t-10', 't-11');
 SELECT count(*) AS recorded FROM flakeguard.rejected_report WHERE run_id IN ('t-10', 't-11');
