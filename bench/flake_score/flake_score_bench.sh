@@ -91,7 +91,7 @@ cat >"$dir/history.sql" <<'SQL'
 \set t random(1, :tests)
 SELECT flakeguard.flake_score(h.status, h.created_at, h.run_id, h.attempt, h.job, h.retry, h.commit_sha,
                               h.duration_ms, h.signature, h.message)
-FROM flakeguard.result h
+FROM flakeguard.execution h
 WHERE h.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'bench/r' || :r)
   AND h.test_id = flakeguard.test_id('com.acme.Class' || (:t / 100) || '.test_' || :t);
 SQL
@@ -125,7 +125,7 @@ rows1=$(psql_as_user -At -c "SELECT count(*) FROM flakeguard.result WHERE repo_i
 agg_ms=$(for i in $(seq 1 "$REPS"); do
 	ms_of "PERFORM count(*) FROM (SELECT h.test_id, flakeguard.flake_score(h.status, h.created_at, h.run_id, h.attempt,
            h.job, h.retry, h.commit_sha, h.duration_ms, h.signature, h.message) s
-           FROM flakeguard.result h WHERE h.repo_id = $repo1 GROUP BY h.test_id) x"
+           FROM flakeguard.execution h WHERE h.repo_id = $repo1 GROUP BY h.test_id) x"
 done | median)
 window_ms=$(for i in $(seq 1 "$REPS"); do
 	ms_of "PERFORM count(*) FROM (
