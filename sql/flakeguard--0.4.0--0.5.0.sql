@@ -868,6 +868,65 @@ BEGIN
 END
 $$;
 
+-- The uploads of a batch that are stored already, compared row by row with
+-- what was given again: rows that differ are replaced and, for a report,
+-- rows it no longer has deleted.  Returns the tests whose executions
+-- changed (NULL: nothing did).  The CTEs' row counts are guesses to the
+-- planner: a nested loop over an upload's 10k rows, each probing the upload
+-- index, made 10^8 comparisons (16 s for a report given again); hash joins.
+CREATE FUNCTION flakeguard_internal.compare_uploads(p_repo_id bigint, p_nos integer[], p_existing bigint[])
+RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_nestloop = off
+AS $$
+DECLARE
+    v_changed bigint[];
+BEGIN
+    WITH incoming AS (
+        SELECT u.upload_id, u.replace, u.created_at, s.test_id, s.retry, s.status, s.duration_ms,
+               s.failure_type, s.message
+        FROM pg_temp.flakeguard_stage s
+        JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+        WHERE s.upload_no = ANY (p_nos) AND NOT u.is_new
+    ), stored AS (
+        SELECT r.upload_id, r.test_id, r.retry, r.status, r.duration_ms, r.created_at, r.failure_type,
+               r.message
+        FROM flakeguard.result r
+        WHERE r.repo_id = p_repo_id AND r.upload_id = ANY (p_existing)
+    ), stale AS (
+        -- stored rows the upload repeats otherwise, or, for a report, no longer has
+        SELECT x.upload_id, x.test_id, x.retry
+        FROM stored x
+        JOIN pg_temp.flakeguard_upload u ON u.upload_id = x.upload_id
+        LEFT JOIN incoming i ON i.upload_id = x.upload_id AND i.test_id = x.test_id AND i.retry = x.retry
+        WHERE u.repo_id = p_repo_id AND u.error IS NULL AND NOT u.superseded
+          AND CASE WHEN i.test_id IS NULL THEN u.replace
+                   ELSE (i.status, i.duration_ms, i.created_at, i.failure_type, i.message)
+                        IS DISTINCT FROM (x.status, x.duration_ms, x.created_at, x.failure_type, x.message) END
+    ), gone AS (
+        DELETE FROM flakeguard.result r
+        USING stale d
+        WHERE r.repo_id = p_repo_id AND r.upload_id = ANY (p_existing)
+          AND r.upload_id = d.upload_id AND r.test_id = d.test_id AND r.retry = d.retry
+        RETURNING r.test_id
+    ), added AS (
+        INSERT INTO flakeguard.result (repo_id, upload_id, test_id, created_at, duration_ms, signature, retry,
+                                       status, failure_type, message)
+        SELECT p_repo_id, i.upload_id, i.test_id, i.created_at, i.duration_ms,
+               flakeguard_internal.failure_signature(i.status, i.message), i.retry, i.status, i.failure_type,
+               i.message
+        FROM incoming i
+        LEFT JOIN stored x ON x.upload_id = i.upload_id AND x.test_id = i.test_id AND x.retry = i.retry
+        WHERE x.test_id IS NULL
+           OR (i.status, i.duration_ms, i.created_at, i.failure_type, i.message)
+              IS DISTINCT FROM (x.status, x.duration_ms, x.created_at, x.failure_type, x.message)
+        RETURNING test_id
+    )
+    SELECT array_agg(DISTINCT c.test_id) INTO v_changed
+    FROM (SELECT g.test_id FROM gone g UNION ALL SELECT a.test_id FROM added a) c;
+    RETURN v_changed;
+END
+$$;
+
 -- The set-based write of a staged batch, one repository at a time (every
 -- write is filtered by one repo_id).  Uploads with an error are left out;
 -- an upload whose tests collide with other names gets one here.  When
@@ -900,22 +959,17 @@ BEGIN
     FROM (SELECT s.upload_no, count(*)::integer AS n, bool_or(s.retry > 0) AS retries
           FROM pg_temp.flakeguard_stage s GROUP BY s.upload_no) c
     WHERE u.upload_no = c.upload_no;
-    -- an upload given twice in one batch: the later one wins, as if they
-    -- had come one after the other
-    UPDATE pg_temp.flakeguard_upload u SET superseded = true
-    WHERE u.error IS NULL AND u.repo_id IS NOT NULL
-      AND EXISTS (SELECT 1 FROM pg_temp.flakeguard_upload l
-                  WHERE l.error IS NULL AND l.repo_id = u.repo_id AND l.run_id = u.run_id AND l.attempt = u.attempt
-                    AND l.job = u.job AND l.upload_no > u.upload_no);
-
     FOR v_repo IN SELECT DISTINCT u.repo_id FROM pg_temp.flakeguard_upload u
-                  WHERE u.error IS NULL AND u.repo_id IS NOT NULL AND NOT u.superseded ORDER BY 1 LOOP
+                  WHERE u.error IS NULL AND u.repo_id IS NOT NULL ORDER BY 1 LOOP
         PERFORM flakeguard_internal.repository_lock(v_repo);
         v_policy := flakeguard.effective_policy(v_repo);
 
         -- 1. The batch's test names.  Two names with one test_id would merge
         -- two tests' histories: an upload that names a test_id otherwise than
         -- what is stored, or than an earlier upload of the batch, is refused.
+        -- Then an upload given twice in the batch: the later one that passed
+        -- wins, as if they had come one after the other (the names are read
+        -- again without the earlier one).
         LOOP
             v_nos := ARRAY(SELECT u.upload_no FROM pg_temp.flakeguard_upload u
                            WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded ORDER BY 1);
@@ -953,7 +1007,15 @@ BEGIN
             WHERE n.stored_name <> n.full_name OR (n.stored_name IS NULL AND n.spellings > 1)
             ORDER BY n.test_id, n.first_upload DESC, n.full_name DESC
             LIMIT 1;
-            EXIT WHEN NOT FOUND;
+            IF NOT FOUND THEN
+                UPDATE pg_temp.flakeguard_upload u SET superseded = true
+                WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+                  AND EXISTS (SELECT 1 FROM pg_temp.flakeguard_upload l
+                              WHERE l.repo_id = v_repo AND l.error IS NULL AND l.run_id = u.run_id
+                                AND l.attempt = u.attempt AND l.job = u.job AND l.upload_no > u.upload_no);
+                EXIT WHEN NOT FOUND;
+                CONTINUE;
+            END IF;
             IF p_raise THEN
                 RAISE EXCEPTION 'test identity collision in repository "%"',
                       (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = v_repo)
@@ -1049,47 +1111,7 @@ BEGIN
         -- again from history.  Nothing differs: nothing is written.
         v_rebuild := NULL;
         IF cardinality(v_existing) > 0 THEN
-            WITH incoming AS (
-                SELECT u.upload_id, u.replace, u.created_at, s.test_id, s.retry, s.status, s.duration_ms,
-                       s.failure_type, s.message
-                FROM pg_temp.flakeguard_stage s
-                JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
-                WHERE s.upload_no = ANY (v_nos) AND NOT u.is_new
-            ), stored AS (
-                SELECT r.upload_id, r.test_id, r.retry, r.status, r.duration_ms, r.created_at, r.failure_type,
-                       r.message
-                FROM flakeguard.result r
-                WHERE r.repo_id = v_repo AND r.upload_id = ANY (v_existing)
-            ), stale AS (
-                -- stored rows the upload repeats otherwise, or, for a report, no longer has
-                SELECT x.upload_id, x.test_id, x.retry
-                FROM stored x
-                JOIN pg_temp.flakeguard_upload u ON u.upload_id = x.upload_id
-                LEFT JOIN incoming i ON i.upload_id = x.upload_id AND i.test_id = x.test_id AND i.retry = x.retry
-                WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
-                  AND CASE WHEN i.test_id IS NULL THEN u.replace
-                           ELSE (i.status, i.duration_ms, i.created_at, i.failure_type, i.message)
-                                IS DISTINCT FROM (x.status, x.duration_ms, x.created_at, x.failure_type, x.message) END
-            ), gone AS (
-                DELETE FROM flakeguard.result r
-                USING stale d
-                WHERE r.repo_id = v_repo AND r.upload_id = d.upload_id AND r.test_id = d.test_id AND r.retry = d.retry
-                RETURNING r.test_id
-            ), added AS (
-                INSERT INTO flakeguard.result (repo_id, upload_id, test_id, created_at, duration_ms, signature, retry,
-                                               status, failure_type, message)
-                SELECT v_repo, i.upload_id, i.test_id, i.created_at, i.duration_ms,
-                       flakeguard_internal.failure_signature(i.status, i.message), i.retry, i.status, i.failure_type,
-                       i.message
-                FROM incoming i
-                LEFT JOIN stored x ON x.upload_id = i.upload_id AND x.test_id = i.test_id AND x.retry = i.retry
-                WHERE x.test_id IS NULL
-                   OR (i.status, i.duration_ms, i.created_at, i.failure_type, i.message)
-                      IS DISTINCT FROM (x.status, x.duration_ms, x.created_at, x.failure_type, x.message)
-                RETURNING test_id
-            )
-            SELECT array_agg(DISTINCT c.test_id) INTO v_rebuild
-            FROM (SELECT g.test_id FROM gone g UNION ALL SELECT a.test_id FROM added a) c;
+            v_rebuild := flakeguard_internal.compare_uploads(v_repo, v_nos, v_existing);
 
             -- the uploads' metadata and counts, as stored now
             UPDATE flakeguard.run r
@@ -1161,7 +1183,8 @@ BEGIN
                          'recorded in flakeguard.rejected_report with the reason of each.';
     END IF;
     RAISE WARNING 'COPY into % rejected % of % %', p_inbox, p_rejected, p_received, p_unit
-        USING DETAIL = 'The others were ingested.',
+        USING DETAIL = CASE WHEN p_rejected < p_received THEN 'The others were ingested.'
+                            ELSE 'Nothing of this statement was ingested.' END,
               HINT = format('The rejected ones and why: %s.', v_where);
 END
 $$;
@@ -1274,7 +1297,9 @@ BEGIN
                                     v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
             INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch,
                                                     created_at, report, sqlstate, error, detail, hint)
-            VALUES ('junit_inbox', r.repo, r.run_id, v_attempt, r.job, r.commit_sha, r.branch, v_created, r.report,
+            -- refused for want of write: not recorded under that repository's
+            -- name, where its readers would see it (the error names it)
+            VALUES ('junit_inbox', CASE WHEN v_state = '42501' THEN NULL ELSE r.repo END, r.run_id, v_attempt, r.job, r.commit_sha, r.branch, v_created, r.report,
                     v_state, v_error, nullif(v_detail, ''), nullif(v_hint, ''))
             RETURNING rejected_id INTO v_id;
             v_first := coalesce(v_first, v_id);
@@ -1442,7 +1467,8 @@ BEGIN
     WITH ins AS (
         INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
                                                 report, sqlstate, error)
-        SELECT 'result_inbox', s.repo, s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
+        SELECT 'result_inbox', CASE WHEN left(s.problem, 5) = '42501' THEN NULL ELSE s.repo END, s.run_id,
+               s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
                (row_to_json(x)::jsonb - 'received_no')::text, left(s.problem, 5), substr(s.problem, 7)
         FROM pg_temp.flakeguard_rows s
         JOIN (SELECT row_number() OVER () AS received_no, w.* FROM received w) x ON x.received_no = s.received_no
@@ -1473,6 +1499,12 @@ BEGIN
     TRUNCATE pg_temp.flakeguard_rows;
 
     PERFORM flakeguard_internal.ingest_batch(false);
+    -- uploads refused by the batch's own checks (a test identity that a
+    -- concurrent batch stored under another name): one record each, their
+    -- rows counted
+    SELECT least(v_first, r.first_id) INTO v_first FROM flakeguard_internal.record_rejected_uploads() r;
+    v_rejected := v_rejected + (SELECT coalesce(sum(u.executions), 0) FROM pg_temp.flakeguard_upload u
+                                WHERE u.sqlstate IS NOT NULL);
     PERFORM flakeguard_internal.stage_close();
     DELETE FROM flakeguard.result_inbox;
     PERFORM flakeguard_internal.report_rejections('result_inbox', v_received, v_rejected, v_first, 'rows');
@@ -1549,10 +1581,19 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id bigint;
+    v_writable boolean := true;
 BEGIN
+    -- a rejection is recorded under a repository's name only by a role that
+    -- may write it (its readers see it; nobody else may put words there)
+    BEGIN
+        PERFORM flakeguard_internal.repository_access(p_repo, 'write');
+    EXCEPTION WHEN insufficient_privilege THEN
+        v_writable := false;
+    END;
     INSERT INTO flakeguard.rejected_report (source, stream_entry, repo, run_id, attempt, job, commit_sha, branch,
                                             created_at, report, sqlstate, error, detail, hint)
-    VALUES ('stream', p_stream_entry, p_repo, p_run_id, p_attempt, p_job, p_commit_sha, p_branch, p_created_at,
+    VALUES ('stream', p_stream_entry, CASE WHEN v_writable THEN p_repo END, p_run_id, p_attempt, p_job, p_commit_sha,
+            p_branch, p_created_at,
             p_report, coalesce(p_sqlstate, 'XX000'), coalesce(p_error, 'unknown error'), p_detail, p_hint)
     ON CONFLICT (stream_entry) WHERE stream_entry IS NOT NULL DO NOTHING
     RETURNING rejected_id INTO v_id;
@@ -1572,18 +1613,35 @@ CREATE FUNCTION flakeguard.ingest_stream_publish(
 RETURNS SETOF record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
+DECLARE
+    v_max_message bigint;
 BEGIN
     IF NOT flakeguard_internal.own_temp_table('flakeguard_upload') THEN
         RETURN;
     END IF;
     -- the client staged these rows, and could name any upload of its batch:
-    -- every row's identity must be ours
-    UPDATE pg_temp.flakeguard_upload u
-    SET sqlstate = '22023', error = 'staged test_id does not match flakeguard.test_id(full_name)',
-        hint = 'Compute test_id with the FlakeGuard core library of the same version.'
-    WHERE u.sqlstate IS NULL
-      AND u.upload_no IN (SELECT s.upload_no FROM pg_temp.flakeguard_stage s
-                          WHERE s.test_id <> flakeguard.test_id(s.full_name));
+    -- every row is checked as the parser's output would be (identity,
+    -- ranges, limits); an upload with a bad row is refused
+    v_max_message := flakeguard_internal.setting('flakeguard.max_message_length')::bigint;
+    UPDATE pg_temp.flakeguard_upload u SET sqlstate = left(b.problem, 5), error = substr(b.problem, 7)
+    FROM (SELECT DISTINCT ON (x.upload_no) x.upload_no, x.problem
+          FROM (SELECT s.upload_no,
+                       CASE WHEN s.test_id <> flakeguard.test_id(s.full_name)
+                                THEN '22023 staged test_id does not match flakeguard.test_id(full_name)'
+                            WHEN s.retry < 0 THEN '22023 retry must be 0 or more'
+                            WHEN s.name = '' THEN '22023 name must not be empty'
+                            WHEN s.duration_ms < 0 OR s.duration_ms = 'infinity' OR s.duration_ms = 'NaN'
+                                THEN '22023 duration_ms must be a finite number of 0 or more'
+                            WHEN octet_length(s.full_name) > 65536 OR octet_length(s.suite) > 65536
+                                 OR octet_length(s.file) > 65536
+                                THEN '22001 a suite, class, test or file name is longer than 64 kB'
+                            WHEN octet_length(s.message) > v_max_message OR octet_length(s.failure_type) > v_max_message
+                                THEN '54000 message is longer than flakeguard.max_message_length'
+                       END AS problem
+                FROM pg_temp.flakeguard_stage s) x
+          WHERE x.problem IS NOT NULL
+          ORDER BY x.upload_no) b
+    WHERE u.upload_no = b.upload_no AND u.sqlstate IS NULL;
     PERFORM flakeguard_internal.ingest_batch(false);
     PERFORM flakeguard_internal.record_rejected_uploads();
     RETURN QUERY
@@ -1818,7 +1876,10 @@ BEGIN
     WHERE j.repo = upload_status.repo AND j.run_id = upload_status.run_id
       AND j.attempt = upload_status.attempt AND coalesce(j.job, '') = coalesce(upload_status.job, '')
     ORDER BY j.rejected_id DESC LIMIT 1;
-    status := CASE WHEN v_upload IS NOT NULL AND rejections > 0 THEN 'partly rejected'
+    -- a rejection before the upload was stored (a refused try, then a good
+    -- retry) leaves it ingested; one since (rows of it, a later copy) does not
+    status := CASE WHEN v_upload IS NOT NULL AND last_rejected_at >= coalesce(changed_at, ingested_at)
+                   THEN 'partly rejected'
                    WHEN v_upload IS NOT NULL THEN 'ingested'
                    WHEN rejections > 0 THEN 'rejected'
                    ELSE 'unknown' END;
@@ -2291,8 +2352,6 @@ COMMENT ON FUNCTION flakeguard.revoke_repository(text, regrole, text) IS 'Takes 
 COMMENT ON FUNCTION flakeguard.granted_repositories(oid, text) IS 'The repositories a role may act on with a privilege, NULL for all';
 
 COMMENT ON FUNCTION flakeguard.granted_repositories(text) IS 'The repositories the current role may act on with a privilege, NULL for all: what row-level security filters by';
-
-COMMENT ON FUNCTION flakeguard.prune(interval, text) IS 'Deletes executions older than the interval of one repository, or of every repository the caller administers, then runs and tests left without any';
 
 -- the columns the views share with flakeguard.flake_score, and the columns
 -- that name a test, mean the same everywhere

@@ -75,3 +75,16 @@ acme/jtypes,j-3,1,yesterday at noon,"<testsuite><testcase name=""a""/></testsuit
 \.
 SELECT run_id, sqlstate, error FROM flakeguard.rejected_report WHERE repo = 'acme/jtypes' ORDER BY run_id;
 SELECT u.run_id, u.executions FROM flakeguard.run u JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/jtypes';
+
+-- the same upload twice in one COPY, the second refused (it names a stored
+-- test_id otherwise): the first is ingested, as if they had come in turn
+INSERT INTO flakeguard.repository (name) VALUES ('acme/dup');
+INSERT INTO flakeguard.test (repo_id, test_id, name, full_name, first_seen)
+SELECT repo_id, flakeguard.test_id('k.victim'), 'impostor', 'k.impostor', '2026-01-01' FROM flakeguard.repository
+WHERE name = 'acme/dup';
+INSERT INTO flakeguard.junit_inbox (repo, run_id, created_at, report) VALUES
+    ('acme/dup', 'd1', '2026-11-01 10:00+00', '<testsuite><testcase classname="k" name="a"/></testsuite>'),
+    ('acme/dup', 'd1', '2026-11-01 10:00+00',
+     '<testsuite><testcase classname="k" name="a"/><testcase classname="k" name="victim"/></testsuite>');
+SELECT run_id, sqlstate, error, detail FROM flakeguard.rejected_report WHERE repo = 'acme/dup';
+SELECT u.run_id, u.executions FROM flakeguard.run u JOIN flakeguard.repository r USING (repo_id) WHERE r.name = 'acme/dup';

@@ -105,6 +105,11 @@ WHERE r.name = 'acme/types';
 SELECT status, executions, tests, rejections FROM flakeguard.upload_status('acme/types', 't-1');
 SELECT status, executions, rejections, last_sqlstate, last_error FROM flakeguard.upload_status('acme/types', 't-4');
 SELECT status, rejections FROM flakeguard.upload_status('acme/types', 'never-sent');
+-- a refused try, then a good retry: ingested
+COPY flakeguard.result_inbox (repo, run_id, created_at, class_name, name, status) FROM STDIN (FORMAT csv);
+acme/types,t-4,2026-11-01 10:00+00,K,bad_timestamp,passed
+\.
+SELECT status, executions, rejections FROM flakeguard.upload_status('acme/types', 't-4');
 -- all or nothing: the whole COPY fails, the good row with it
 \set VERBOSITY terse
 SET flakeguard.on_rejection = error;
