@@ -108,16 +108,18 @@ $(printf '%s\n' "$sizes" | awk -F'|' '{ printf "| `%s` | %d | %.1f | %.1f |\n", 
 $(printf '%s\n' "$sizes" | awk -F'|' '{ s += $2; n = $3 } END { printf "| **total** | %d | %.1f | %.1f |\n", s, s / n, s / n }')
 
 Why each index exists:
-\`result_pkey\` (repo_id, run_id, attempt, job, test_id, retry) is the upsert key; one upload's rows are
-neighbours in it, so ingestion touches few pages and re-ingestion finds an upload by prefix.
-\`result_history_idx\` (repo_id, test_id, created_at DESC) INCLUDE (status) answers a test's history
-from the index alone (scoring, the sidecar's lookups).
+\`result_upload_idx\` (repo_id, upload_id) finds an upload's rows when it is given again or pruned; one
+key per upload, stored once per page by deduplication.
+\`result_history_idx\` (repo_id, test_id, created_at) INCLUDE (status) answers a test's history, newest
+first by a backward scan, from the index alone (scoring, the sidecar's lookups).
 \`result_failures_idx\`, partial over failed/error, (repo_id, created_at DESC): recent failures of a
 repository, with the time window in the query (an index predicate cannot use now()).
 \`result_created_brin\`: retention and cross-repository time ranges, for a few hundred bytes.
 
 summary: | \`ingest_junit\` of a 10k-test report, all indexes on | $ingest ms | ≤ 100 ms | $(awk -v v="$ingest" 'BEGIN { print (v <= 100) ? "✓" : "✗" }') |
+summary: | \`ingest_junit\` of a 10k-test report vs \`parse_junit\` of it | $(awk -v a="$ingest" -v b="$parse" 'BEGIN { printf "%.1fx", a / b }') | ≤ 5x | $(awk -v a="$ingest" -v b="$parse" 'BEGIN { print (a / b <= 5) ? "✓" : "✗" }') |
 summary: | \`COPY junit_inbox\` throughput (20 reports x 5k tests) | $inbox_rate executions/s | ≥ 100k/s | $(awk -v v="$inbox_rate" 'BEGIN { print (v >= 100000) ? "✓" : "✗" }') |
 summary: | \`COPY result_inbox\` throughput vs plain COPY, same rows | $result_rate vs $plain_rate executions/s | ≥ 100k/s | $(awk -v v="$result_rate" 'BEGIN { print (v >= 100000) ? "✓" : "✗" }') |
-summary: | storage per million executions, heap + 4 indexes | $(printf '%s\n' "$sizes" | awk -F'|' '{ s += $2; n = $3 } END { printf "%.0f MB (%.0f bytes each)", s / n, s / n }') | (reference) | |
+summary: | \`COPY result_inbox\` / plain COPY of the same rows | $(awk -v a="$result_rate" -v b="$plain_rate" 'BEGIN { printf "%.3f", a / b }') | ≥ 0.2 | $(awk -v a="$result_rate" -v b="$plain_rate" 'BEGIN { print (a / b >= 0.2) ? "✓" : "✗" }') |
+summary: | storage per million executions, heap + 4 indexes | $(printf '%s\n' "$sizes" | awk -F'|' '{ s += $2; n = $3 } END { printf "%.0f MB (%.0f bytes each)", s / n, s / n }') | ≤ 200 bytes | $(printf '%s\n' "$sizes" | awk -F'|' '{ s += $2; n = $3 } END { print (s / n <= 200) ? "✓" : "✗" }') |
 EOF
