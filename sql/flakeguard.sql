@@ -1351,6 +1351,11 @@ BEGIN
                 EXIT WHEN NOT FOUND;
                 CONTINUE;
             END IF;
+            IF v_bad.upload_no IS NULL THEN
+                -- never expected: the loop would not end
+                RAISE EXCEPTION 'test identity collision without an upload to refuse' USING ERRCODE = 'XX000',
+                      DETAIL = format('test_id %s, name "%s".', v_bad.test_id, v_bad.full_name);
+            END IF;
             IF p_raise THEN
                 RAISE EXCEPTION 'test identity collision in repository "%"',
                       (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = v_repo)
