@@ -1283,12 +1283,13 @@ BEGIN
         BEGIN
             -- an empty field takes the default, as a column left out does
             v_attempt := coalesce(nullif(btrim(r.attempt), ''), '1')::integer;
-            v_created := coalesce(flakeguard_internal.inbox_timestamptz(nullif(btrim(r.created_at), '')), now());
-            IF nullif(btrim(r.created_at), '') IS NOT NULL
-               AND flakeguard_internal.inbox_timestamptz(r.created_at) IS NULL THEN
+            v_created := flakeguard_internal.inbox_timestamptz(nullif(btrim(r.created_at), ''));
+            IF v_created IS NULL AND nullif(btrim(r.created_at), '') IS NOT NULL THEN
+                v_created := now();
                 RAISE EXCEPTION 'invalid created_at "%"', r.created_at USING ERRCODE = '22007',
                     HINT = 'Give an ISO 8601 timestamp with a time zone, for example 2026-11-01T09:30:00Z.';
             END IF;
+            v_created := coalesce(v_created, now());
             IF r.report IS NULL THEN
                 RAISE EXCEPTION 'report must not be null' USING ERRCODE = '22004';
             END IF;
@@ -1304,8 +1305,9 @@ BEGIN
                                                     created_at, report, sqlstate, error, detail, hint)
             -- refused for want of write: not recorded under that repository's
             -- name, where its readers would see it (the error names it)
-            VALUES ('junit_inbox', CASE WHEN v_state = '42501' THEN NULL ELSE r.repo END, r.run_id, v_attempt, r.job, r.commit_sha, r.branch, v_created, r.report,
-                    v_state, v_error, nullif(v_detail, ''), nullif(v_hint, ''))
+            VALUES ('junit_inbox', CASE WHEN v_state = '42501' THEN NULL ELSE r.repo END, r.run_id, v_attempt, r.job,
+                    r.commit_sha, r.branch, v_created, r.report, v_state, v_error, nullif(v_detail, ''),
+                    nullif(v_hint, ''))
             RETURNING rejected_id INTO v_id;
             v_first := coalesce(v_first, v_id);
             v_rejected := v_rejected + 1;
