@@ -553,34 +553,37 @@ BEGIN
         RAISE EXCEPTION 'unknown repository privilege "%"', p_privilege USING ERRCODE = '22023',
             HINT = 'Use read, write or admin.';
     END IF;
-    -- one statement: row-level security runs this once per table of a query
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_extension e
+               WHERE r.oid = p_role AND e.extname = 'flakeguard'
+                 AND (r.rolsuper OR pg_catalog.pg_has_role(p_role, e.extowner, 'MEMBER'))) THEN
+        RETURN NULL;
+    END IF;
+    -- apart from the catalogs: on Citus the grants are a reference table,
+    -- and a query joining it to pg_roles would read pg_authid on a worker.
+    -- A grant to a role since dropped is nobody's (pg_has_role is false).
     RETURN (
-        SELECT CASE WHEN bool_or(g.repo_id IS NULL) THEN NULL
-                    ELSE coalesce(array_agg(g.repo_id) FILTER (WHERE g.repo_id IS NOT NULL), '{}') END
-        FROM (SELECT NULL::bigint AS repo_id
-              FROM pg_catalog.pg_roles r, pg_catalog.pg_extension e
-              WHERE r.oid = p_role AND e.extname = 'flakeguard'
-                AND (r.rolsuper OR pg_catalog.pg_has_role(p_role, e.extowner, 'MEMBER'))
-              UNION ALL
-              SELECT x.repo_id
-              FROM flakeguard.repository_grant x
-              JOIN pg_catalog.pg_roles m ON m.oid = x.grantee
-              WHERE array_position(ARRAY['read', 'write', 'admin'], x.privilege) >= v_rank
-                AND pg_catalog.pg_has_role(p_role, m.oid, 'MEMBER')) g);
+        SELECT CASE WHEN bool_or(x.repo_id IS NULL) THEN NULL
+                    ELSE coalesce(array_agg(x.repo_id) FILTER (WHERE x.repo_id IS NOT NULL), '{}') END
+        FROM flakeguard.repository_grant x
+        WHERE array_position(ARRAY['read', 'write', 'admin'], x.privilege) >= v_rank
+          AND pg_catalog.pg_has_role(p_role, x.grantee, 'MEMBER'));
 END
 $$;
 
 -- The repositories the current role may act on with p_privilege, NULL for
--- all: what the row-level security policies below filter by.
+-- all: what the row-level security policies below filter by, by id or by
+-- name.  Plain calls, no subqueries (on Citus a policy runs on the shard's
+-- worker, where it may hold none); each call site looks the grants up once
+-- per statement (extension/src/pg/granted_repositories.cpp).
 CREATE FUNCTION flakeguard.granted_repositories(p_privilege text)
 RETURNS bigint[]
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN flakeguard.granted_repositories((SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user),
-                                           p_privilege);
-END
-$$;
+AS 'MODULE_PATHNAME', 'granted_repositories_cached'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION flakeguard.granted_repository_names(p_privilege text)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'granted_repository_names_cached'
+LANGUAGE C STABLE;
 
 -- The id of the repository named p_repo when the acting role holds
 -- p_privilege on it; NULL when it does not exist and the role holds the
@@ -618,11 +621,15 @@ AS $$
                                     'flakeguard.run, flakeguard.result, flakeguard.quarantine, flakeguard.policy, '
                                     'flakeguard.rejected_report, flakeguard.test_score, flakeguard.execution'),
         ('read', 'EXECUTE ON FUNCTION', 'flakeguard.cache_versions(), flakeguard.cache_value(text, text, bigint), '
-                                        'flakeguard.upload_status(text, text, integer, text)'),
+                                        'flakeguard.upload_status(text, text, integer, text), '
+                                        'flakeguard.test_health(text), flakeguard.flaky_tests(text), '
+                                        'flakeguard.repository_health(text), '
+                                        'flakeguard.test_history(text, text, integer)'),
         ('write', 'INSERT ON TABLE', 'flakeguard.junit_inbox, flakeguard.result_inbox'),
         ('write', 'EXECUTE ON FUNCTION',
          'flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz), '
          'flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz), '
+         'flakeguard.ingest_junit_by_id(bigint, text, text, integer, text, text, text, timestamptz), '
          'flakeguard.ingest_stream_open(), '
          'flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean, text), '
          'flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text, text, '
@@ -721,7 +728,7 @@ LEFT JOIN flakeguard.repository r ON r.repo_id = g.repo_id;
 
 ALTER TABLE flakeguard.repository_grant ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_grants ON flakeguard.repository_grant FOR SELECT
-    USING (grantee IN (SELECT m.oid FROM pg_catalog.pg_roles m WHERE pg_catalog.pg_has_role(current_user, m.oid, 'MEMBER')));
+    USING (pg_catalog.pg_has_role(current_user, grantee, 'MEMBER'));
 
 ALTER TABLE flakeguard.repository ENABLE ROW LEVEL SECURITY;
 ALTER TABLE flakeguard.repository_version ENABLE ROW LEVEL SECURITY;
@@ -733,33 +740,33 @@ ALTER TABLE flakeguard.policy ENABLE ROW LEVEL SECURITY;
 ALTER TABLE flakeguard.test_score ENABLE ROW LEVEL SECURITY;
 ALTER TABLE flakeguard.rejected_report ENABLE ROW LEVEL SECURITY;
 CREATE POLICY repository_read ON flakeguard.repository FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 CREATE POLICY repository_read ON flakeguard.repository_version FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 CREATE POLICY repository_read ON flakeguard.test FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 CREATE POLICY repository_read ON flakeguard.run FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 CREATE POLICY repository_read ON flakeguard.result FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 CREATE POLICY repository_read ON flakeguard.quarantine FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 CREATE POLICY repository_read ON flakeguard.policy FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 CREATE POLICY repository_read ON flakeguard.test_score FOR SELECT
-    USING (repo_id = ANY (coalesce((SELECT flakeguard.granted_repositories('read')), ARRAY[repo_id])));
+    USING (repo_id = ANY (coalesce(flakeguard.granted_repositories('read'), ARRAY[repo_id])));
 
 -- a rejection names its repository as it was given, maybe one that does not
 -- exist: the readers of every repository see those
 CREATE POLICY repository_read ON flakeguard.rejected_report FOR SELECT
-    USING ((SELECT flakeguard.granted_repositories('read') IS NULL) OR repo IN (SELECT r.name FROM flakeguard.repository r));
+    USING (flakeguard.granted_repository_names('read') IS NULL OR repo = ANY (flakeguard.granted_repository_names('read')));
 
 -- Owner-run code reached only by its intended path
 -- Refuses to run a trigger function on a table that is not p_table: the
@@ -948,7 +955,8 @@ BEGIN
     -- each of them ours, or none there (own_temp_table refuses another role's)
     IF flakeguard_internal.own_temp_table('flakeguard_stage')::int + flakeguard_internal.own_temp_table('flakeguard_fresh')::int
        + flakeguard_internal.own_temp_table('flakeguard_names')::int
-       + flakeguard_internal.own_temp_table('flakeguard_upload')::int = 4 THEN
+       + flakeguard_internal.own_temp_table('flakeguard_upload')::int
+       + flakeguard_internal.own_temp_table('flakeguard_scored')::int = 5 THEN
         IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_upload) OR EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage) THEN
             PERFORM flakeguard_internal.stage_close();
         END IF;
@@ -956,9 +964,9 @@ BEGIN
     END IF;
     -- the number of the upload being staged next: the stage's rows take it
     -- by default, so a client's COPY needs not name it
-    CREATE TEMP SEQUENCE flakeguard_upload_no;
+    CREATE TEMP SEQUENCE IF NOT EXISTS flakeguard_upload_no;
     PERFORM nextval('pg_temp.flakeguard_upload_no');
-    CREATE TEMP TABLE flakeguard_upload (
+    CREATE TEMP TABLE IF NOT EXISTS flakeguard_upload (
         upload_no    integer PRIMARY KEY,
         source       text NOT NULL,
         -- an upload given again replaces its stored rows (reports); a
@@ -984,7 +992,7 @@ BEGIN
         detail       text,
         hint         text
     );
-    CREATE TEMP TABLE flakeguard_stage (
+    CREATE TEMP TABLE IF NOT EXISTS flakeguard_stage (
         test_id      bigint NOT NULL,
         suite        text,
         class_name   text,
@@ -1000,14 +1008,16 @@ BEGIN
         upload_no    integer NOT NULL DEFAULT currval('pg_temp.flakeguard_upload_no')
     );
     -- a repository's rows of the batch, found through its uploads
-    CREATE INDEX ON pg_temp.flakeguard_stage (upload_no);
+    CREATE INDEX IF NOT EXISTS flakeguard_stage_upload_no_idx ON pg_temp.flakeguard_stage (upload_no);
     -- per repository of a batch: its test names, and the fresh scoring states
-    CREATE TEMP TABLE flakeguard_names (
+    CREATE TEMP TABLE IF NOT EXISTS flakeguard_names (
         test_id bigint NOT NULL, full_name text NOT NULL, suite text, class_name text, name text NOT NULL,
         file text, synthetic boolean NOT NULL, first_seen timestamptz NOT NULL, first_upload integer NOT NULL,
         spellings bigint NOT NULL, stored_name text, stored_first_seen timestamptz
     );
-    CREATE TEMP TABLE flakeguard_fresh (test_id bigint PRIMARY KEY, state bytea NOT NULL);
+    CREATE TEMP TABLE IF NOT EXISTS flakeguard_fresh (test_id bigint PRIMARY KEY, state bytea NOT NULL);
+    -- fold_states: the merged states, scored, as test_score rows
+    CREATE TEMP TABLE IF NOT EXISTS flakeguard_scored (LIKE flakeguard.test_score);
 END
 $$;
 
@@ -1017,7 +1027,8 @@ RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    TRUNCATE pg_temp.flakeguard_upload, pg_temp.flakeguard_stage, pg_temp.flakeguard_names, pg_temp.flakeguard_fresh;
+    TRUNCATE pg_temp.flakeguard_upload, pg_temp.flakeguard_stage, pg_temp.flakeguard_names, pg_temp.flakeguard_fresh,
+             pg_temp.flakeguard_scored;
 END
 $$;
 
@@ -1113,47 +1124,56 @@ $$;
 -- pg_temp.flakeguard_fresh into the repository's test_score rows, scored
 -- under p_policy, then empties it.  The rows are locked in key order
 -- first, so concurrent batches sharing tests wait for each other instead of
--- deadlocking, and each merges into the state the other committed.
+-- deadlocking, and each merges into the state the other committed.  The
+-- states are merged and scored in the session (pg_temp.flakeguard_scored)
+-- and written back by key: on Citus, no scoring runs on a shard, where the
+-- clock and the settings are the worker's.
 CREATE FUNCTION flakeguard_internal.fold_states(p_repo_id bigint, p_policy flakeguard.scoring_policy,
                                                 p_replace boolean)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
+DECLARE
+    v_fresh bigint[] := ARRAY(SELECT f.test_id FROM pg_temp.flakeguard_fresh f ORDER BY f.test_id);
+    v_ids bigint[];
+    v_states bytea[];
 BEGIN
-    PERFORM 1 FROM flakeguard.test_score ts
-    WHERE ts.repo_id = p_repo_id AND ts.test_id IN (SELECT f.test_id FROM pg_temp.flakeguard_fresh f)
-    ORDER BY ts.test_id
-    FOR UPDATE;
+    SELECT coalesce(array_agg(l.test_id), '{}'), coalesce(array_agg(l.state), '{}') INTO v_ids, v_states
+    FROM (SELECT ts.test_id, ts.state FROM flakeguard.test_score ts
+          WHERE ts.repo_id = p_repo_id AND ts.test_id = ANY (v_fresh)
+          ORDER BY ts.test_id
+          FOR UPDATE) l;
+
+    INSERT INTO pg_temp.flakeguard_scored
+    SELECT p_repo_id, m.test_id, m.state, s.*
+    FROM (SELECT f.test_id,
+                 CASE WHEN p_replace OR o.state IS NULL THEN f.state
+                      ELSE flakeguard.flake_state_merge(o.state, f.state) END AS state
+          FROM pg_temp.flakeguard_fresh f
+          LEFT JOIN unnest(v_ids, v_states) AS o(test_id, state) ON o.test_id = f.test_id) m
+    CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy) s;
 
     UPDATE flakeguard.test_score ts
     SET (state, runs, passes, failures, skips, fail_rate, flip_rate, retry_pass_rate, mixed_commits,
          tail_fail_streak, max_fail_streak, signatures, flake_rate, flake_rate_low, flake_rate_high, score,
          confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
          last_failure_message, recent_failures, proofs) =
-        (SELECT m.state, s.*
-         FROM (SELECT CASE WHEN p_replace THEN f.state ELSE flakeguard.flake_state_merge(ts.state, f.state) END
-                      AS state) m
-         CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy) s)
-    FROM pg_temp.flakeguard_fresh f
-    WHERE ts.repo_id = p_repo_id AND ts.test_id = f.test_id;
+        (c.state, c.runs, c.passes, c.failures, c.skips, c.fail_rate, c.flip_rate, c.retry_pass_rate,
+         c.mixed_commits, c.tail_fail_streak, c.max_fail_streak, c.signatures, c.flake_rate, c.flake_rate_low,
+         c.flake_rate_high, c.score, c.confidence, c.verdict, c.recommendation, c.priority, c.wasted_seconds,
+         c.first_seen, c.last_seen, c.last_failure_at, c.last_failure_message, c.recent_failures, c.proofs)
+    FROM pg_temp.flakeguard_scored c
+    WHERE ts.repo_id = p_repo_id AND ts.test_id = ANY (v_ids) AND ts.test_id = c.test_id;
 
-    INSERT INTO flakeguard.test_score AS ts
-    SELECT p_repo_id, f.test_id, f.state, s.*
-    FROM pg_temp.flakeguard_fresh f
-    CROSS JOIN LATERAL flakeguard.flake_state_score(f.state, p_policy) s
-    WHERE NOT EXISTS (SELECT 1 FROM flakeguard.test_score x WHERE x.repo_id = p_repo_id AND x.test_id = f.test_id)
-    ORDER BY f.test_id
-    -- a concurrent batch inserted the row first
-    ON CONFLICT (repo_id, test_id) DO UPDATE
-    SET (state, runs, passes, failures, skips, fail_rate, flip_rate, retry_pass_rate, mixed_commits,
-         tail_fail_streak, max_fail_streak, signatures, flake_rate, flake_rate_low, flake_rate_high, score,
-         confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
-         last_failure_message, recent_failures, proofs) =
-        (SELECT m.state, s.*
-         FROM (SELECT flakeguard.flake_state_merge(ts.state, excluded.state) AS state) m
-         CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy) s);
+    -- the rows of tests scored for the first time (the repository's lock
+    -- keeps any other batch from inserting them meanwhile)
+    INSERT INTO flakeguard.test_score
+    SELECT c.* FROM pg_temp.flakeguard_scored c
+    WHERE NOT EXISTS (SELECT 1 FROM unnest(v_ids) AS o(test_id) WHERE o.test_id = c.test_id)
+    ORDER BY c.test_id;
 
     DELETE FROM pg_temp.flakeguard_fresh;
+    DELETE FROM pg_temp.flakeguard_scored;
 END
 $$;
 
@@ -1168,14 +1188,17 @@ CREATE FUNCTION flakeguard_internal.rebuild_scores(p_repo_id bigint, p_tests big
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
+DECLARE
+    v_scored bigint[];
+    v_gone bigint[];
 BEGIN
     IF NOT flakeguard_internal.own_temp_table('flakeguard_fresh') THEN
         PERFORM flakeguard_internal.stage_open();
     END IF;
-    PERFORM 1 FROM flakeguard.test_score s
-    WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests))
-    ORDER BY s.test_id
-    FOR UPDATE;
+    v_scored := ARRAY(SELECT s.test_id FROM flakeguard.test_score s
+                      WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests))
+                      ORDER BY s.test_id
+                      FOR UPDATE);
 
     INSERT INTO pg_temp.flakeguard_fresh
     SELECT t.test_id, w.state
@@ -1195,10 +1218,11 @@ BEGIN
                                     AND k.status IN ('failed', 'error')))
     ) w
     WHERE t.repo_id = p_repo_id AND (p_tests IS NULL OR t.test_id = ANY (p_tests)) AND w.state IS NOT NULL;
-    -- tests left without executions have no score
-    DELETE FROM flakeguard.test_score s
-    WHERE s.repo_id = p_repo_id AND (p_tests IS NULL OR s.test_id = ANY (p_tests))
-      AND NOT EXISTS (SELECT 1 FROM pg_temp.flakeguard_fresh f WHERE f.test_id = s.test_id);
+    -- tests left without executions have no score (their ids as a value:
+    -- on Citus a shard's query cannot read the session's tables)
+    v_gone := ARRAY(SELECT x.test_id FROM unnest(v_scored) AS x(test_id)
+                    EXCEPT SELECT f.test_id FROM pg_temp.flakeguard_fresh f);
+    DELETE FROM flakeguard.test_score s WHERE s.repo_id = p_repo_id AND s.test_id = ANY (v_gone);
     PERFORM flakeguard_internal.fold_states(p_repo_id, p_policy, true);
 END
 $$;
@@ -1283,6 +1307,15 @@ DECLARE
     -- the repository's uploads in the batch: each statement reads their rows
     -- through the stage's index instead of scanning the whole stage
     v_nos integer[];
+    -- what is stored already, read by key into the session
+    v_ids bigint[];
+    v_names text[];
+    v_seen timestamptz[];
+    v_uploads bigint[];
+    v_created timestamptz[];
+    v_run_ids text[];
+    v_attempts integer[];
+    v_jobs text[];
 BEGIN
     -- the planner's estimates of the stage come from its statistics
     IF (SELECT count(*) FROM pg_temp.flakeguard_upload) > 20 THEN
@@ -1305,6 +1338,16 @@ BEGIN
         -- Then an upload given twice in the batch: the later one that passed
         -- wins, as if they had come one after the other (the names are read
         -- again without the earlier one).
+        -- the stored names of the batch's tests, read by key (on Citus, the
+        -- rows of one shard, not the repository's whole test table)
+        v_ids := ARRAY(SELECT DISTINCT s.test_id FROM pg_temp.flakeguard_stage s
+                       JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
+                       WHERE u.repo_id = v_repo AND u.error IS NULL);
+        SELECT coalesce(array_agg(t.test_id), '{}'), coalesce(array_agg(t.full_name), '{}'),
+               coalesce(array_agg(t.first_seen), '{}')
+        INTO v_ids, v_names, v_seen
+        FROM flakeguard.test t
+        WHERE t.repo_id = v_repo AND t.test_id = ANY (v_ids);
         LOOP
             v_nos := ARRAY(SELECT u.upload_no FROM pg_temp.flakeguard_upload u
                            WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded ORDER BY 1);
@@ -1319,7 +1362,7 @@ BEGIN
                   JOIN pg_temp.flakeguard_upload u ON u.upload_no = s.upload_no
                   WHERE s.upload_no = ANY (v_nos)
                   GROUP BY s.test_id, s.full_name) g
-            LEFT JOIN flakeguard.test t ON t.repo_id = v_repo AND t.test_id = g.test_id;
+            LEFT JOIN unnest(v_ids, v_names, v_seen) AS t(test_id, full_name, first_seen) ON t.test_id = g.test_id;
 
             SELECT n.test_id, n.full_name,
                    coalesce(n.stored_name, (SELECT o.full_name FROM pg_temp.flakeguard_names o
@@ -1392,17 +1435,28 @@ BEGIN
         WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
           AND u.run_id = i.run_id AND u.attempt = i.attempt AND u.job = i.job;
 
-        PERFORM 1 FROM flakeguard.run r
-        WHERE r.repo_id = v_repo
-          AND (r.run_id, r.attempt, r.job) IN (SELECT u.run_id, u.attempt, u.job FROM pg_temp.flakeguard_upload u
-                                              WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
-                                                AND u.is_new IS NULL)
-        ORDER BY r.run_id, r.attempt, r.job
-        FOR UPDATE;
+        -- (read by key, locked, then matched in the session: on Citus, the
+        -- rows of one shard, not the repository's whole run table)
+        SELECT coalesce(array_agg(u.run_id), '{}'), coalesce(array_agg(u.attempt), '{}'),
+               coalesce(array_agg(u.job), '{}')
+        INTO v_run_ids, v_attempts, v_jobs
+        FROM pg_temp.flakeguard_upload u
+        WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new IS NULL;
+        SELECT coalesce(array_agg(l.upload_id), '{}'), coalesce(array_agg(l.created_at), '{}'),
+               coalesce(array_agg(l.run_id), '{}'), coalesce(array_agg(l.attempt), '{}'),
+               coalesce(array_agg(l.job), '{}')
+        INTO v_uploads, v_created, v_run_ids, v_attempts, v_jobs
+        FROM (SELECT r.upload_id, r.created_at, r.run_id, r.attempt, r.job
+              FROM flakeguard.run r
+              WHERE r.repo_id = v_repo
+                AND (r.run_id, r.attempt, r.job) IN (SELECT * FROM unnest(v_run_ids, v_attempts, v_jobs))
+              ORDER BY r.run_id, r.attempt, r.job
+              FOR UPDATE) l;
         UPDATE pg_temp.flakeguard_upload u SET upload_id = r.upload_id, is_new = false, created_at = r.created_at
-        FROM flakeguard.run r
+        FROM unnest(v_uploads, v_created, v_run_ids, v_attempts, v_jobs)
+             AS r(upload_id, created_at, run_id, attempt, job)
         WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new IS NULL
-          AND r.repo_id = v_repo AND r.run_id = u.run_id AND r.attempt = u.attempt AND r.job = u.job;
+          AND r.run_id = u.run_id AND r.attempt = u.attempt AND r.job = u.job;
         v_existing := ARRAY(SELECT u.upload_id FROM pg_temp.flakeguard_upload u
                             WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND NOT u.is_new);
 
@@ -1591,6 +1645,35 @@ BEGIN
 END
 $$;
 
+-- ingest_junit of a repository named by its repo_id, which must exist: the
+-- entry point that flakeguard.distribute() hands to Citus as a distributed
+-- function, so that a call runs on the worker that holds the repository's
+-- shards, where every statement of the batch is local.  Its NOTIFY is sent
+-- on that worker (the sidecar, listening on the coordinator, sees the
+-- change when it reconciles versions), and it scores under that worker's
+-- flakeguard.* settings: keep them the same on every node.
+CREATE FUNCTION flakeguard.ingest_junit_by_id(
+    repo_id bigint, report text, run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now(),
+    OUT tests integer, OUT passed integer, OUT failed integer, OUT errors integer, OUT skipped integer,
+    OUT retries integer, OUT new_tests integer)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo text := (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = ingest_junit_by_id.repo_id);
+BEGIN
+    IF v_repo IS NULL THEN
+        -- the same answer whether it exists or not, to a role that may not write it
+        RAISE EXCEPTION 'permission denied for repository %', repo_id USING ERRCODE = '42501',
+            DETAIL = 'No repository has that repo_id, or the role does not hold write on it.',
+            HINT = 'ingest_junit() creates a repository by name.';
+    END IF;
+    SELECT * INTO tests, passed, failed, errors, skipped, retries, new_tests
+    FROM flakeguard_internal.ingest_report(v_repo, report, NULL, run_id, attempt, job, commit_sha, branch, created_at);
+END
+$$;
+
 -- A COPY into junit_inbox is one batch: each report is parsed and checked
 -- alone (a report that cannot be ingested is recorded in rejected_report
 -- and the others go on), then the batch is written.  Transient errors
@@ -1654,18 +1737,22 @@ BEGIN
     END LOOP;
     PERFORM flakeguard_internal.ingest_batch(false);
     -- reports refused by the batch's own checks, with what was received
+    -- (read here, written one by one: on Citus, a statement that writes
+    -- rejected_report cannot read the trigger's transition table)
     FOR r IN
         WITH numbered AS (SELECT row_number() OVER () AS n, x.report FROM received x)
-        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
-                                                report, sqlstate, error, detail, hint)
-        SELECT 'junit_inbox', u.repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at, x.report,
-               u.sqlstate, u.error, u.detail, u.hint
+        SELECT u.repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at, x.report, u.sqlstate,
+               u.error, u.detail, u.hint
         FROM pg_temp.flakeguard_upload u JOIN numbered x ON x.n = u.received_no
         WHERE u.sqlstate IS NOT NULL
         ORDER BY u.upload_no
-        RETURNING rejected_id
     LOOP
-        v_first := coalesce(v_first, r.rejected_id);
+        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
+                                                report, sqlstate, error, detail, hint)
+        VALUES ('junit_inbox', r.repo, r.run_id, r.attempt, r.job, r.commit_sha, r.branch, r.created_at, r.report,
+                r.sqlstate, r.error, r.detail, r.hint)
+        RETURNING rejected_id INTO v_id;
+        v_first := coalesce(v_first, v_id);
         v_rejected := v_rejected + 1;
     END LOOP;
     PERFORM flakeguard_internal.stage_close();
@@ -1692,6 +1779,10 @@ DECLARE
     v_received bigint;
     v_rejected bigint;
     v_first bigint;
+    v_names text[];
+    v_ids bigint[];
+    v_repo bigint;
+    v_rejections flakeguard.rejected_report[];
 BEGIN
     PERFORM flakeguard_internal.trigger_table_check(TG_RELID, 'flakeguard.result_inbox');
     PERFORM flakeguard_internal.stage_open();
@@ -1711,6 +1802,12 @@ BEGIN
     FROM (SELECT DISTINCT x.repo FROM received x WHERE x.repo <> '' AND octet_length(x.repo) <= 512) d
     WHERE v_writable IS NULL
     ORDER BY d.repo;
+
+    -- the ids of the repositories named (looked up apart: on Citus, a
+    -- statement that reads a Citus table cannot read the transition table)
+    v_names := ARRAY(SELECT DISTINCT x.repo FROM received x WHERE x.repo <> '' AND octet_length(x.repo) <= 512);
+    SELECT coalesce(array_agg(r.name), '{}'), coalesce(array_agg(r.repo_id), '{}') INTO v_names, v_ids
+    FROM flakeguard.repository r WHERE r.name = ANY (v_names);
 
     -- each row read, with its defaults, its identity and its first problem
     -- ("SQLSTATE message"); a value that does not read is that row's problem
@@ -1776,7 +1873,7 @@ BEGIN
             ) v
             OFFSET 0
         ) x
-        LEFT JOIN flakeguard.repository r ON r.name = x.repo
+        LEFT JOIN unnest(v_names, v_ids) AS r(name, repo_id) ON r.name = x.repo
         OFFSET 0
     ) y;
     GET DIAGNOSTICS v_received = ROW_COUNT;
@@ -1801,25 +1898,38 @@ BEGIN
           GROUP BY 1, 2, 3, 4, 5, 6 HAVING count(*) > 1) d
     WHERE w.problem IS NULL AND (w.repo_id, w.run_id, w.attempt, w.job, w.test_id, w.retry)
                                 = (d.repo_id, d.run_id, d.attempt, d.job, d.test_id, d.retry);
-    UPDATE pg_temp.flakeguard_rows w
-    SET problem = '23505 test identity collision: another test has the same test_id'
-    FROM (SELECT k.repo_id, k.test_id, min(k.full_name) AS name, max(k.full_name) AS other
-          FROM pg_temp.flakeguard_rows k WHERE k.problem IS NULL
-          GROUP BY 1, 2) n
-    LEFT JOIN flakeguard.test t ON t.repo_id = n.repo_id AND t.test_id = n.test_id
-    WHERE w.problem IS NULL AND w.repo_id = n.repo_id AND w.test_id = n.test_id
-      AND (n.name <> n.other OR t.full_name <> w.full_name);
+    -- (per repository, the stored names read by key: one shard on Citus)
+    FOR v_repo IN SELECT DISTINCT k.repo_id FROM pg_temp.flakeguard_rows k WHERE k.problem IS NULL ORDER BY 1 LOOP
+        v_ids := ARRAY(SELECT DISTINCT k.test_id FROM pg_temp.flakeguard_rows k
+                       WHERE k.repo_id = v_repo AND k.problem IS NULL);
+        SELECT coalesce(array_agg(t.test_id), '{}'), coalesce(array_agg(t.full_name), '{}') INTO v_ids, v_names
+        FROM flakeguard.test t WHERE t.repo_id = v_repo AND t.test_id = ANY (v_ids);
+        UPDATE pg_temp.flakeguard_rows w
+        SET problem = '23505 test identity collision: another test has the same test_id'
+        FROM (SELECT k.test_id, min(k.full_name) AS name, max(k.full_name) AS other
+              FROM pg_temp.flakeguard_rows k WHERE k.repo_id = v_repo AND k.problem IS NULL
+              GROUP BY 1) n
+        LEFT JOIN unnest(v_ids, v_names) AS t(test_id, full_name) ON t.test_id = n.test_id
+        WHERE w.problem IS NULL AND w.repo_id = v_repo AND w.test_id = n.test_id
+          AND (n.name <> n.other OR t.full_name <> w.full_name);
+    END LOOP;
 
+    -- the rejected rows as received, read apart from the write (see above)
+    SELECT array_agg(ROW(NULL, NULL, 'result_inbox', CASE WHEN left(s.problem, 5) = '42501' THEN NULL ELSE s.repo END,
+                         s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
+                         (row_to_json(x)::jsonb - 'received_no')::text, left(s.problem, 5), substr(s.problem, 7),
+                         NULL, NULL, NULL)::flakeguard.rejected_report ORDER BY s.received_no)
+    INTO v_rejections
+    FROM pg_temp.flakeguard_rows s
+    JOIN (SELECT row_number() OVER () AS received_no, w.* FROM received w) x ON x.received_no = s.received_no
+    WHERE s.problem IS NOT NULL;
     WITH ins AS (
         INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
                                                 report, sqlstate, error)
-        SELECT 'result_inbox', CASE WHEN left(s.problem, 5) = '42501' THEN NULL ELSE s.repo END, s.run_id,
-               s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
-               (row_to_json(x)::jsonb - 'received_no')::text, left(s.problem, 5), substr(s.problem, 7)
-        FROM pg_temp.flakeguard_rows s
-        JOIN (SELECT row_number() OVER () AS received_no, w.* FROM received w) x ON x.received_no = s.received_no
-        WHERE s.problem IS NOT NULL
-        ORDER BY s.received_no
+        SELECT j.source, j.repo, j.run_id, j.attempt, j.job, j.commit_sha, j.branch, j.created_at, j.report,
+               j.sqlstate, j.error
+        FROM unnest(v_rejections) WITH ORDINALITY AS j
+        ORDER BY j.ordinality
         RETURNING rejected_id)
     SELECT min(i.rejected_id), count(*) INTO v_first, v_rejected FROM ins i;
 
@@ -2279,40 +2389,44 @@ ORDER BY CASE h.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium'
 
 ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
 CREATE VIEW flakeguard.repository_health AS
-SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, u.runs, u.executions,
-       coalesce(s.flaky_tests, 0) AS flaky_tests, coalesce(s.broken_tests, 0) AS broken_tests,
-       coalesce(s.quarantine_recommended, 0) AS quarantine_recommended, q.quarantined_tests,
-       s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds, u.first_run_at, u.last_run_at
+SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, coalesce(u.runs, 0) AS runs,
+       coalesce(u.executions, 0) AS executions, coalesce(s.flaky_tests, 0) AS flaky_tests,
+       coalesce(s.broken_tests, 0) AS broken_tests, coalesce(s.quarantine_recommended, 0) AS quarantine_recommended,
+       coalesce(q.quarantined_tests, 0) AS quarantined_tests, s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds,
+       u.first_run_at, u.last_run_at
 FROM flakeguard.repository r
-LEFT JOIN LATERAL (
-    SELECT count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+-- per-repository aggregates joined on repo_id (not LATERAL subqueries):
+-- filtered by repo_id each reads one repository (on Citus, one shard), and
+-- unfiltered each is pushed down to every shard
+LEFT JOIN (
+    SELECT ts.repo_id, count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
            count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_tests,
            count(*) FILTER (WHERE ts.recommendation = 'quarantine') AS quarantine_recommended,
            sum(ts.flake_rate * ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy'))
                / nullif(sum(ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy')), 0) AS flake_rate,
            sum(ts.wasted_seconds) AS wasted_seconds
-    FROM flakeguard.test_score ts WHERE ts.repo_id = r.repo_id) s ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS runs, coalesce(sum(u.executions), 0) AS executions, min(u.created_at) AS first_run_at,
+    FROM flakeguard.test_score ts GROUP BY ts.repo_id) s ON s.repo_id = r.repo_id
+LEFT JOIN (
+    SELECT u.repo_id, count(*) AS runs, sum(u.executions) AS executions, min(u.created_at) AS first_run_at,
            max(u.created_at) AS last_run_at
-    FROM flakeguard.run u WHERE u.repo_id = r.repo_id) u ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS quarantined_tests FROM flakeguard.quarantine q
-    WHERE q.repo_id = r.repo_id AND (q.until IS NULL OR q.until > now())) q ON true;
+    FROM flakeguard.run u GROUP BY u.repo_id) u ON u.repo_id = r.repo_id
+LEFT JOIN (
+    SELECT q.repo_id, count(*) AS quarantined_tests FROM flakeguard.quarantine q
+    WHERE q.until IS NULL OR q.until > now() GROUP BY q.repo_id) q ON q.repo_id = r.repo_id;
 
 ALTER VIEW flakeguard.repository_health SET (security_invoker = true);
 CREATE VIEW flakeguard.failure_signatures AS
 SELECT r.name AS repo, f.repo_id, f.signature, flakeguard.normalize_message(f.sample_message) AS pattern,
        f.sample_message, f.tests, f.flaky_tests, f.occurrences, f.first_seen, f.last_seen
-FROM flakeguard.repository r
-CROSS JOIN LATERAL (
+FROM (
     SELECT x.repo_id, x.signature, min(x.message) AS sample_message, count(DISTINCT x.test_id) AS tests,
            count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
            count(*) AS occurrences, min(x.created_at) AS first_seen, max(x.created_at) AS last_seen
     FROM flakeguard.result x
     LEFT JOIN flakeguard.test_score ts ON ts.repo_id = x.repo_id AND ts.test_id = x.test_id
-    WHERE x.repo_id = r.repo_id AND x.status IN ('failed', 'error') AND x.signature IS NOT NULL
-    GROUP BY x.repo_id, x.signature) f;
+    WHERE x.status IN ('failed', 'error') AND x.signature IS NOT NULL
+    GROUP BY x.repo_id, x.signature) f
+JOIN flakeguard.repository r ON r.repo_id = f.repo_id;
 
 ALTER VIEW flakeguard.failure_signatures SET (security_invoker = true);
 CREATE VIEW flakeguard.quarantined_tests AS
@@ -2333,6 +2447,65 @@ SELECT x.repo_id, u.run_id, u.attempt, u.job, x.test_id, x.retry, x.status, x.du
        u.commit_sha, u.branch, x.failure_type, x.message, x.signature, x.upload_id
 FROM flakeguard.result x
 JOIN flakeguard.run u ON u.repo_id = x.repo_id AND u.upload_id = x.upload_id;
+
+-- One repository's rows of a view, by the repository's name.  A filter on
+-- the name (WHERE repo = '...') reads the repository table first, which on
+-- Citus is a reference table: the query goes to every shard.  These look the
+-- name up first and filter by repo_id, so that on Citus the query is routed
+-- to the one shard that holds the repository.  They run as the caller: an
+-- unreadable repository gives no rows, as the views do.
+CREATE FUNCTION flakeguard.test_health(repo text)
+RETURNS SETOF flakeguard.test_health
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint := (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = test_health.repo);
+BEGIN
+    RETURN QUERY SELECT h.* FROM flakeguard.test_health h WHERE h.repo_id = v_repo_id;
+END
+$$;
+
+CREATE FUNCTION flakeguard.flaky_tests(repo text)
+RETURNS SETOF flakeguard.flaky_tests
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint := (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = flaky_tests.repo);
+BEGIN
+    -- one repository's rows, in the view's order (which one shard keeps)
+    RETURN QUERY SELECT f.* FROM flakeguard.flaky_tests f WHERE f.repo_id = v_repo_id;
+END
+$$;
+
+CREATE FUNCTION flakeguard.repository_health(repo text)
+RETURNS SETOF flakeguard.repository_health
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint := (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = repository_health.repo);
+BEGIN
+    RETURN QUERY SELECT h.* FROM flakeguard.repository_health h WHERE h.repo_id = v_repo_id;
+END
+$$;
+
+-- A test's executions, newest first (at most max_runs of them).
+CREATE FUNCTION flakeguard.test_history(repo text, test text, max_runs integer DEFAULT NULL)
+RETURNS SETOF flakeguard.execution
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_repo_id bigint := (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = test_history.repo);
+BEGIN
+    IF max_runs < 0 THEN
+        RAISE EXCEPTION 'max_runs must be 0 or more' USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    SELECT e.* FROM flakeguard.execution e
+    WHERE e.repo_id = v_repo_id AND e.test_id = flakeguard.test_id(test_history.test)
+    ORDER BY e.created_at DESC, e.run_id DESC, e.attempt DESC, e.job DESC, e.retry DESC
+    LIMIT max_runs;
+END
+$$;
 
 -- ---------------------------------------------------------------------------
 -- The sidecar's cache: the versions it follows and the values it stores.
@@ -2363,6 +2536,7 @@ AS $$
 DECLARE
     v_repo_id bigint;
     v_readable bigint[];
+    v_window integer;
 BEGIN
     IF kind IS NULL THEN
         RAISE EXCEPTION 'cache value kind must not be null' USING ERRCODE = '22004';
@@ -2371,13 +2545,16 @@ BEGIN
         RAISE EXCEPTION 'cache value "%" needs a test_id', kind USING ERRCODE = '22004';
     END IF;
     v_readable := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'read');
-    SELECT r.repo_id, coalesce(v.version, 0) INTO v_repo_id, version
-    FROM flakeguard.repository r LEFT JOIN flakeguard.repository_version v ON v.repo_id = r.repo_id
+    SELECT r.repo_id INTO v_repo_id FROM flakeguard.repository r
     WHERE r.name = cache_value.repo AND (v_readable IS NULL OR r.repo_id = ANY (v_readable));
     IF v_repo_id IS NULL THEN
         version := NULL;
         RETURN;
     END IF;
+    -- by repo_id: on Citus, the repository's shard only
+    version := coalesce((SELECT v.version FROM flakeguard.repository_version v WHERE v.repo_id = v_repo_id), 0);
+    -- read before the query: on Citus, a query on a shard cannot call it
+    v_window := (flakeguard.effective_policy(v_repo_id)).window_runs;
     CASE kind
     WHEN 'health' THEN
         SELECT row_to_json(h) INTO value FROM flakeguard.test_health h
@@ -2390,7 +2567,7 @@ BEGIN
               FROM flakeguard.execution e
               WHERE e.repo_id = v_repo_id AND e.test_id = cache_value.test_id
               ORDER BY e.created_at DESC
-              LIMIT (flakeguard.effective_policy(v_repo_id)).window_runs) x;
+              LIMIT v_window) x;
     WHEN 'stats' THEN
         SELECT row_to_json(s) INTO value FROM flakeguard.repository_health s WHERE s.repo_id = v_repo_id;
     WHEN 'quarantine' THEN
@@ -2400,6 +2577,169 @@ BEGIN
         RAISE EXCEPTION 'unknown cache value "%"', kind USING ERRCODE = '22023',
             HINT = 'Use health, history, stats or quarantine.';
     END CASE;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Citus.  flakeguard.distribute() turns the tables of a database where
+-- citus and flakeguard are created into Citus tables, keeping their rows:
+-- repositories and what is looked up by name or by role are reference tables
+-- (a copy on every node), a repository's executions, tests, uploads and
+-- scores are distributed by repo_id in one co-location group, so that
+-- everything one repository's query or batch reads is on one worker.  The
+-- inboxes stay on the coordinator: they keep nothing.
+-- ---------------------------------------------------------------------------
+
+-- The tables of FlakeGuard and the kind each gets on Citus, in the order
+-- they are distributed: reference tables first, then the co-location
+-- group, anchored on repository_version.
+CREATE FUNCTION flakeguard_internal.citus_layout(OUT relation regclass, OUT kind text, OUT reason text)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('flakeguard.repository'::regclass, 'reference',
+            'looked up by name by every query and batch; its names are unique across repositories'),
+           ('flakeguard.policy'::regclass, 'reference', 'read by the coordinator before a repository''s batch'),
+           ('flakeguard.repository_grant'::regclass, 'reference',
+            'read for every role''s access check, per repository and for all (repo_id NULL)'),
+           ('flakeguard.rejected_report'::regclass, 'reference',
+            'rejections name repositories that may not exist; unique per stream entry'),
+           ('flakeguard.repository_version'::regclass, 'distributed', 'locked and bumped by every batch'),
+           ('flakeguard.test'::regclass, 'distributed', 'a repository''s tests'),
+           ('flakeguard.run'::regclass, 'distributed', 'a repository''s uploads'),
+           ('flakeguard.result'::regclass, 'distributed', 'a repository''s executions: the bulk of the data'),
+           ('flakeguard.test_score'::regclass, 'distributed', 'a repository''s stored scores'),
+           ('flakeguard.quarantine'::regclass, 'distributed', 'a repository''s quarantined tests')
+$$;
+
+-- True on a Citus worker.  An update script runs on the coordinator and
+-- again on every worker (Citus propagates ALTER EXTENSION ... UPDATE), while
+-- the coordinator propagates its DDL on Citus tables (policies, columns,
+-- indexes) to the workers' shards and tables itself: such DDL in an update
+-- script is wrapped in IF NOT flakeguard_internal.on_citus_worker(), or a
+-- worker would apply it twice.  Functions are not propagated: each node's
+-- run of the script replaces its own (sql/README.md).
+CREATE FUNCTION flakeguard_internal.on_citus_worker()
+RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')
+           AND NOT pg_catalog.citus_is_coordinator();
+END
+$$;
+
+-- What distribute() does on every call, also for workers added since: the
+-- repo_id-keyed entry point is registered as a distributed function (a call
+-- runs on the worker that holds the repository), and each worker's upload
+-- id sequence starts in a range of its own (group << 48, as Citus does for
+-- its own sequences), so that uploads ingested on a worker never take the
+-- coordinator's ids.
+CREATE FUNCTION flakeguard_internal.citus_workers_prepare()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.create_distributed_function(
+        'flakeguard.ingest_junit_by_id(bigint, text, text, integer, text, text, text, timestamptz)'::regprocedure,
+        '$1', colocate_with => 'flakeguard.repository_version');
+    PERFORM pg_catalog.run_command_on_workers(
+        'SELECT pg_catalog.setval(''flakeguard.run_upload_id_seq'','
+        ' greatest(s.last_value, (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::bigint << 48))'
+        ' FROM flakeguard.run_upload_id_seq s');
+END
+$$;
+
+CREATE FUNCTION flakeguard.distribute(shard_count integer DEFAULT NULL)
+RETURNS TABLE (relation regclass, kind text, distributed_now boolean)
+-- (Citus's notices on copying each table's rows: the result says it all)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET client_min_messages = warning
+AS $$
+DECLARE
+    v_layout record;
+    v_fk record;
+    v_fks text[] := '{}';
+    v_method "char";
+    v_todo boolean := false;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in this database' USING ERRCODE = '55000',
+            HINT = 'Load citus (shared_preload_libraries = ''citus''), run CREATE EXTENSION citus and add the worker nodes first.';
+    END IF;
+    IF flakeguard_internal.on_citus_worker() THEN
+        RAISE EXCEPTION 'flakeguard.distribute() must run on the Citus coordinator' USING ERRCODE = '55000',
+            HINT = 'Connect to the coordinator, the node citus_set_coordinator_host() names.';
+    END IF;
+    IF shard_count IS NOT NULL AND shard_count NOT BETWEEN 1 AND 64000 THEN
+        RAISE EXCEPTION 'shard count must be between 1 and 64000' USING ERRCODE = '22023';
+    END IF;
+    -- what is there already
+    FOR v_layout IN SELECT l.relation, l.kind FROM flakeguard_internal.citus_layout() l LOOP
+        SELECT p.partmethod INTO v_method FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = v_layout.relation;
+        IF v_method IS NULL THEN
+            v_todo := true;
+        ELSIF v_method <> (CASE v_layout.kind WHEN 'reference' THEN 'n' ELSE 'h' END)::"char" THEN
+            RAISE EXCEPTION 'table % is a Citus table of another kind than FlakeGuard''s', v_layout.relation
+                USING ERRCODE = '55000',
+                HINT = format('Make it a %s table again with undistribute_table() first.', v_layout.kind);
+        END IF;
+    END LOOP;
+    IF NOT v_todo THEN
+        PERFORM flakeguard_internal.citus_workers_prepare();
+        RETURN QUERY SELECT l.relation, l.kind, false FROM flakeguard_internal.citus_layout() l;
+        RETURN;
+    END IF;
+    -- foreign keys to reference tables: one connection per node for the
+    -- whole transaction
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- Citus cannot make a table a Citus table while a plain one references
+    -- it: the foreign keys between FlakeGuard's tables are dropped, on the
+    -- coordinator and on the workers' copies of the extension's tables, and
+    -- made again between the Citus tables (on every shard).
+    FOR v_fk IN
+        SELECT c.conrelid::regclass AS rel, c.conname, pg_catalog.pg_get_constraintdef(c.oid) AS def
+        FROM pg_catalog.pg_constraint c
+        WHERE c.contype = 'f' AND c.connamespace = 'flakeguard'::regnamespace
+        ORDER BY c.conrelid, c.conname
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                       WHERE p.logicalrelid IN (v_fk.rel, (SELECT c.confrelid FROM pg_catalog.pg_constraint c
+                                                           WHERE c.conrelid = v_fk.rel AND c.conname = v_fk.conname)))
+        THEN
+            v_fks := v_fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', v_fk.rel, v_fk.conname, v_fk.def);
+            EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', v_fk.rel, v_fk.conname);
+            PERFORM pg_catalog.run_command_on_workers(
+                format('SET citus.enable_ddl_propagation = off; ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
+                       v_fk.rel, v_fk.conname));
+        END IF;
+    END LOOP;
+    FOR v_layout IN SELECT l.relation, l.kind FROM flakeguard_internal.citus_layout() l LOOP
+        distributed_now := NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                                       WHERE p.logicalrelid = v_layout.relation);
+        IF distributed_now AND v_layout.kind = 'reference' THEN
+            PERFORM pg_catalog.create_reference_table(v_layout.relation);
+        ELSIF distributed_now AND v_layout.relation = 'flakeguard.repository_version'::regclass THEN
+            PERFORM pg_catalog.create_distributed_table(v_layout.relation, 'repo_id',
+                        shard_count => coalesce(shard_count, current_setting('citus.shard_count')::integer),
+                        colocate_with => 'none');
+        ELSIF distributed_now THEN
+            PERFORM pg_catalog.create_distributed_table(v_layout.relation, 'repo_id',
+                                                        colocate_with => 'flakeguard.repository_version');
+        END IF;
+        relation := v_layout.relation;
+        kind := v_layout.kind;
+        RETURN NEXT;
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(v_fks, 1), 0) LOOP
+        EXECUTE v_fks[i];
+    END LOOP;
+    PERFORM flakeguard_internal.citus_workers_prepare();
+    -- the rows now live in the shards: the coordinator's local copies go
+    FOR v_layout IN SELECT l.relation FROM flakeguard_internal.citus_layout() l LOOP
+        IF pg_catalog.pg_relation_size(v_layout.relation) > 0 THEN
+            PERFORM pg_catalog.truncate_local_data_after_distributing_table(v_layout.relation);
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -2432,6 +2772,12 @@ REVOKE ALL ON FUNCTION flakeguard.cache_versions() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.cache_value(text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.effective_policy(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.upload_status(text, text, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.distribute(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.ingest_junit_by_id(bigint, text, text, integer, text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.test_health(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.flaky_tests(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.repository_health(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.test_history(text, text, integer) FROM PUBLIC;
 GRANT SELECT ON flakeguard.repository_grant, flakeguard.repository_grants TO PUBLIC;
 
 -- ---------------------------------------------------------------------------
@@ -2439,6 +2785,12 @@ GRANT SELECT ON flakeguard.repository_grant, flakeguard.repository_grants TO PUB
 -- ---------------------------------------------------------------------------
 
 COMMENT ON FUNCTION flakeguard.set_policy(text, integer, double precision, double precision, integer, integer, interval, integer) IS 'Sets a repository''s scoring policy (NULL arguments: the flakeguard.* settings) and rescores it; returns the tests scored';
+COMMENT ON FUNCTION flakeguard.distribute(integer) IS 'On a Citus coordinator: makes FlakeGuard''s tables reference tables or distributed by repo_id, co-located, keeping their rows; idempotent';
+COMMENT ON FUNCTION flakeguard.test_health(text) IS 'test_health of one repository, by name; on Citus routed to the shard that holds it';
+COMMENT ON FUNCTION flakeguard.flaky_tests(text) IS 'flaky_tests of one repository, by name, in the view''s order; on Citus routed to the shard that holds it';
+COMMENT ON FUNCTION flakeguard.repository_health(text) IS 'repository_health of one repository, by name; on Citus routed to the shard that holds it';
+COMMENT ON FUNCTION flakeguard.test_history(text, text, integer) IS 'One test''s executions (test: its full name), newest first, at most max_runs; on Citus routed to the shard that holds it';
+COMMENT ON FUNCTION flakeguard.ingest_junit_by_id(bigint, text, text, integer, text, text, text, timestamptz) IS 'ingest_junit into an existing repository given by repo_id; on Citus it runs on the worker that holds the repository';
 COMMENT ON SCHEMA flakeguard_internal IS 'FlakeGuard''s plumbing: the ingestion pipeline, access checks, aggregate support functions; not an API';
 COMMENT ON TABLE flakeguard.result IS 'One test execution; upload_id is its upload (flakeguard.run), retry numbers the executions of a test within one upload';
 COMMENT ON COLUMN flakeguard.run.upload_id IS 'The upload''s surrogate key, which its executions carry (flakeguard.result.upload_id)';
@@ -2577,6 +2929,7 @@ COMMENT ON FUNCTION flakeguard.grant_repository(text, regrole, text) IS 'Grants 
 COMMENT ON FUNCTION flakeguard.revoke_repository(text, regrole, text) IS 'Takes back a grant of grant_repository(); the object privileges follow the role''s remaining grants';
 COMMENT ON FUNCTION flakeguard.granted_repositories(oid, text) IS 'The repositories a role may act on with a privilege, NULL for all';
 COMMENT ON FUNCTION flakeguard.granted_repositories(text) IS 'The repositories the current role may act on with a privilege, NULL for all: what row-level security filters by';
+COMMENT ON FUNCTION flakeguard.granted_repository_names(text) IS 'The names of the repositories the current role may act on with a privilege, NULL for all: what row-level security filters rejected_report by';
 
 -- the columns the views share with flakeguard.flake_score, and the columns
 -- that name a test, mean the same everywhere

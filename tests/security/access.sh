@@ -212,7 +212,7 @@ check "every SECURITY DEFINER function pins its search_path" "0" \
 writes=$(as "${R}_attacker" "SELECT string_agg(p.proname, ' ' ORDER BY 1) FROM pg_proc p
 	WHERE p.pronamespace = 'flakeguard'::regnamespace AND has_function_privilege(p.oid, 'EXECUTE')
 	  AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')")
-check "the PL/pgSQL functions PUBLIC may execute only read what RLS lets them" "granted_repositories granted_repositories" "$writes"
+check "the PL/pgSQL functions PUBLIC may execute only read what RLS lets them" "granted_repositories" "$writes"
 
 # --- limits hold in a session that has not loaded the library ----------------
 
