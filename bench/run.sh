@@ -95,6 +95,13 @@ if [ "$QUICK" = 1 ]; then
 else
 	"$BENCH/access/access_bench.sh" >"$OUT/access.md"
 fi
+say "Citus: citus_bench.sh (builds Citus once, tests/citus/build.sh)"
+if [ "$QUICK" = 1 ]; then
+	FG_BENCH_REPOS=10 FG_BENCH_TESTS=200 FG_BENCH_RUNS=5 FG_BENCH_SECONDS=1 FG_BENCH_REPS=3 \
+		"$BENCH/citus/citus_bench.sh" >"$OUT/citus.md"
+else
+	"$BENCH/citus/citus_bench.sh" >"$OUT/citus.md"
+fi
 elapsed=$((SECONDS - t0))
 
 # --- machine --------------------------------------------------------------
@@ -112,7 +119,7 @@ body() { grep -v "^summary: \|^seed: " "$1" | cat -s; }
 seed() { sed -n 's/^seed: //p' "$OUT/core.md" "$OUT/score.md" "$OUT/stream.md" "$OUT/cache.md"; }
 summary() {
 	sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md" "$OUT/score.md" "$OUT/simulate.md" \
-		"$OUT/stream.md" "$OUT/cache.md" "$OUT/access.md"
+		"$OUT/stream.md" "$OUT/cache.md" "$OUT/access.md" "$OUT/citus.md"
 }
 
 {
@@ -216,6 +223,8 @@ $(body "$OUT/stream.md")
 $(body "$OUT/cache.md")
 
 $(body "$OUT/access.md")
+
+$(body "$OUT/citus.md")
 
 $(cat "$BENCH/parse_junit/hostile_shapes.md")
 EOF

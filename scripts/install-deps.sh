@@ -11,6 +11,7 @@ packages=(
 	libhiredis-dev libmicrohttpd-dev redis-server curl
 	iproute2 procps # ss, ps and pkill for the tests and CI: a minimal Debian has neither
 	libboost-test-dev
+	liblz4-dev libzstd-dev libkrb5-dev # to build Citus for the Citus tier (tests/citus/build.sh)
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #   tests/check.sh isolation [SPEC...] pg_isolation_regress: concurrent sessions in pinned interleavings
 #   tests/check.sh integration       notifications, concurrency, dump and restore on a real cluster
 #   tests/check.sh security          attacks with real roles on a real cluster (tests/security)
+#   tests/check.sh citus             FlakeGuard distributed on a three-node Citus cluster (tests/citus)
 #   tests/check.sh corpus            the shared JUnit corpus through parse_junit
 #
 # Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
@@ -214,6 +215,19 @@ tier_isolation() {
 	rm -rf "$dir"
 }
 
+# run_script NAME CMD...: runs a test script, prints its lines prefixed with
+# [NAME] and adds its "ok" and "not ok" lines to the caller's p and f (a
+# script that reports nothing counts as a failure)
+run_script() {
+	local name=$1 out
+	shift
+	out=$("$@" 2>&1)
+	printf '%s\n' "$out" | sed "s/^/[$name] /"
+	p=$((p + $(printf '%s\n' "$out" | grep -c '^ok ')))
+	f=$((f + $(printf '%s\n' "$out" | grep -c '^not ok ')))
+	printf '%s\n' "$out" | grep -q '^\(not \)\?ok ' || f=$((f + 1))
+}
+
 # tier_scripts NAME DIR: every DIR/*.sh against a real cluster, each in a fresh
 # database with the extension; each prints "ok - ..." / "not ok - ..." lines
 tier_scripts() {
@@ -237,11 +251,7 @@ tier_scripts() {
 		[ -z "${FG_ONLY:-}" ] || [[ " $FG_ONLY " == *" $name "* ]] || continue
 		as_user "$PG_BINDIR/createdb" "$name" &&
 			PGDATABASE=$name psql_as_user -c 'CREATE EXTENSION flakeguard' >/dev/null || { f=$((f + 1)); continue; }
-		out=$(PGDATABASE=$name bash "$script" 2>&1)
-		printf '%s\n' "$out" | sed "s/^/[$name] /"
-		p=$((p + $(printf '%s\n' "$out" | grep -c '^ok ')))
-		f=$((f + $(printf '%s\n' "$out" | grep -c '^not ok ')))
-		printf '%s\n' "$out" | grep -q '^\(not \)\?ok ' || f=$((f + 1))
+		PGDATABASE=$name run_script "$name" bash "$script"
 	done
 	pg_stop "$dir"
 	rm -rf "$dir"
@@ -257,6 +267,56 @@ tier_integration() {
 tier_security() {
 	say "security (attacks with real roles: privilege escalation, access per repository, hostile input)"
 	tier_scripts security tests/security
+}
+
+# tier_citus: FlakeGuard distributed on Citus (tests/citus).  Builds Citus
+# once (build/citus), starts a coordinator with two workers and a plain
+# single node, and runs (1) tests/citus/*.sh, which compare the cluster with
+# the single node, and (2) the integration scripts named in
+# tests/citus/integration on a distributed database.  Without Citus's
+# source (CITUS_SOURCE) the tier is skipped, as the corpus tier is.
+tier_citus() {
+	say "citus (a coordinator and two workers on loopback: tests/citus, integration scripts distributed)"
+	local dir out rc p=0 f=0 script name
+	out=$(tests/citus/build.sh 2>&1)
+	rc=$?
+	echo "$out"
+	[ "$rc" -ne 2 ] || return 0
+	[ "$rc" -eq 0 ] || { tally citus 0 1; return; }
+	. tests/citus/cluster.sh
+	dir=$(scratch_dir citus)
+	stage "$dir"
+	mkdir -p "$dir/single" && fg_own "$dir/single"
+	if ! citus_start "$dir/cluster" 2 || ! pg_start "$dir/single"; then
+		citus_stop "$dir/cluster"
+		tally citus 0 1
+		return
+	fi
+	export FG_FIXTURES=$dir/tests/fixtures/junit FG_SIDECAR=$ROOT/build/check/flakeguard-sidecar
+	export CITUS_PORTS_LIST="${CITUS_PORTS[*]}" SINGLE_HOST=$PGHOST SINGLE_PORT=$PGPORT
+	cmake_build build/check || { tally citus 0 1; return; }
+	# tests/citus/*.sh: each makes its databases (citus_db, single_db in tests/citus/lib.sh)
+	for script in tests/citus/*.sh; do
+		name=$(basename "$script" .sh)
+		case $name in build | cluster | lib) continue ;; esac
+		[ -z "${FG_ONLY:-}" ] || [[ " $FG_ONLY " == *" $name "* ]] || continue
+		run_script "$name" bash "$script"
+	done
+	# integration scripts on a distributed database at the coordinator
+	for name in $(grep -v '^#' tests/citus/integration); do
+		[ -z "${FG_ONLY:-}" ] || [[ " $FG_ONLY " == *" $name "* ]] || continue
+		if ! citus_createdb "$name" || ! PGDATABASE=$name citus_psql "${CITUS_PORTS[0]}" \
+			-c 'CREATE EXTENSION flakeguard' -c 'SELECT count(*) FROM flakeguard.distribute()' >/dev/null; then
+			f=$((f + 1))
+			continue
+		fi
+		PGHOST=$CITUS_DIR PGPORT=${CITUS_PORTS[0]} PGDATABASE=$name FG_PGDATA=$CITUS_DIR/node0 \
+			run_script "distributed $name" bash "tests/integration/$name.sh"
+	done
+	citus_stop "$dir/cluster"
+	pg_stop "$dir/single"
+	rm -rf "$dir"
+	tally citus "$p" "$f"
 }
 
 tier_corpus() {
@@ -296,6 +356,7 @@ main() {
 			tier_isolation
 			tier_integration
 			tier_security
+			tier_citus
 			tier_corpus
 		fi
 		;;
@@ -308,6 +369,9 @@ main() {
 	corpus)
 		tier_extension && tier_corpus
 		;;
+	citus)
+		tier_extension && tier_citus
+		;;
 	integration)
 		tier_extension && tier_integration
 		;;
@@ -318,7 +382,7 @@ main() {
 		tier_fuzz
 		;;
 	*)
-		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | isolation [SPEC...] | integration | security | corpus]" >&2
+		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | isolation [SPEC...] | integration | security | citus | corpus]" >&2
 		exit 2
 		;;
 	esac

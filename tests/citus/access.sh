@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Access per repository on a distributed database: row-level security runs
+# on the workers (each shard's policies), and a role sees exactly what it
+# sees on a single node: its granted repositories, in every view and table,
+# and rejections only of those.  A writer ingests into its repository only.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+single_db access || not_ok "single-node database"
+citus_db access || not_ok "distributed database"
+for run in sq cq; do
+	load_history "$run" access || not_ok "histories loaded ($run)"
+	"$run" access -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || not_ok "roles and grants ($run)"
+CREATE ROLE cx_reader LOGIN;
+CREATE ROLE cx_all LOGIN;
+CREATE ROLE cx_nobody LOGIN;
+CREATE ROLE cx_writer LOGIN;
+SELECT flakeguard.grant_repository('cx/junit', 'cx_reader', 'read');
+SELECT flakeguard.grant_repository('cx/rows', 'cx_reader', 'read');
+SELECT flakeguard.grant_repository('*', 'cx_all', 'read');
+SELECT flakeguard.grant_repository('cx/stream', 'cx_writer', 'write');
+GRANT USAGE ON SCHEMA flakeguard TO cx_nobody;
+GRANT SELECT ON ALL TABLES IN SCHEMA flakeguard TO cx_nobody;
+SQL
+done
+
+# as ROLE: the compared queries' answers on both, as ROLE
+for role in cx_reader cx_all cx_nobody; do
+	while IFS='|' read -r name query; do
+		[ "$name" != repository_version ] || continue
+		a=$(sq access -At -c "SET ROLE $role" -c "COPY ($query) TO STDOUT" 2>&1 | md5sum)
+		b=$(cq access -At -c "SET ROLE $role" -c "COPY ($query) TO STDOUT" 2>&1 | md5sum)
+		n=$(cq access -At -c "SET ROLE $role" -c "SELECT count(*) FROM ($query) x" 2>&1 | tail -n 1)
+		if [ "$a" = "$b" ] && [[ $n =~ ^[0-9]+$ ]]; then
+			ok "as $role, $name: the same $n rows on the cluster as on a single node"
+		else
+			not_ok "as $role, $name: the cluster differs ($n)"
+		fi
+	done < <(compared_queries)
+done
+check "cx_reader sees its two repositories only, in every view" "cx/junit cx/rows" \
+	"$(cq access -At -c 'SET ROLE cx_reader' -c "SELECT string_agg(DISTINCT repo, ' ') FROM (
+		SELECT repo FROM flakeguard.test_health UNION ALL SELECT repo FROM flakeguard.repository_health
+		UNION ALL SELECT repo FROM flakeguard.failure_signatures UNION ALL SELECT repo FROM flakeguard.rejected_report
+		UNION ALL SELECT r.name FROM flakeguard.execution e JOIN flakeguard.repository r USING (repo_id)) x")"
+check "cx_reader: the rejections of its repositories only" "cx/rows" \
+	"$(cq access -At -c 'SET ROLE cx_reader' -c "SELECT string_agg(DISTINCT coalesce(repo, '-'), ' ') FROM flakeguard.rejected_report")"
+check "cx_nobody, with SELECT on every table: no row of any repository" "0 0 0 0" \
+	"$(cq access -At -c 'SET ROLE cx_nobody' -c "SELECT (SELECT count(*) FROM flakeguard.result), (SELECT count(*) FROM flakeguard.test_score),
+		(SELECT count(*) FROM flakeguard.repository), (SELECT count(*) FROM flakeguard.rejected_report)" | tail -n 1 | tr '|' ' ')"
+check "the name-keyed function as cx_reader: nothing of another repository" "0" \
+	"$(cq access -At -c 'SET ROLE cx_reader' -c "SELECT count(*) FROM flakeguard.test_health('cx/inbox')" | tail -n 1)"
+F=$FG_FIXTURES/history/gtest/run-30-attempt-1.xml
+# as_writer REPO: cx_writer's ingest_junit of $F into REPO ("tests" or the SQLSTATE)
+as_writer() {
+	cq access -At -v VERBOSITY=verbose 2>&1 <<SQL | sed -n 's/^ERROR:  \([0-9A-Z]*\):.*/\1/p; /^[0-9]*$/p' | head -n 1
+SET ROLE cx_writer;
+\\set r \`cat $F\`
+SELECT tests FROM flakeguard.ingest_junit('$1', :'r', 'by-writer', 1, '', 'c', 'main', '2026-03-06');
+SQL
+}
+check "cx_writer ingests into its repository on the cluster" "10" "$(as_writer cx/stream)"
+check "... and is refused another one (42501)" "42501" "$(as_writer cx/junit)"
+finish
