@@ -1662,12 +1662,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_repo text := (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = ingest_junit_by_id.repo_id);
+    v_writable bigint[] := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'write');
 BEGIN
-    IF v_repo IS NULL THEN
-        -- the same answer whether it exists or not, to a role that may not write it
-        RAISE EXCEPTION 'permission denied for repository %', repo_id USING ERRCODE = '42501',
-            DETAIL = 'No repository has that repo_id, or the role does not hold write on it.',
-            HINT = 'ingest_junit() creates a repository by name.';
+    -- checked by id first: the same answer whether it exists or not, and
+    -- no name, to a role that may not write it
+    IF v_repo IS NULL OR NOT (v_writable IS NULL OR ingest_junit_by_id.repo_id = ANY (v_writable)) THEN
+        RAISE EXCEPTION 'permission denied for repository %', coalesce(ingest_junit_by_id.repo_id::text, 'NULL')
+            USING ERRCODE = '42501',
+                  DETAIL = 'No repository has that repo_id, or the role does not hold write on it.',
+                  HINT = 'ingest_junit() creates a repository by name.';
     END IF;
     SELECT * INTO tests, passed, failed, errors, skipped, retries, new_tests
     FROM flakeguard_internal.ingest_report(v_repo, report, NULL, run_id, attempt, job, commit_sha, branch, created_at);
@@ -2389,44 +2392,40 @@ ORDER BY CASE h.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium'
 
 ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
 CREATE VIEW flakeguard.repository_health AS
-SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, coalesce(u.runs, 0) AS runs,
-       coalesce(u.executions, 0) AS executions, coalesce(s.flaky_tests, 0) AS flaky_tests,
-       coalesce(s.broken_tests, 0) AS broken_tests, coalesce(s.quarantine_recommended, 0) AS quarantine_recommended,
-       coalesce(q.quarantined_tests, 0) AS quarantined_tests, s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds,
-       u.first_run_at, u.last_run_at
+SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, u.runs, u.executions,
+       coalesce(s.flaky_tests, 0) AS flaky_tests, coalesce(s.broken_tests, 0) AS broken_tests,
+       coalesce(s.quarantine_recommended, 0) AS quarantine_recommended, q.quarantined_tests,
+       s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds, u.first_run_at, u.last_run_at
 FROM flakeguard.repository r
--- per-repository aggregates joined on repo_id (not LATERAL subqueries):
--- filtered by repo_id each reads one repository (on Citus, one shard), and
--- unfiltered each is pushed down to every shard
-LEFT JOIN (
-    SELECT ts.repo_id, count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+LEFT JOIN LATERAL (
+    SELECT count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
            count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_tests,
            count(*) FILTER (WHERE ts.recommendation = 'quarantine') AS quarantine_recommended,
            sum(ts.flake_rate * ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy'))
                / nullif(sum(ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy')), 0) AS flake_rate,
            sum(ts.wasted_seconds) AS wasted_seconds
-    FROM flakeguard.test_score ts GROUP BY ts.repo_id) s ON s.repo_id = r.repo_id
-LEFT JOIN (
-    SELECT u.repo_id, count(*) AS runs, sum(u.executions) AS executions, min(u.created_at) AS first_run_at,
+    FROM flakeguard.test_score ts WHERE ts.repo_id = r.repo_id) s ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS runs, coalesce(sum(u.executions), 0) AS executions, min(u.created_at) AS first_run_at,
            max(u.created_at) AS last_run_at
-    FROM flakeguard.run u GROUP BY u.repo_id) u ON u.repo_id = r.repo_id
-LEFT JOIN (
-    SELECT q.repo_id, count(*) AS quarantined_tests FROM flakeguard.quarantine q
-    WHERE q.until IS NULL OR q.until > now() GROUP BY q.repo_id) q ON q.repo_id = r.repo_id;
+    FROM flakeguard.run u WHERE u.repo_id = r.repo_id) u ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS quarantined_tests FROM flakeguard.quarantine q
+    WHERE q.repo_id = r.repo_id AND (q.until IS NULL OR q.until > now())) q ON true;
 
 ALTER VIEW flakeguard.repository_health SET (security_invoker = true);
 CREATE VIEW flakeguard.failure_signatures AS
 SELECT r.name AS repo, f.repo_id, f.signature, flakeguard.normalize_message(f.sample_message) AS pattern,
        f.sample_message, f.tests, f.flaky_tests, f.occurrences, f.first_seen, f.last_seen
-FROM (
+FROM flakeguard.repository r
+CROSS JOIN LATERAL (
     SELECT x.repo_id, x.signature, min(x.message) AS sample_message, count(DISTINCT x.test_id) AS tests,
            count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
            count(*) AS occurrences, min(x.created_at) AS first_seen, max(x.created_at) AS last_seen
     FROM flakeguard.result x
     LEFT JOIN flakeguard.test_score ts ON ts.repo_id = x.repo_id AND ts.test_id = x.test_id
-    WHERE x.status IN ('failed', 'error') AND x.signature IS NOT NULL
-    GROUP BY x.repo_id, x.signature) f
-JOIN flakeguard.repository r ON r.repo_id = f.repo_id;
+    WHERE x.repo_id = r.repo_id AND x.status IN ('failed', 'error') AND x.signature IS NOT NULL
+    GROUP BY x.repo_id, x.signature) f;
 
 ALTER VIEW flakeguard.failure_signatures SET (security_invoker = true);
 CREATE VIEW flakeguard.quarantined_tests AS
@@ -2552,14 +2551,21 @@ BEGIN
         RETURN;
     END IF;
     -- by repo_id: on Citus, the repository's shard only
+    IF kind = 'health' THEN
+        -- the sidecar's lookups: the version and the value in one statement
+        -- (on Citus, one round trip to the shard)
+        SELECT v.version, row_to_json(h) INTO version, value
+        FROM flakeguard.repository_version v
+        LEFT JOIN flakeguard.test_health h ON h.repo_id = v.repo_id AND h.test_id = cache_value.test_id
+        WHERE v.repo_id = v_repo_id;
+        version := coalesce(version, 0);
+        RETURN;
+    END IF;
     version := coalesce((SELECT v.version FROM flakeguard.repository_version v WHERE v.repo_id = v_repo_id), 0);
-    -- read before the query: on Citus, a query on a shard cannot call it
-    v_window := (flakeguard.effective_policy(v_repo_id)).window_runs;
     CASE kind
-    WHEN 'health' THEN
-        SELECT row_to_json(h) INTO value FROM flakeguard.test_health h
-        WHERE h.repo_id = v_repo_id AND h.test_id = cache_value.test_id;
     WHEN 'history' THEN
+        -- read before the query: on Citus, a query on a shard cannot call it
+        v_window := (flakeguard.effective_policy(v_repo_id)).window_runs;
         SELECT json_agg(row_to_json(x) ORDER BY x.created_at DESC, x.run_id DESC, x.attempt DESC, x.job DESC,
                         x.retry DESC) INTO value
         FROM (SELECT e.run_id, e.attempt, e.job, e.retry, e.status, e.duration_ms, e.created_at, e.commit_sha,
@@ -2650,6 +2656,61 @@ BEGIN
 END
 $$;
 
+-- The two views that aggregate per repository, as Citus can run them: the
+-- per-repository aggregates grouped by repo_id and joined on it.  On one
+-- server the LATERAL definitions above are the ones to keep: a filter on the
+-- repository's name reaches their subqueries through the join, where the
+-- grouped ones aggregate every repository first.  On Citus a LATERAL
+-- subquery under a reference table cannot be planned.  distribute() puts
+-- these in place; an update that changes one of the views changes it here
+-- too and calls this on a distributed database (sql/README.md).
+CREATE FUNCTION flakeguard_internal.citus_views()
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CREATE OR REPLACE VIEW flakeguard.repository_health AS
+    SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, coalesce(u.runs, 0) AS runs,
+           coalesce(u.executions, 0) AS executions, coalesce(s.flaky_tests, 0) AS flaky_tests,
+           coalesce(s.broken_tests, 0) AS broken_tests, coalesce(s.quarantine_recommended, 0) AS quarantine_recommended,
+           coalesce(q.quarantined_tests, 0) AS quarantined_tests, s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds,
+           u.first_run_at, u.last_run_at
+    FROM flakeguard.repository r
+    -- per-repository aggregates joined on repo_id (not LATERAL subqueries):
+    -- filtered by repo_id each reads one repository (on Citus, one shard), and
+    -- unfiltered each is pushed down to every shard
+    LEFT JOIN (
+        SELECT ts.repo_id, count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+               count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_tests,
+               count(*) FILTER (WHERE ts.recommendation = 'quarantine') AS quarantine_recommended,
+               sum(ts.flake_rate * ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy'))
+                   / nullif(sum(ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy')), 0) AS flake_rate,
+               sum(ts.wasted_seconds) AS wasted_seconds
+        FROM flakeguard.test_score ts GROUP BY ts.repo_id) s ON s.repo_id = r.repo_id
+    LEFT JOIN (
+        SELECT u.repo_id, count(*) AS runs, sum(u.executions) AS executions, min(u.created_at) AS first_run_at,
+               max(u.created_at) AS last_run_at
+        FROM flakeguard.run u GROUP BY u.repo_id) u ON u.repo_id = r.repo_id
+    LEFT JOIN (
+        SELECT q.repo_id, count(*) AS quarantined_tests FROM flakeguard.quarantine q
+        WHERE q.until IS NULL OR q.until > now() GROUP BY q.repo_id) q ON q.repo_id = r.repo_id;
+    ALTER VIEW flakeguard.repository_health SET (security_invoker = true);
+    CREATE OR REPLACE VIEW flakeguard.failure_signatures AS
+    SELECT r.name AS repo, f.repo_id, f.signature, flakeguard.normalize_message(f.sample_message) AS pattern,
+           f.sample_message, f.tests, f.flaky_tests, f.occurrences, f.first_seen, f.last_seen
+    FROM (
+        SELECT x.repo_id, x.signature, min(x.message) AS sample_message, count(DISTINCT x.test_id) AS tests,
+               count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+               count(*) AS occurrences, min(x.created_at) AS first_seen, max(x.created_at) AS last_seen
+        FROM flakeguard.result x
+        LEFT JOIN flakeguard.test_score ts ON ts.repo_id = x.repo_id AND ts.test_id = x.test_id
+        WHERE x.status IN ('failed', 'error') AND x.signature IS NOT NULL
+        GROUP BY x.repo_id, x.signature) f
+    JOIN flakeguard.repository r ON r.repo_id = f.repo_id;
+    ALTER VIEW flakeguard.failure_signatures SET (security_invoker = true);
+END
+$$;
+
 CREATE FUNCTION flakeguard.distribute(shard_count integer DEFAULT NULL)
 RETURNS TABLE (relation regclass, kind text, distributed_now boolean)
 -- (Citus's notices on copying each table's rows: the result says it all)
@@ -2685,6 +2746,7 @@ BEGIN
         END IF;
     END LOOP;
     IF NOT v_todo THEN
+        PERFORM flakeguard_internal.citus_views();
         PERFORM flakeguard_internal.citus_workers_prepare();
         RETURN QUERY SELECT l.relation, l.kind, false FROM flakeguard_internal.citus_layout() l;
         RETURN;
@@ -2733,6 +2795,7 @@ BEGIN
     FOR i IN 1 .. coalesce(array_length(v_fks, 1), 0) LOOP
         EXECUTE v_fks[i];
     END LOOP;
+    PERFORM flakeguard_internal.citus_views();
     PERFORM flakeguard_internal.citus_workers_prepare();
     -- the rows now live in the shards: the coordinator's local copies go
     FOR v_layout IN SELECT l.relation FROM flakeguard_internal.citus_layout() l LOOP

@@ -61,4 +61,13 @@ SQL
 }
 check "cx_writer ingests into its repository on the cluster" "10" "$(as_writer cx/stream)"
 check "... and is refused another one (42501)" "42501" "$(as_writer cx/junit)"
+# ingest_junit_by_id: refused the same way for a repo_id it may not write and
+# one that does not exist, without naming the repository
+for id in "$(cq access -At -c "SELECT repo_id FROM flakeguard.repository WHERE name = 'cx/junit'")" 999999; do
+	out=$(cq access -v VERBOSITY=verbose -c 'SET ROLE cx_writer' -c \
+		"SELECT tests FROM flakeguard.ingest_junit_by_id($id, '<testsuite/>', 'by-writer')" 2>&1 | grep '^ERROR')
+	[[ $out == "ERROR:  42501: permission denied for repository "[0-9]* ]] && [[ $out != *cx/* ]] &&
+		ok "ingest_junit_by_id as cx_writer, repo_id $id: 42501 without a name" ||
+		not_ok "ingest_junit_by_id as cx_writer, repo_id $id: $out"
+done
 finish
