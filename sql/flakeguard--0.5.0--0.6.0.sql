@@ -121,12 +121,16 @@ BEGIN
     IF flakeguard_internal.own_temp_table('flakeguard_stage')::int + flakeguard_internal.own_temp_table('flakeguard_fresh')::int
        + flakeguard_internal.own_temp_table('flakeguard_names')::int
        + flakeguard_internal.own_temp_table('flakeguard_upload')::int
-       + flakeguard_internal.own_temp_table('flakeguard_scored')::int = 5 THEN
+       + flakeguard_internal.own_temp_table('flakeguard_scored')::int
+       + flakeguard_internal.own_temp_table('flakeguard_upload_no')::int
+       + flakeguard_internal.own_temp_table('flakeguard_stage_upload_no_idx')::int = 7 THEN
         IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_upload) OR EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage) THEN
             PERFORM flakeguard_internal.stage_close();
         END IF;
         RETURN;
     END IF;
+    -- none there, or a stage an earlier version made (which lacks the
+    -- newer ones): what is missing is made, what is there is emptied
     -- the number of the upload being staged next: the stage's rows take it
     -- by default, so a client's COPY needs not name it
     CREATE TEMP SEQUENCE IF NOT EXISTS flakeguard_upload_no;
@@ -183,6 +187,7 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS flakeguard_fresh (test_id bigint PRIMARY KEY, state bytea NOT NULL);
     -- fold_states: the merged states, scored, as test_score rows
     CREATE TEMP TABLE IF NOT EXISTS flakeguard_scored (LIKE flakeguard.test_score);
+    PERFORM flakeguard_internal.stage_close();
 END
 $$;
 
@@ -1008,6 +1013,59 @@ $$;
 -- nothing in flakeguard_internal is granted
 REVOKE ALL ON FUNCTION flakeguard_internal.on_citus_worker FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION flakeguard_internal.citus_on_workers(p_command text)
+RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+BEGIN
+    FOR w IN SELECT * FROM pg_catalog.run_command_on_workers(p_command) LOOP
+        IF NOT w.success THEN
+            RAISE EXCEPTION 'a command of flakeguard.distribute() failed on worker %:%', w.nodename, w.nodeport
+                USING ERRCODE = '55000', DETAIL = w.result,
+                      HINT = 'Check that every worker is up and has flakeguard installed, then run flakeguard.distribute() again.';
+        END IF;
+        RETURN NEXT w.result;
+    END LOOP;
+END
+$$;
+
+-- nothing in flakeguard_internal is granted
+REVOKE ALL ON FUNCTION flakeguard_internal.citus_on_workers FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION flakeguard_internal.citus_grants_sync()
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c_digest CONSTANT text :=
+        'SELECT md5(coalesce(string_agg(format(''%s %s %s'', x.repo_id, x.grantee::text, x.privilege), '','' '
+        'ORDER BY x.repo_id, x.grantee::text, x.privilege), '''')) FROM flakeguard.repository_grant x '
+        'WHERE x.grantee::oid IN (SELECT r.oid FROM pg_catalog.pg_roles r)';
+    v_want text;
+    v_rows flakeguard.repository_grant[];
+    g flakeguard.repository_grant;
+BEGIN
+    EXECUTE c_digest INTO v_want;
+    IF NOT EXISTS (SELECT 1 FROM flakeguard_internal.citus_on_workers(c_digest) d(digest) WHERE d.digest <> v_want) THEN
+        RETURN false;
+    END IF;
+    v_rows := ARRAY(SELECT x FROM flakeguard.repository_grant x
+                    WHERE x.grantee::oid IN (SELECT r.oid FROM pg_catalog.pg_roles r));
+    DELETE FROM flakeguard.repository_grant;
+    FOREACH g IN ARRAY v_rows LOOP
+        EXECUTE format('INSERT INTO flakeguard.repository_grant (repo_id, grantee, privilege, granted_by, granted_at) '
+                       'VALUES (%L, %L::regrole, %L, %L, %L)',
+                       g.repo_id, g.grantee::text, g.privilege, g.granted_by, g.granted_at);
+    END LOOP;
+    RETURN true;
+END
+$$;
+
+-- nothing in flakeguard_internal is granted
+REVOKE ALL ON FUNCTION flakeguard_internal.citus_grants_sync FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION flakeguard_internal.citus_workers_prepare()
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -1016,10 +1074,11 @@ BEGIN
     PERFORM pg_catalog.create_distributed_function(
         'flakeguard.ingest_junit_by_id(bigint, text, text, integer, text, text, text, timestamptz)'::regprocedure,
         '$1', colocate_with => 'flakeguard.repository_version');
-    PERFORM pg_catalog.run_command_on_workers(
+    PERFORM flakeguard_internal.citus_on_workers(
         'SELECT pg_catalog.setval(''flakeguard.run_upload_id_seq'','
         ' greatest(s.last_value, (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::bigint << 48))'
         ' FROM flakeguard.run_upload_id_seq s');
+    PERFORM flakeguard_internal.citus_grants_sync();
 END
 $$;
 
@@ -1078,8 +1137,10 @@ REVOKE ALL ON FUNCTION flakeguard_internal.citus_views FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION flakeguard.distribute(shard_count integer DEFAULT NULL)
 RETURNS TABLE (relation regclass, kind text, distributed_now boolean)
--- (Citus's notices on copying each table's rows: the result says it all)
+-- (Citus's notices on copying each table's rows: the result says it all;
+-- foreign keys to reference tables: one connection per node throughout)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET client_min_messages = warning
+    SET citus.multi_shard_modify_mode = sequential
 AS $$
 DECLARE
     v_layout record;
@@ -1102,6 +1163,15 @@ BEGIN
     -- what is there already
     FOR v_layout IN SELECT l.relation, l.kind FROM flakeguard_internal.citus_layout() l LOOP
         SELECT p.partmethod INTO v_method FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = v_layout.relation;
+        IF v_method = 'h' AND NOT EXISTS (
+               SELECT 1 FROM pg_catalog.pg_dist_partition p, pg_catalog.pg_dist_partition a
+               WHERE p.logicalrelid = v_layout.relation
+                 AND a.logicalrelid = 'flakeguard.repository_version'::regclass
+                 AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) = 'repo_id'
+                 AND p.colocationid = a.colocationid) THEN
+            -- distributed otherwise than by repo_id with the others
+            v_method := '?';
+        END IF;
         IF v_method IS NULL THEN
             v_todo := true;
         ELSIF v_method <> (CASE v_layout.kind WHEN 'reference' THEN 'n' ELSE 'h' END)::"char" THEN
@@ -1116,9 +1186,6 @@ BEGIN
         RETURN QUERY SELECT l.relation, l.kind, false FROM flakeguard_internal.citus_layout() l;
         RETURN;
     END IF;
-    -- foreign keys to reference tables: one connection per node for the
-    -- whole transaction
-    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
     -- Citus cannot make a table a Citus table while a plain one references
     -- it: the foreign keys between FlakeGuard's tables are dropped, on the
     -- coordinator and on the workers' copies of the extension's tables, and
@@ -1135,9 +1202,8 @@ BEGIN
         THEN
             v_fks := v_fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', v_fk.rel, v_fk.conname, v_fk.def);
             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', v_fk.rel, v_fk.conname);
-            PERFORM pg_catalog.run_command_on_workers(
-                format('SET citus.enable_ddl_propagation = off; ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
-                       v_fk.rel, v_fk.conname));
+            PERFORM flakeguard_internal.citus_on_workers(
+                format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', v_fk.rel, v_fk.conname));
         END IF;
     END LOOP;
     FOR v_layout IN SELECT l.relation, l.kind FROM flakeguard_internal.citus_layout() l LOOP
@@ -1179,4 +1245,6 @@ COMMENT ON FUNCTION flakeguard.distribute(integer) IS 'On a Citus coordinator: m
 -- the privileges that go with each role's repository grants: readers may
 -- execute the name-keyed functions
 SELECT flakeguard_internal.repository_privileges_sync(g.grantee)
-FROM (SELECT DISTINCT grantee FROM flakeguard.repository_grant) g;
+FROM (SELECT DISTINCT x.grantee FROM flakeguard.repository_grant x
+      -- a grant to a role dropped since grants nobody
+      WHERE x.grantee::oid IN (SELECT r.oid FROM pg_catalog.pg_roles r)) g;

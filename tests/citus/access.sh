@@ -8,13 +8,41 @@ set -uo pipefail
 
 single_db access || not_ok "single-node database"
 citus_db access || not_ok "distributed database"
+# the roles, made once per cluster; on the workers Citus makes them too,
+# with oids of their own (a role made on one worker first shifts them)
+PGDATABASE=access citus_psql "${CITUS_PORTS[1]}" -c 'CREATE ROLE cx_shift_oids' >/dev/null
 for run in sq cq; do
-	load_history "$run" access || not_ok "histories loaded ($run)"
-	"$run" access -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || not_ok "roles and grants ($run)"
+	"$run" access -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || not_ok "roles ($run)"
 CREATE ROLE cx_reader LOGIN;
 CREATE ROLE cx_all LOGIN;
 CREATE ROLE cx_nobody LOGIN;
 CREATE ROLE cx_writer LOGIN;
+SQL
+done
+# grants made before the database is distributed: Citus copies their rows
+# to the workers in binary, role oids as they are (distribute() writes them
+# again by name)
+citus_createdb early && cq early -c 'CREATE EXTENSION flakeguard' >/dev/null || not_ok "database distributed late"
+load_history cq early || not_ok "histories loaded (early)"
+cq early -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || not_ok "grants before distribute()"
+SELECT flakeguard.grant_repository('cx/junit', 'cx_reader', 'read');
+SELECT flakeguard.grant_repository('cx/rows', 'cx_reader', 'read');
+SELECT flakeguard.grant_repository('*', 'cx_all', 'read');
+SELECT count(*) FROM flakeguard.distribute();
+SQL
+check "grants made before distribute(): every worker reads them as the coordinator does" "cx_all cx_reader cx_reader" \
+	"$(for port in "${CITUS_PORTS[@]}"; do PGDATABASE=early citus_psql "$port" -At -c \
+		"SELECT string_agg(grantee::text, ' ' ORDER BY grantee::text) FROM flakeguard.repository_grant"; done | sort -u | xargs)"
+check "... and cx_reader sees its two repositories only" "cx/junit cx/rows" \
+	"$(cq early -At -c 'SET ROLE cx_reader' -c "SELECT string_agg(DISTINCT r.name, ' ')
+		FROM flakeguard.test_score s JOIN flakeguard.repository r USING (repo_id)")"
+check "... and cx_nobody nothing" "0" \
+	"$(cq early -At -c 'GRANT USAGE ON SCHEMA flakeguard TO cx_nobody' -c 'GRANT SELECT ON flakeguard.result TO cx_nobody' \
+		-c 'SET ROLE cx_nobody' -c 'SELECT count(*) FROM flakeguard.result' | tail -n 1)"
+
+for run in sq cq; do
+	load_history "$run" access || not_ok "histories loaded ($run)"
+	"$run" access -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || not_ok "grants ($run)"
 SELECT flakeguard.grant_repository('cx/junit', 'cx_reader', 'read');
 SELECT flakeguard.grant_repository('cx/rows', 'cx_reader', 'read');
 SELECT flakeguard.grant_repository('*', 'cx_all', 'read');

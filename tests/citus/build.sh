@@ -4,8 +4,8 @@
 #
 # Citus is not packaged for Debian 12.  The tier builds its release source
 # (CITUS_SOURCE: a folder holding citus-13.2.2.tar.gz and the patch for
-# recent PostgreSQL 15 minors, ../shared/vendor/citus by default) under
-# build/citus/, once: a later run finds the stamp of a finished build and
+# recent PostgreSQL 15 minors; by default the vendored copy beside the
+# checkout) under build/citus/, once: a later run finds the stamp of a finished build and
 # only installs it again when PostgreSQL's library folder lacks citus.so.
 # Prints "citus: built" / "citus: cached" / "citus: no source at ..."; exits
 # 2 when there is no source (the tier is then skipped), 1 on a failed build.

@@ -26,6 +26,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(granted_repositories_cached);
 PG_FUNCTION_INFO_V1(granted_repository_names_cached);
@@ -33,11 +34,21 @@ PG_FUNCTION_INFO_V1(granted_repository_names_cached);
 
 namespace {
 
-/* One call site's answer: for which role and privilege, and the array (or NULL: every repository). */
+/*
+ * One call site's answer: for which role, privilege and snapshot, and the
+ * array (or NULL: every repository).  A call site normally lives for one
+ * statement; one in a PL/pgSQL expression can outlive it, so the answer is
+ * also keyed on the snapshot it was read in (a committed change of the
+ * grants advances xmax, the transaction's own bumps curcid).
+ */
 struct GrantedCache {
 	Oid role;
-	bool valid;
-	bool all;
+	TransactionId xmin;
+	TransactionId xmax;
+	CommandId curcid;
+	bool valid;    /* the key and the answer below hold */
+	bool all;      /* the answer is NULL: every repository */
+	bool has_copy; /* value holds a copy in fn_mcxt */
 	Datum value;
 	char privilege[16];
 };
@@ -52,8 +63,10 @@ granted(FunctionCallInfo fcinfo, const char *query, Oid result_type)
 	const int len = privilege == nullptr ? 0 : VARSIZE_ANY_EXHDR(privilege);
 	auto *cache = static_cast<GrantedCache *>(fcinfo->flinfo->fn_extra);
 	const Oid role = GetUserId();
+	Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : nullptr;
 
-	if (privilege != nullptr && cache != nullptr && cache->valid && cache->role == role &&
+	if (privilege != nullptr && snapshot != nullptr && cache != nullptr && cache->valid && cache->role == role &&
+		cache->xmin == snapshot->xmin && cache->xmax == snapshot->xmax && cache->curcid == snapshot->curcid &&
 		len < static_cast<int>(sizeof(cache->privilege)) && strlen(cache->privilege) == static_cast<size_t>(len) &&
 		memcmp(cache->privilege, VARDATA_ANY(privilege), len) == 0) {
 		if (cache->all)
@@ -79,21 +92,26 @@ granted(FunctionCallInfo fcinfo, const char *query, Oid result_type)
 
 	if (cache == nullptr)
 		cache = static_cast<GrantedCache *>(MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GrantedCache)));
-	else if (cache->valid && !cache->all)
+	else if (cache->has_copy)
 		pfree(DatumGetPointer(cache->value));
 	cache->valid = false;
+	cache->has_copy = false;
 	fcinfo->flinfo->fn_extra = cache;
 	cache->all = isnull;
 	if (!isnull) {
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		cache->value = datumCopy(value, false, -1);
 		MemoryContextSwitchTo(old);
+		cache->has_copy = true;
 	}
 	SPI_finish();
 	AtEOXact_GUC(true, nest);
 
 	cache->role = role;
-	if (privilege != nullptr && len < static_cast<int>(sizeof(cache->privilege))) {
+	if (privilege != nullptr && snapshot != nullptr && len < static_cast<int>(sizeof(cache->privilege))) {
+		cache->xmin = snapshot->xmin;
+		cache->xmax = snapshot->xmax;
+		cache->curcid = snapshot->curcid;
 		memcpy(cache->privilege, VARDATA_ANY(privilege), len);
 		cache->privilege[len] = '\0';
 		cache->valid = true;
