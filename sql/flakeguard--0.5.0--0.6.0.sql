@@ -536,6 +536,27 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION flakeguard_internal.record_rejections(p_rows flakeguard.rejected_report[], OUT first_id bigint,
+                                                      OUT rejected bigint)
+RETURNS record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    WITH ins AS (
+        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
+                                                report, sqlstate, error, detail, hint)
+        SELECT j.source, j.repo, j.run_id, j.attempt, j.job, j.commit_sha, j.branch, j.created_at, j.report,
+               j.sqlstate, j.error, j.detail, j.hint
+        FROM unnest(p_rows) WITH ORDINALITY AS j
+        ORDER BY j.ordinality
+        RETURNING rejected_id)
+    SELECT min(i.rejected_id), count(*) INTO first_id, rejected FROM ins i;
+END
+$$;
+
+-- nothing in flakeguard_internal is granted
+REVOKE ALL ON FUNCTION flakeguard_internal.record_rejections FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION flakeguard.ingest_junit_by_id(
     repo_id bigint, report text, run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
     commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now(),
@@ -624,24 +645,14 @@ BEGIN
     END LOOP;
     PERFORM flakeguard_internal.ingest_batch(false);
     -- reports refused by the batch's own checks, with what was received
-    -- (read here, written one by one: on Citus, a statement that writes
-    -- rejected_report cannot read the trigger's transition table)
-    FOR r IN
-        WITH numbered AS (SELECT row_number() OVER () AS n, x.report FROM received x)
-        SELECT u.repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at, x.report, u.sqlstate,
-               u.error, u.detail, u.hint
-        FROM pg_temp.flakeguard_upload u JOIN numbered x ON x.n = u.received_no
+    SELECT least(v_first, k.first_id), v_rejected + k.rejected INTO v_first, v_rejected
+    FROM flakeguard_internal.record_rejections(ARRAY(
+        SELECT ROW(NULL, NULL, 'junit_inbox', u.repo, u.run_id, u.attempt, u.job, u.commit_sha, u.branch,
+                   u.created_at, x.report, u.sqlstate, u.error, u.detail, u.hint, NULL)::flakeguard.rejected_report
+        FROM pg_temp.flakeguard_upload u
+        JOIN (SELECT row_number() OVER () AS n, w.report FROM received w) x ON x.n = u.received_no
         WHERE u.sqlstate IS NOT NULL
-        ORDER BY u.upload_no
-    LOOP
-        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
-                                                report, sqlstate, error, detail, hint)
-        VALUES ('junit_inbox', r.repo, r.run_id, r.attempt, r.job, r.commit_sha, r.branch, r.created_at, r.report,
-                r.sqlstate, r.error, r.detail, r.hint)
-        RETURNING rejected_id INTO v_id;
-        v_first := coalesce(v_first, v_id);
-        v_rejected := v_rejected + 1;
-    END LOOP;
+        ORDER BY u.upload_no)) k;
     PERFORM flakeguard_internal.stage_close();
     -- the inbox keeps nothing: every row visible here is this transaction's
     -- own, since every other writer's statement empties it before committing
@@ -665,7 +676,6 @@ DECLARE
     v_names text[];
     v_ids bigint[];
     v_repo bigint;
-    v_rejections flakeguard.rejected_report[];
 BEGIN
     PERFORM flakeguard_internal.trigger_table_check(TG_RELID, 'flakeguard.result_inbox');
     PERFORM flakeguard_internal.stage_open();
@@ -797,24 +807,17 @@ BEGIN
           AND (n.name <> n.other OR t.full_name <> w.full_name);
     END LOOP;
 
-    -- the rejected rows as received, read apart from the write (see above)
-    SELECT array_agg(ROW(NULL, NULL, 'result_inbox', CASE WHEN left(s.problem, 5) = '42501' THEN NULL ELSE s.repo END,
-                         s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
-                         (row_to_json(x)::jsonb - 'received_no')::text, left(s.problem, 5), substr(s.problem, 7),
-                         NULL, NULL, NULL)::flakeguard.rejected_report ORDER BY s.received_no)
-    INTO v_rejections
-    FROM pg_temp.flakeguard_rows s
-    JOIN (SELECT row_number() OVER () AS received_no, w.* FROM received w) x ON x.received_no = s.received_no
-    WHERE s.problem IS NOT NULL;
-    WITH ins AS (
-        INSERT INTO flakeguard.rejected_report (source, repo, run_id, attempt, job, commit_sha, branch, created_at,
-                                                report, sqlstate, error)
-        SELECT j.source, j.repo, j.run_id, j.attempt, j.job, j.commit_sha, j.branch, j.created_at, j.report,
-               j.sqlstate, j.error
-        FROM unnest(v_rejections) WITH ORDINALITY AS j
-        ORDER BY j.ordinality
-        RETURNING rejected_id)
-    SELECT min(i.rejected_id), count(*) INTO v_first, v_rejected FROM ins i;
+    -- the rejected rows as received
+    SELECT k.first_id, k.rejected INTO v_first, v_rejected
+    FROM flakeguard_internal.record_rejections(ARRAY(
+        SELECT ROW(NULL, NULL, 'result_inbox', CASE WHEN left(s.problem, 5) = '42501' THEN NULL ELSE s.repo END,
+                   s.run_id, s.attempt, s.job, s.commit_sha, s.branch, s.created_at,
+                   (row_to_json(x)::jsonb - 'received_no')::text, left(s.problem, 5), substr(s.problem, 7),
+                   NULL, NULL, NULL)::flakeguard.rejected_report
+        FROM pg_temp.flakeguard_rows s
+        JOIN (SELECT row_number() OVER () AS received_no, w.* FROM received w) x ON x.received_no = s.received_no
+        WHERE s.problem IS NOT NULL
+        ORDER BY s.received_no)) k;
 
     -- one upload per (repo, run_id, attempt, job), then its rows
     INSERT INTO pg_temp.flakeguard_upload (upload_no, source, replace, repo, run_id, attempt, job, commit_sha, branch,
@@ -1191,15 +1194,13 @@ BEGIN
     -- coordinator and on the workers' copies of the extension's tables, and
     -- made again between the Citus tables (on every shard).
     FOR v_fk IN
-        SELECT c.conrelid::regclass AS rel, c.conname, pg_catalog.pg_get_constraintdef(c.oid) AS def
+        SELECT c.conrelid::regclass AS rel, c.confrelid, c.conname, pg_catalog.pg_get_constraintdef(c.oid) AS def
         FROM pg_catalog.pg_constraint c
         WHERE c.contype = 'f' AND c.connamespace = 'flakeguard'::regnamespace
         ORDER BY c.conrelid, c.conname
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
-                       WHERE p.logicalrelid IN (v_fk.rel, (SELECT c.confrelid FROM pg_catalog.pg_constraint c
-                                                           WHERE c.conrelid = v_fk.rel AND c.conname = v_fk.conname)))
-        THEN
+                       WHERE p.logicalrelid IN (v_fk.rel, v_fk.confrelid)) THEN
             v_fks := v_fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', v_fk.rel, v_fk.conname, v_fk.def);
             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', v_fk.rel, v_fk.conname);
             PERFORM flakeguard_internal.citus_on_workers(
