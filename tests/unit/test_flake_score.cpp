@@ -9,6 +9,7 @@
 
 #include "flakeguard/core/error.hpp"
 #include "flakeguard/core/flake_score.hpp"
+#include "flakeguard/core/test_id.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -30,6 +31,8 @@ constexpr std::int64_t hour = 3600LL * 1000000;
 struct Step {
 	Execution e;
 	bool skipped = false;
+	std::string job;
+	bool default_branch = true;
 };
 
 /*
@@ -74,10 +77,11 @@ void
 feed(FlakeState &st, const std::vector<Step> &steps)
 {
 	for (const auto &s : steps) {
+		Configuration where{s.job, s.default_branch};
 		if (s.skipped)
-			st.add_skip(s.e);
+			st.add_skip(s.e, where);
 		else
-			st.add(s.e, s.e.failed ? "expected 1 but was 2" : "");
+			st.add(s.e, s.e.failed ? "expected 1 but was 2" : "", where);
 	}
 }
 
@@ -128,6 +132,23 @@ check_same_scores(const FlakeScore &a, const FlakeScore &b)
 	BOOST_TEST(to_string(a.priority) == to_string(b.priority));
 	BOOST_TEST(a.wasted_seconds == b.wasted_seconds);
 	BOOST_TEST(a.proofs == b.proofs);
+	BOOST_TEST(a.broken_on == b.broken_on, boost::test_tools::per_element());
+	BOOST_TEST(a.flaky_on == b.flaky_on, boost::test_tools::per_element());
+}
+
+/* The same history once per job: each upload's executions run in every job, in the same CI run and commit. */
+std::vector<Step>
+in_jobs(const std::vector<std::pair<std::string, std::string>> &job_specs, bool default_branch = true)
+{
+	std::vector<Step> out;
+	for (const auto &[job, spec] : job_specs)
+		for (Step st : history(spec)) {
+			st.job = job;
+			st.default_branch = default_branch;
+			st.e.run_key ^= test_id(job);
+			out.push_back(st);
+		}
+	return out;
 }
 
 /*
@@ -166,7 +187,8 @@ BOOST_AUTO_TEST_CASE(oracle_1_always_passing_is_healthy)
 		BOOST_TEST(to_string(s.recommendation) == "none");
 		BOOST_TEST(s.flake_rate_low == 0.0);
 		/* Clopper-Pearson for none in n: 1 - 0.05^(1/n), about 3/n */
-		BOOST_TEST(s.flake_rate_high == 1 - std::pow(0.05, 1.0 / std::min(n, 50)), boost::test_tools::tolerance(1e-12));
+		BOOST_TEST(s.flake_rate_high == 1 - std::pow(0.05, 1.0 / std::min(n, ScoringPolicy{}.window)),
+				   boost::test_tools::tolerance(1e-12));
 	}
 }
 
@@ -200,8 +222,8 @@ BOOST_AUTO_TEST_CASE(oracle_3_a_regression_is_broken)
 	FlakeScore s = score_of(steps);
 	BOOST_TEST(s.mixed_commits == 1);
 	BOOST_TEST(to_string(s.verdict) == "broken");
-	/* broken after a flaky period too */
-	s = score_of("PPFPPPFPPPPFPP[FP]PPP" + repeat("F", 8));
+	/* broken after a flaky period too, once the streak is implausible for it */
+	s = score_of("PPFPPPFPPPPFPP[FP]PPP" + repeat("F", 12));
 	BOOST_TEST(to_string(s.verdict) == "broken");
 	/* retried failing uploads count their executions */
 	s = score_of(repeat("P", 20) + "[FFF][FFF]");
@@ -249,8 +271,12 @@ BOOST_AUTO_TEST_CASE(oracle_5_proof_makes_a_test_flaky)
 	s = score_of(steps);
 	BOOST_TEST(s.proofs == 1);
 	BOOST_TEST(to_string(s.verdict) == "flaky");
-	/* below the policy's minimum runs there is no verdict yet */
+	/* a proof needs no minimum of runs: a retry that passed on the same code is the strongest evidence */
 	s = score_of("P[FP]P");
+	BOOST_TEST(to_string(s.verdict) == "flaky");
+	BOOST_TEST(to_string(s.recommendation) == "warn");
+	/* without proof, below the policy's minimum runs there is no verdict yet */
+	s = score_of("PFP");
 	BOOST_TEST(to_string(s.verdict) == "insufficient_data");
 	/* with a quarantine-grade score, two recent failures recommend quarantine */
 	s = score_of(repeat("P", 10) + "[FP]PPP[FP]" + repeat("P", 5));
@@ -304,11 +330,16 @@ BOOST_AUTO_TEST_CASE(oracle_8_input_order_and_merging_do_not_matter)
 			spec += groups[rng() % 8];
 		}
 		auto steps = history(spec);
+		/* a third of the histories run in up to 20 configurations: more than a state keeps */
+		int jobs = trial % 3 == 0 ? 1 + static_cast<int>(rng() % 20) : 1;
 		for (auto &s : steps) {
 			if (rng() % 4 == 0)
 				s.e.commit = commit_key("shared" + std::to_string(rng() % 3));
 			if (rng() % 5 == 0)
 				s.e.time = (s.e.time / (10 * hour)) * 10 * hour;
+			s.job = "job" + std::to_string(rng() % jobs);
+			s.default_branch = jobs == 1 || rng() % 3 != 0;
+			s.e.run_key ^= test_id(s.job);
 		}
 		int window = 5 + static_cast<int>(rng() % 60);
 		ScoringPolicy policy;
@@ -327,10 +358,11 @@ BOOST_AUTO_TEST_CASE(oracle_8_input_order_and_merging_do_not_matter)
 		std::vector<FlakeState> parts(1 + rng() % 5, FlakeState(window));
 		for (const auto &s : shuffled) {
 			auto &part = parts[rng() % parts.size()];
+			Configuration where{s.job, s.default_branch};
 			if (s.skipped)
-				part.add_skip(s.e);
+				part.add_skip(s.e, where);
 			else
-				part.add(s.e, s.e.failed ? "expected 1 but was 2" : "");
+				part.add(s.e, s.e.failed ? "expected 1 but was 2" : "", where);
 		}
 		std::shuffle(parts.begin(), parts.end(), rng);
 		FlakeState merged = FlakeState::deserialize(parts[0].serialize());
@@ -350,13 +382,14 @@ BOOST_AUTO_TEST_CASE(oracle_9_only_the_window_is_kept_and_scored)
 {
 	ScoringPolicy policy;
 	FlakeState st(policy.window);
-	feed(st, history(repeat("FFFFFFFFFP", 100) + repeat("P", 50)));
-	BOOST_TEST(st.executions().size() == 50u);
+	const int w = policy.window;
+	feed(st, history(repeat("FFFFFFFFFP", 2 * w / 10) + repeat("P", w)));
+	BOOST_TEST(st.executions().size() == static_cast<std::size_t>(w));
 	FlakeScore s = st.score(policy);
-	BOOST_TEST(s.runs == 50);
+	BOOST_TEST(s.runs == w);
 	BOOST_TEST(s.failures == 0);
 	BOOST_TEST(to_string(s.verdict) == "healthy");
-	BOOST_TEST(st.serialize().size() < 64u * 50 + 4096 + 200);
+	BOOST_TEST(st.serialize().size() < 64u * w + 4096 + 200);
 	/* a smaller policy window scores fewer */
 	policy.window = 10;
 	BOOST_TEST(st.score(policy).runs == 10);
@@ -515,13 +548,225 @@ BOOST_AUTO_TEST_CASE(fuzz_findings_are_replayed)
 		try {
 			FlakeState st = FlakeState::deserialize(bytes);
 			(void)st.score({});
-			BOOST_TEST(st.serialize() == bytes);
+			/* format 1 (0.6.0) is written again as format 2 */
+			std::string again = st.serialize();
+			BOOST_TEST((bytes[3] == '\1' ? FlakeState::deserialize(again).serialize() : bytes) == again);
 		} catch (const Error &e) {
 			BOOST_TEST(std::string(e.sqlstate()) == "22P03");
 		}
 		files++;
 	}
 	BOOST_TEST(files >= 1);
+}
+
+/* Issue 15, point 1: evidence never crosses configurations. */
+BOOST_AUTO_TEST_CASE(a_platform_broken_test_is_broken_there_not_flaky)
+{
+	/* the same runs and commits: linux passes, windows fails */
+	FlakeScore s = score_of(in_jobs({{"linux", repeat("P", 20)}, {"windows", repeat("F", 20)}}));
+	BOOST_TEST(to_string(s.verdict) == "broken");
+	BOOST_TEST(to_string(s.recommendation) == "fix");
+	BOOST_TEST(s.mixed_commits == 0);
+	BOOST_TEST(s.proofs == 0);
+	BOOST_TEST(s.configurations == 2);
+	BOOST_TEST(s.broken_on == std::vector<std::string>{"windows"}, boost::test_tools::per_element());
+	/* pooled into one configuration it looked flaky: the old model's answer */
+	auto pooled = in_jobs({{"linux", repeat("P", 20)}, {"windows", repeat("F", 20)}});
+	for (auto &st : pooled)
+		st.job.clear();
+	BOOST_TEST(to_string(score_of(pooled).verdict) == "flaky");
+	/* flaky on linux and broken on windows: fix windows first, never quarantine */
+	s = score_of(in_jobs({{"linux", "PPFPP[FP]PPPFPPPP[FP]PP"}, {"windows", repeat("F", 20)}}));
+	BOOST_TEST(to_string(s.verdict) == "broken");
+	BOOST_TEST(s.flaky_on == std::vector<std::string>{"linux"}, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_broken_feature_branch_never_leads_to_quarantine)
+{
+	/* main passes; a feature branch, interleaved in time, fails on its own commits */
+	auto steps = in_jobs({{"ci", repeat("P", 30)}});
+	auto feature = in_jobs({{"ci", repeat("F", 12)}}, false);
+	for (std::size_t i = 0; i < feature.size(); i++) {
+		feature[i].e.time += hour / 2 + static_cast<std::int64_t>(i) * hour;
+		feature[i].e.run_key ^= 0xfeed;
+		feature[i].e.commit ^= 0xfeed;
+	}
+	steps.insert(steps.end(), feature.begin(), feature.end());
+	FlakeScore s = score_of(steps);
+	BOOST_TEST(to_string(s.verdict) == "healthy");
+	BOOST_TEST(to_string(s.recommendation) == "none");
+	BOOST_TEST(s.broken_on == std::vector<std::string>{"ci (other branches)"}, boost::test_tools::per_element());
+	/* flaky evidence only on other branches: a warning at most */
+	s = score_of(in_jobs({{"ci", repeat("P", 10) + "[FP]PPP[FP]PPPP[FP]"}}, false));
+	BOOST_TEST(to_string(s.verdict) == "flaky");
+	BOOST_TEST(to_string(s.recommendation) == "warn");
+	BOOST_TEST(s.recent_failures == 0);
+	/* a test that only ever runs on other branches and always fails there is broken */
+	BOOST_TEST(to_string(score_of(in_jobs({{"ci", repeat("F", 8)}}, false)).verdict) == "broken");
+}
+
+BOOST_AUTO_TEST_CASE(flaky_on_every_platform_stays_flaky)
+{
+	FlakeScore s = score_of(in_jobs({{"linux", "PPFPPPPFPPPPPFPPPFPP"}, {"windows", "PFPPPPFPPPPFPPPPPFPP"}}));
+	BOOST_TEST(to_string(s.verdict) == "flaky");
+	BOOST_TEST(s.flaky_on == (std::vector<std::string>{"linux", "windows"}), boost::test_tools::per_element());
+	BOOST_TEST(s.broken_on.empty());
+}
+
+/* Issue 15, point 2: a flaky test's open streak is broken only when implausible at the upper end of p. */
+BOOST_AUTO_TEST_CASE(a_flaky_test_does_not_flip_to_broken)
+{
+	/* p about 0.5, then four failures in a row: likely enough for this test */
+	std::string spec = "PFFPFPPFFPFPPFPFFPPFPFPPFFPFPFPPFPFP";
+	auto steps = history(spec + "FFFF");
+	for (auto &st : steps)
+		if (st.e.failed)
+			st.e.signature = 7;
+	FlakeScore s = score_of(steps);
+	BOOST_TEST(to_string(s.verdict) == "flaky");
+	/* a test without flaky evidence that fails broken_streak times in a row is broken */
+	BOOST_TEST(to_string(score_of(repeat("P", 7) + "FFF").verdict) == "broken");
+	/* and a long enough streak is implausible even for a test this flaky */
+	steps = history(spec + repeat("F", 18));
+	for (auto &st : steps)
+		if (st.e.failed)
+			st.e.signature = 7;
+	BOOST_TEST(to_string(score_of(steps).verdict) == "broken");
+}
+
+/* Issue 15, point 3: a fix is recognised by the passes since, mirroring the broken rule. */
+BOOST_AUTO_TEST_CASE(a_fixed_flaky_test_recovers)
+{
+	std::string flaky = repeat("PPPF", 25); /* p = 0.25 over 100 runs */
+	FlakeScore before = score_of(flaky + "PP");
+	BOOST_TEST(to_string(before.verdict) == "flaky");
+	BOOST_TEST(!before.recovered);
+	FlakeScore after = score_of(flaky + repeat("P", 45));
+	BOOST_TEST(after.recovered);
+	BOOST_TEST(to_string(after.verdict) == "healthy");
+	BOOST_TEST(to_string(after.recommendation) == "none");
+	BOOST_TEST(after.score < 0.3);
+	/* a low-rate flaky test keeps its verdict through a long quiet spell */
+	std::string rare = repeat(repeat("P", 32) + "F", 6);
+	FlakeScore quiet = score_of(rare + repeat("P", 60));
+	BOOST_TEST(to_string(quiet.verdict) == "flaky");
+	BOOST_TEST(!quiet.recovered);
+}
+
+/* Issue 15, point 4: proof in the first upload, and proof with fewer than min_runs executions. */
+BOOST_AUTO_TEST_CASE(proof_is_never_thrown_away)
+{
+	FlakeScore s = score_of("[FP]" + repeat("P", 10));
+	BOOST_TEST(s.proofs == 1);
+	BOOST_TEST(to_string(s.verdict) == "flaky");
+	for (const char *spec : {"[FP]", "P[FP]", "PP[FP]"}) {
+		s = score_of(spec);
+		BOOST_TEST(s.proofs == 1);
+		BOOST_TEST(to_string(s.verdict) == "flaky");
+	}
+	/* when older executions were cut the first streak may have begun before: censored */
+	ScoringPolicy policy;
+	policy.window = 10;
+	FlakeState st(policy.window);
+	feed(st, history("FFFFF[FP]" + repeat("P", 9)));
+	BOOST_TEST(st.score(policy).proofs == 0);
+}
+
+/* Issue 15, point 5: "recent" is counted back from now, the repository's newest execution. */
+BOOST_AUTO_TEST_CASE(a_test_that_is_gone_loses_its_quarantine)
+{
+	auto steps = history(repeat("P", 10) + "[FP]PPP[FP]PP");
+	FlakeState st;
+	feed(st, steps);
+	ScoringPolicy policy;
+	BOOST_TEST(to_string(st.score(policy).recommendation) == "quarantine");
+	std::int64_t last = steps.back().e.time;
+	BOOST_TEST(to_string(st.score(policy, last + 24 * hour).recommendation) == "quarantine");
+	FlakeScore gone = st.score(policy, last + 8 * 24 * hour);
+	BOOST_TEST(gone.recent_failures == 0);
+	BOOST_TEST(to_string(gone.recommendation) == "warn");
+}
+
+/* Issue 15, point 6: breakages of broken_streak or more runs are changeovers, never flakiness. */
+BOOST_AUTO_TEST_CASE(two_short_regressions_are_not_flaky)
+{
+	for (const char *gap : {"FFF", "FFFF", "FFFFF"}) {
+		FlakeScore s = score_of(repeat("P", 15) + gap + repeat("P", 15) + gap + repeat("P", 15));
+		BOOST_TEST(s.score < 0.3);
+		BOOST_TEST(to_string(s.verdict) == "healthy");
+	}
+}
+
+BOOST_AUTO_TEST_CASE(configurations_are_bounded_and_labelled)
+{
+	/* 40 jobs, three runs each, a window of 2: each keeps 2, and all together the newest 16 windows */
+	FlakeState st(2);
+	for (int r = 0; r < 3; r++)
+		for (int j = 0; j < 40; j++) {
+			Execution e;
+			e.time = (r * 40 + j) * hour;
+			e.run_key = run_key("r" + std::to_string(r), "job" + std::to_string(j));
+			st.add(e, "", {"job" + std::to_string(j), true});
+		}
+	auto configs = st.configurations();
+	std::size_t kept = 0;
+	for (const auto &c : configs) {
+		kept += c.size;
+		BOOST_TEST(c.cut);
+	}
+	BOOST_TEST(kept == FlakeState::max_windows * 2);
+	/* the newest 32: the last run of the last 32 jobs; the first 8 are forgotten */
+	BOOST_TEST(configs.size() == 32u);
+	for (const auto &c : configs)
+		BOOST_TEST(std::stoi(std::string(c.job.substr(3))) >= 8);
+	BOOST_TEST(st.executions().front().time == (80 + 8) * hour);
+	BOOST_TEST(FlakeState::deserialize(st.serialize()).serialize() == st.serialize());
+	/* configurations holding only skips count apart: their state reads back */
+	FlakeState skipped(1);
+	skipped.add(Execution{}, "", {"job0", true});
+	for (int j = 1; j <= 40; j++) {
+		Execution k;
+		k.time = j * hour;
+		skipped.add_skip(k, {"job" + std::to_string(j), true});
+	}
+	BOOST_TEST(skipped.configurations().size() == FlakeState::max_windows + 1);
+	BOOST_TEST(FlakeState::deserialize(skipped.serialize()).serialize() == skipped.serialize());
+	BOOST_TEST(configuration_label("", true) == "(no job)");
+	BOOST_TEST(configuration_label("linux", false) == "linux (other branches)");
+	/* a job's name is cut at max_job bytes, on a character boundary */
+	FlakeState big;
+	Execution e;
+	big.add(e, "", {std::string(FlakeState::max_job + 10, 'x'), true});
+	BOOST_TEST(big.configurations()[0].job.size() == FlakeState::max_job);
+	BOOST_TEST(FlakeState::deserialize(big.serialize()).serialize() == big.serialize());
+}
+
+BOOST_AUTO_TEST_CASE(version_1_states_are_read_as_one_configuration)
+{
+	/* the format of 0.6.0, built by its rules: two passes, no configurations */
+	std::string bytes("FGS\1", 4);
+	auto put32 = [&](std::uint32_t v) { bytes.append(reinterpret_cast<const char *>(&v), 4); };
+	auto put64 = [&](std::int64_t v) { bytes.append(reinterpret_cast<const char *>(&v), 8); };
+	put32(50);
+	bytes.push_back(1); /* has_seen */
+	put64(hour);
+	put64(2 * hour);
+	bytes.push_back(2); /* executions */
+	bytes.push_back(0); /* skips */
+	for (int i = 0; i < 2; i++) {
+		bytes.push_back(0);                 /* flags: a pass */
+		bytes.push_back(i == 0 ? 0 : 0x7f); /* time delta (varint) */
+		bytes.push_back(i == 0 ? 0 : 0);
+		bytes.pop_back();
+		put64(static_cast<std::int64_t>(run_key("run" + std::to_string(i), "")));
+		bytes.push_back(2); /* attempt 1, zig-zag */
+		bytes.push_back(0); /* retry 0 */
+		put64(0);           /* commit */
+	}
+	FlakeState st = FlakeState::deserialize(bytes);
+	BOOST_TEST(st.configurations().size() == 1u);
+	BOOST_TEST(st.configurations()[0].size == 2u);
+	BOOST_TEST(st.serialize()[3] == '\2');
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,13 +1,12 @@
 /*
  * flake_score.cpp
- *	  The scoring state of one test and the model that scores it (the model
- *	  is described in flake_score.hpp and extension/README.md).
+ *	  The model that scores a test's state: one named step per phase, from a
+ *	  configuration's executions to the verdict and the recommendation (the
+ *	  model is summarised in flake_score.hpp, argued in extension/README.md).
  */
 #include "flakeguard/core/flake_score.hpp"
 
 #include "flakeguard/core/error.hpp"
-#include "flakeguard/core/parse_junit.hpp"
-#include "flakeguard/core/test_id.hpp"
 
 #include <boost/math/policies/policy.hpp>
 #include <boost/math/special_functions/beta.hpp>
@@ -15,35 +14,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <iterator>
 #include <tuple>
 #include <unordered_map>
 
 namespace flakeguard {
 
 namespace {
-
-auto
-full_key(const Execution &e)
-{
-	return std::make_tuple(e.time, e.run_key, e.attempt, e.retry, e.commit, e.signature, e.failed, e.duration_ms);
-}
-
-bool
-same_execution(const Execution &a, const Execution &b)
-{
-	return full_key(a) == full_key(b);
-}
-
-/* A failure replaces the remembered newest failure when it sorts after it, or ties and has the larger message. */
-bool
-newer_failure(const Execution &e, std::string_view msg, const Execution &cur, std::string_view cur_msg)
-{
-	if (execution_less(cur, e))
-		return true;
-	return same_execution(cur, e) && msg > cur_msg;
-}
 
 /* Jeffreys prior on p */
 constexpr double prior_a = 0.5;
@@ -57,8 +33,17 @@ constexpr double theta_prior = 0.1;
 constexpr double breakage_prior_length = 5;
 /* streak-length buckets 1..7 and ">= 8" */
 constexpr int buckets = 8;
-/* an open streak is a breakage when the flaky model gives it less than this probability */
-constexpr double tail_alpha = 0.05;
+/*
+ * The broken and the recovered rules: an open failure streak, or the passes
+ * since the last flaky failure, that the flaky model gives less than this
+ * probability even at the end of p's interval most favourable to it.  Both
+ * are asked after every upload, so the chance of a wrong turn per snapshot
+ * is what must be small: at p = 0.5, a streak that long comes by luck in
+ * about 0.02% of the snapshots.
+ */
+constexpr double implausible = 0.002;
+/* what one isolated (unproven, short) failure streak takes off: two reach the warn threshold's default, one does not */
+constexpr double isolated_weight = 0.75;
 
 struct Fit {
 	double p = 0, x = 0, n = 0;
@@ -119,182 +104,7 @@ fit_flake_rate(double passes, double proofs, double proven_failures, const doubl
 	return f;
 }
 
-/* ---- serialization helpers: little-endian, bounds-checked ---- */
-
-constexpr char magic[4] = {'F', 'G', 'S', '\1'};
-
-template <typename T>
-void
-put(std::string &out, T v)
-{
-	unsigned char b[sizeof(T)];
-	std::memcpy(b, &v, sizeof(T));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	std::reverse(b, b + sizeof(T));
-#endif
-	out.append(reinterpret_cast<const char *>(b), sizeof(T));
-}
-
-[[noreturn]] void
-bad_state(const char *why)
-{
-	throw Error(sqlstate::invalid_binary_representation, "invalid flake_score state", why,
-				"A state is made only by flakeguard.flake_state() or flakeguard.flake_state_merge().");
-}
-
-struct Reader {
-	std::string_view in;
-	std::size_t pos = 0;
-
-	template <typename T>
-	T
-	get()
-	{
-		if (in.size() - pos < sizeof(T))
-			bad_state("The state ends early.");
-		unsigned char b[sizeof(T)];
-		std::memcpy(b, in.data() + pos, sizeof(T));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		std::reverse(b, b + sizeof(T));
-#endif
-		pos += sizeof(T);
-		T v;
-		std::memcpy(&v, b, sizeof(T));
-		return v;
-	}
-
-	/* LEB128, canonical: no redundant trailing zero groups */
-	std::uint64_t
-	varint()
-	{
-		std::uint64_t v = 0;
-		for (int shift = 0; shift < 64; shift += 7) {
-			auto b = get<std::uint8_t>();
-			if (shift == 63 && b > 1)
-				break;
-			v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
-			if ((b & 0x80) == 0) {
-				if (b == 0 && shift > 0)
-					bad_state("A number is not in its shortest form.");
-				return v;
-			}
-		}
-		bad_state("A number is too large.");
-	}
-
-	std::int64_t
-	svarint()
-	{
-		std::uint64_t z = varint();
-		return static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
-	}
-};
-
-void
-put_varint(std::string &out, std::uint64_t v)
-{
-	while (v >= 0x80) {
-		out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-		v >>= 7;
-	}
-	out.push_back(static_cast<char>(v));
-}
-
-void
-put_svarint(std::string &out, std::int64_t v)
-{
-	put_varint(out, (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
-}
-
-/*
- * One execution: a flags byte (1 failed, 2 signature follows, 4 duration
- * follows, 8 skipped), the time as the distance from `base` (the previous
- * execution's time, or first_seen), the run key, attempt and retry, the
- * commit (not for skips), then the signature and duration of a failure.
- * About 24 bytes for a pass.
- */
-enum : std::uint8_t { f_failed = 1, f_signature = 2, f_duration = 4, f_skipped = 8 };
-
-void
-put_execution(std::string &out, const Execution &e, std::int64_t base, bool skipped)
-{
-	auto flags = static_cast<std::uint8_t>((e.failed ? f_failed : 0) | (e.signature != 0 ? f_signature : 0) |
-										   (e.duration_ms > 0 ? f_duration : 0) | (skipped ? f_skipped : 0));
-	out.push_back(static_cast<char>(flags));
-	put_varint(out, static_cast<std::uint64_t>(e.time) - static_cast<std::uint64_t>(base));
-	put(out, e.run_key);
-	put_svarint(out, e.attempt);
-	put_svarint(out, e.retry);
-	if (!skipped)
-		put(out, e.commit);
-	if (flags & f_signature)
-		put(out, e.signature);
-	if (flags & f_duration)
-		put(out, e.duration_ms);
-}
-
-Execution
-get_execution(Reader &r, std::int64_t base, bool skipped)
-{
-	Execution e;
-	auto flags = r.get<std::uint8_t>();
-	if (flags > 15 || ((flags & f_skipped) != 0) != skipped || (skipped && flags != f_skipped) ||
-		(!(flags & f_failed) && (flags & (f_signature | f_duration))))
-		bad_state("An execution has impossible flags.");
-	std::uint64_t delta = r.varint();
-	if (static_cast<__int128>(base) + delta > INT64_MAX)
-		bad_state("An execution's time is out of range.");
-	/* in 128 bits: the delta may exceed INT64_MAX when base is negative */
-	e.time = static_cast<std::int64_t>(static_cast<__int128>(base) + delta);
-	e.run_key = r.get<std::uint64_t>();
-	std::int64_t attempt = r.svarint(), retry = r.svarint();
-	if (attempt < INT32_MIN || attempt > INT32_MAX || retry < INT32_MIN || retry > INT32_MAX)
-		bad_state("An execution's attempt or retry is out of range.");
-	e.attempt = static_cast<std::int32_t>(attempt);
-	e.retry = static_cast<std::int32_t>(retry);
-	if (!skipped)
-		e.commit = r.get<std::uint64_t>();
-	e.failed = (flags & f_failed) != 0;
-	if (flags & f_signature) {
-		e.signature = r.get<std::uint64_t>();
-		if (e.signature == 0)
-			bad_state("An execution has an empty signature.");
-	}
-	if (flags & f_duration) {
-		e.duration_ms = r.get<double>();
-		if (!std::isfinite(e.duration_ms) || e.duration_ms <= 0)
-			bad_state("An execution has an impossible duration.");
-	}
-	return e;
-}
-
-double
-clean_duration(double ms)
-{
-	return std::isfinite(ms) && ms > 0 ? ms : 0;
-}
-
 } // namespace
-
-bool
-execution_less(const Execution &a, const Execution &b) noexcept
-{
-	return full_key(a) < full_key(b);
-}
-
-std::uint64_t
-run_key(std::string_view run_id, std::string_view job) noexcept
-{
-	/* the separator cannot occur in run_id or job (they are text) */
-	std::uint64_t h = test_id(run_id);
-	return h ^ (test_id(job) * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL);
-}
-
-std::uint64_t
-commit_key(std::string_view commit_sha) noexcept
-{
-	return commit_sha.empty() ? 0 : test_id(commit_sha);
-}
 
 void
 ScoringPolicy::validate() const
@@ -367,338 +177,483 @@ to_string(Priority p) noexcept
 	return "low";
 }
 
-FlakeState::FlakeState(int capacity) : capacity_(capacity)
-{
-	if (capacity < 1 || capacity > ScoringPolicy::max_window)
-		throw Error(sqlstate::invalid_parameter_value, "scoring window is out of range",
-					"It must be between 1 and " + std::to_string(ScoringPolicy::max_window) + ".");
-}
-
 namespace {
 
-/* Drops repeats from a sorted vector and keeps its newest `keep`. */
-void
-dedup_and_cut(std::vector<Execution> &v, int keep)
+/* A maximal run of consecutive failures that the configuration also saw end. */
+struct Streak {
+	int start, length;
+	int runs; /* the CI runs it spans: a changeover is counted in runs, so that retries do not make one */
+	bool proof;
+};
+
+/* The distinct CI runs among executions [from, to). */
+int
+runs_in(const Execution *ex, int from, int to)
 {
-	v.erase(std::unique(v.begin(), v.end(), same_execution), v.end());
-	if (v.size() > static_cast<std::size_t>(keep))
-		v.erase(v.begin(), v.end() - keep);
+	std::vector<std::uint64_t> keys;
+	for (int i = from; i < to; i++)
+		keys.push_back(ex[i].run_key);
+	std::sort(keys.begin(), keys.end());
+	return static_cast<int>(std::unique(keys.begin(), keys.end()) - keys.begin());
 }
 
-} // namespace
+/* Step 1: what one configuration's newest `window` executions show. */
+struct Evidence {
+	const FlakeState::ConfigurationView *where = nullptr;
+	const Execution *ex = nullptr; /* oldest first */
+	int n = 0;
+	bool cut = false; /* older executions were dropped: the first streak may have begun before */
+	int passes = 0, failures = 0, skips = 0, flips = 0, recent_failures = 0;
+	std::int64_t recent_expires_at = 0; /* of the oldest recent failure, when there is one */
+	int tail_fail_streak = 0, max_fail_streak = 0;
+	int tail_runs = 0; /* the CI runs the open streak spans */
+	int retried = 0, retry_passed = 0, mixed_commits = 0;
+	double wasted_ms = 0;
+	std::vector<char> retry_proof;                          /* per execution: a later retry of its run passed */
+	std::unordered_map<std::uint64_t, int> commit_outcomes; /* bit 1: passed, bit 2: failed */
+	std::vector<Streak> closed;
+	bool broken = false;
+	int proofs = 0;
+	double proven_failures = 0;
+	double count[buckets + 1] = {}, length[buckets + 1] = {}; /* the unproven closed streaks by length */
+	double isolated = 0; /* expected flaky streaks among the short unproven ones (step 10) */
+};
 
-void
-FlakeState::compact() const
+Evidence
+window_of(const FlakeState::ConfigurationView &c, const ScoringPolicy &policy)
 {
-	if (compact_)
-		return;
-	for (auto *v : {&execs_, &skips_}) {
-		std::sort(v->begin(), v->end(), execution_less);
-		dedup_and_cut(*v, capacity_);
-	}
-	compact_ = true;
-}
-
-void
-FlakeState::add(const Execution &in, std::string_view message)
-{
-	Execution e = in;
-	e.duration_ms = clean_duration(e.duration_ms);
-	/* only failures need a signature and a duration (wasted_seconds) */
-	if (!e.failed) {
-		e.signature = 0;
-		e.duration_ms = 0;
-	}
-	if (!has_seen_ || e.time < first_seen_)
-		first_seen_ = e.time;
-	if (!has_seen_ || e.time > last_seen_)
-		last_seen_ = e.time;
-	has_seen_ = true;
-	if (e.failed) {
-		std::string msg(message.substr(0, max_message + 4));
-		truncate_utf8(msg, max_message);
-		if (!has_failure_ || newer_failure(e, msg, last_failure_, last_failure_message_)) {
-			last_failure_ = e;
-			last_failure_message_ = std::move(msg);
-			has_failure_ = true;
-		}
-	}
-	execs_.push_back(e);
-	compact_ = false;
-	if (execs_.size() >= 2 * static_cast<std::size_t>(capacity_) + 16)
-		compact();
-}
-
-void
-FlakeState::add_skip(const Execution &in)
-{
-	/* a skip keeps only its identity, so the same skip added twice counts once */
-	Execution e;
-	e.time = in.time;
-	e.run_key = in.run_key;
-	e.attempt = in.attempt;
-	e.retry = in.retry;
-	if (!has_seen_ || e.time < first_seen_)
-		first_seen_ = e.time;
-	if (!has_seen_ || e.time > last_seen_)
-		last_seen_ = e.time;
-	has_seen_ = true;
-	skips_.push_back(e);
-	compact_ = false;
-	if (skips_.size() >= 2 * static_cast<std::size_t>(capacity_) + 16)
-		compact();
-}
-
-void
-FlakeState::merge(const FlakeState &other)
-{
-	capacity_ = std::max(capacity_, other.capacity_);
-	compact();
-	other.compact();
-	/* both sorted: a linear merge, then the same dedup and cut as compact() */
-	auto merge_sorted = [this](std::vector<Execution> &mine, const std::vector<Execution> &theirs) {
-		std::vector<Execution> out;
-		out.reserve(mine.size() + theirs.size());
-		std::merge(mine.begin(), mine.end(), theirs.begin(), theirs.end(), std::back_inserter(out), execution_less);
-		dedup_and_cut(out, capacity_);
-		mine.swap(out);
-	};
-	merge_sorted(execs_, other.execs_);
-	merge_sorted(skips_, other.skips_);
-	if (other.has_seen_) {
-		first_seen_ = has_seen_ ? std::min(first_seen_, other.first_seen_) : other.first_seen_;
-		last_seen_ = has_seen_ ? std::max(last_seen_, other.last_seen_) : other.last_seen_;
-		has_seen_ = true;
-	}
-	if (other.has_failure_ && (!has_failure_ || newer_failure(other.last_failure_, other.last_failure_message_,
-															  last_failure_, last_failure_message_))) {
-		last_failure_ = other.last_failure_;
-		last_failure_message_ = other.last_failure_message_;
-		has_failure_ = true;
-	}
-}
-
-std::vector<Execution>
-FlakeState::executions() const
-{
-	compact();
-	return execs_;
-}
-
-FlakeScore
-FlakeState::score(const ScoringPolicy &policy) const
-{
-	policy.validate();
-	compact();
-	FlakeScore s;
-	s.has_seen = has_seen_;
-	s.first_seen = first_seen_;
-	s.last_seen = last_seen_;
-	s.has_failure = has_failure_;
-	s.last_failure_at = last_failure_.time;
-	s.last_failure_message = last_failure_message_;
-
-	std::size_t w = std::min(execs_.size(), static_cast<std::size_t>(policy.window));
-	const Execution *ex = execs_.data() + (execs_.size() - w);
-	const int n = static_cast<int>(w);
-	s.runs = n;
+	Evidence ev;
+	ev.where = &c;
+	std::size_t w = std::min(c.size, static_cast<std::size_t>(policy.window));
+	ev.ex = c.executions + (c.size - w);
+	ev.n = static_cast<int>(w);
+	ev.cut = c.cut || c.size > w;
 	/* skips inside the window: all of them until the window is full, then those since its oldest execution */
-	if (w < static_cast<std::size_t>(policy.window) || n == 0)
-		s.skips = static_cast<int>(std::min(skips_.size(), static_cast<std::size_t>(policy.window)));
+	if (w < static_cast<std::size_t>(policy.window) || w == 0)
+		ev.skips = static_cast<int>(std::min(c.skip_count, static_cast<std::size_t>(policy.window)));
 	else
-		s.skips = static_cast<int>(
-			std::count_if(skips_.begin(), skips_.end(), [&](const Execution &k) { return k.time >= ex[0].time; }));
+		ev.skips = static_cast<int>(std::count_if(c.skips, c.skips + c.skip_count,
+												  [&](const Execution &k) { return k.time >= ev.ex[0].time; }));
+	return ev;
+}
 
-	/* counts, flips, streaks, signatures, recency */
-	std::vector<std::uint64_t> sigs;
-	int flips = 0, streak = 0;
-	for (int i = 0; i < n; i++) {
-		const Execution &e = ex[i];
+/* Step 2: counts, flips, streak lengths and the failures within lookback of now. */
+void
+count_outcomes(Evidence &ev, std::int64_t now, const ScoringPolicy &policy)
+{
+	int streak = 0;
+	for (int i = 0; i < ev.n; i++) {
+		const Execution &e = ev.ex[i];
 		if (e.failed) {
-			s.failures++;
+			ev.failures++;
 			streak++;
-			s.max_fail_streak = std::max(s.max_fail_streak, streak);
-			if (e.signature != 0)
-				sigs.push_back(e.signature);
+			ev.max_fail_streak = std::max(ev.max_fail_streak, streak);
 			/* in 128 bits: '-infinity' is a timestamp too */
-			if (static_cast<__int128>(e.time) >= static_cast<__int128>(last_seen_) - policy.lookback_us)
-				s.recent_failures++;
+			if (static_cast<__int128>(e.time) >= static_cast<__int128>(now) - policy.lookback_us) {
+				ev.recent_failures++;
+				__int128 until = static_cast<__int128>(e.time) + policy.lookback_us;
+				auto expires = static_cast<std::int64_t>(std::min<__int128>(until, INT64_MAX));
+				ev.recent_expires_at = ev.recent_failures == 1 ? expires : std::min(ev.recent_expires_at, expires);
+			}
 		} else {
-			s.passes++;
+			ev.passes++;
 			streak = 0;
 		}
-		if (i > 0 && e.failed != ex[i - 1].failed)
-			flips++;
+		if (i > 0 && e.failed != ev.ex[i - 1].failed)
+			ev.flips++;
 	}
-	s.tail_fail_streak = streak;
-	std::sort(sigs.begin(), sigs.end());
-	s.signatures = static_cast<int>(std::unique(sigs.begin(), sigs.end()) - sigs.begin());
-	s.fail_rate = n > 0 ? static_cast<double>(s.failures) / n : 0;
-	s.flip_rate = n > 1 ? static_cast<double>(flips) / (n - 1) : 0;
+	ev.tail_fail_streak = streak;
+	ev.tail_runs = runs_in(ev.ex, ev.n - streak, ev.n);
+}
 
-	/* retries: one CI run's executions across its attempts, in (attempt, retry) order */
-	std::vector<bool> retry_proof(w, false);
-	{
-		std::vector<int> idx(w);
-		for (int i = 0; i < n; i++)
-			idx[i] = i;
-		std::sort(idx.begin(), idx.end(), [&](int a, int b) {
-			return std::tie(ex[a].run_key, ex[a].attempt, ex[a].retry, a) <
-				   std::tie(ex[b].run_key, ex[b].attempt, ex[b].retry, b);
-		});
-		int retried = 0, retry_passed = 0;
-		double wasted_ms = 0;
-		for (std::size_t g = 0; g < idx.size();) {
-			std::size_t end = g;
-			while (end < idx.size() && ex[idx[end]].run_key == ex[idx[g]].run_key)
-				end++;
-			std::size_t last_pass = end;
-			for (std::size_t j = g; j < end; j++)
-				if (!ex[idx[j]].failed)
-					last_pass = j;
-			if (ex[idx[g]].failed && end - g > 1) {
-				retried++;
-				if (last_pass != end)
-					retry_passed++;
-			}
+/* Step 3: retries -- one CI run's executions in (attempt, retry) order; a failure a later one passed is proof. */
+void
+find_retry_proofs(Evidence &ev)
+{
+	const Execution *ex = ev.ex;
+	ev.retry_proof.assign(static_cast<std::size_t>(ev.n), 0);
+	std::vector<int> idx(static_cast<std::size_t>(ev.n));
+	for (int i = 0; i < ev.n; i++)
+		idx[static_cast<std::size_t>(i)] = i;
+	std::sort(idx.begin(), idx.end(), [&](int a, int b) {
+		return std::tie(ex[a].run_key, ex[a].attempt, ex[a].retry, a) <
+			   std::tie(ex[b].run_key, ex[b].attempt, ex[b].retry, b);
+	});
+	for (std::size_t g = 0; g < idx.size();) {
+		std::size_t end = g;
+		while (end < idx.size() && ex[idx[end]].run_key == ex[idx[g]].run_key)
+			end++;
+		std::size_t last_pass = end;
+		for (std::size_t j = g; j < end; j++)
+			if (!ex[idx[j]].failed)
+				last_pass = j;
+		if (ex[idx[g]].failed && end - g > 1) {
+			ev.retried++;
 			if (last_pass != end)
-				for (std::size_t j = g; j < last_pass; j++)
-					if (ex[idx[j]].failed) {
-						retry_proof[static_cast<std::size_t>(idx[j])] = true;
-						wasted_ms += ex[idx[j]].duration_ms;
-					}
-			g = end;
+				ev.retry_passed++;
 		}
-		s.retry_pass_rate = retried > 0 ? static_cast<double>(retry_passed) / retried : 0;
-		s.wasted_seconds = wasted_ms / 1000;
+		if (last_pass != end)
+			for (std::size_t j = g; j < last_pass; j++)
+				if (ex[idx[j]].failed) {
+					ev.retry_proof[static_cast<std::size_t>(idx[j])] = 1;
+					ev.wasted_ms += ex[idx[j]].duration_ms;
+				}
+		g = end;
 	}
+}
 
-	/* commits that passed, and commits that saw both outcomes */
-	std::unordered_map<std::uint64_t, int> commit_outcomes; /* bit 1: passed, bit 2: failed */
-	for (int i = 0; i < n; i++)
-		if (ex[i].commit != 0)
-			commit_outcomes[ex[i].commit] |= ex[i].failed ? 2 : 1;
-	for (const auto &c : commit_outcomes)
+/* Step 4: the commits that passed, and those that saw both outcomes, in this configuration. */
+void
+find_commit_outcomes(Evidence &ev)
+{
+	for (int i = 0; i < ev.n; i++)
+		if (ev.ex[i].commit != 0)
+			ev.commit_outcomes[ev.ex[i].commit] |= ev.ex[i].failed ? 2 : 1;
+	for (const auto &c : ev.commit_outcomes)
 		if (c.second == 3)
-			s.mixed_commits++;
+			ev.mixed_commits++;
+}
 
-	/* closed streaks: proof, or an entry in the length histogram for the model */
-	double count[buckets + 1] = {}, length[buckets + 1] = {};
-	double proven_failures = 0;
-	/*
-	 * The streak at the window's start may have begun before it (the older
-	 * executions are cut): like the open streak at the end, it is censored,
-	 * so it is neither proof nor an entry of the length histogram.
-	 */
-	int tail_start = n - s.tail_fail_streak;
+/*
+ * Step 5: the closed streaks, each proven by a retry or a commit that
+ * passed.  The open streak at the end is censored; so is the one at the
+ * start when older executions were cut (it may have begun before).  A
+ * streak over broken_streak or more CI runs is a changeover, never proof.
+ */
+void
+find_streaks(Evidence &ev, const ScoringPolicy &policy)
+{
+	int tail_start = ev.n - ev.tail_fail_streak;
 	int head_end = 0;
-	while (head_end < tail_start && ex[head_end].failed)
-		head_end++;
-	struct Streak {
-		int start, length;
-		bool proof;
-	};
-	std::vector<Streak> closed;
+	if (ev.cut)
+		while (head_end < tail_start && ev.ex[head_end].failed)
+			head_end++;
 	for (int i = head_end; i < tail_start;) {
-		if (!ex[i].failed) {
+		if (!ev.ex[i].failed) {
 			i++;
 			continue;
 		}
 		int j = i;
 		bool proof = false;
-		while (j < tail_start && ex[j].failed) {
-			auto c = commit_outcomes.find(ex[j].commit);
-			proof = proof || retry_proof[static_cast<std::size_t>(j)] ||
-					(ex[j].commit != 0 && c != commit_outcomes.end() && (c->second & 1));
+		while (j < tail_start && ev.ex[j].failed) {
+			const Execution &e = ev.ex[j];
+			auto c = ev.commit_outcomes.find(e.commit);
+			proof = proof || ev.retry_proof[static_cast<std::size_t>(j)] ||
+					(e.commit != 0 && c != ev.commit_outcomes.end() && (c->second & 1));
 			j++;
 		}
-		closed.push_back({i, j - i, proof && j - i < policy.broken_streak});
+		int runs = runs_in(ev.ex, i, j);
+		ev.closed.push_back({i, j - i, runs, proof && runs < policy.broken_streak});
 		i = j;
 	}
-	/*
-	 * Failure modes: the signatures seen in proven streaks are known flaky
-	 * modes, and a short streak failing in one of them is proof as well.
-	 */
-	std::vector<std::uint64_t> flaky_modes;
-	for (const Streak &k : closed)
-		if (k.proof)
+}
+
+/* The failure modes (signatures) of proven streaks, in every configuration: known flaky modes. */
+std::vector<std::uint64_t>
+known_flaky_modes(const std::vector<Evidence> &all)
+{
+	std::vector<std::uint64_t> modes;
+	for (const Evidence &ev : all)
+		for (const Streak &k : ev.closed)
+			if (k.proof)
+				for (int x = k.start; x < k.start + k.length; x++)
+					if (ev.ex[x].signature != 0)
+						modes.push_back(ev.ex[x].signature);
+	std::sort(modes.begin(), modes.end());
+	return modes;
+}
+
+/* Step 6: a short streak failing in a known flaky mode is proof too; the rest go to the length histogram. */
+void
+prove_by_failure_mode(Evidence &ev, const std::vector<std::uint64_t> &modes, const ScoringPolicy &policy)
+{
+	auto known = [&](std::uint64_t sig) { return sig != 0 && std::binary_search(modes.begin(), modes.end(), sig); };
+	for (Streak &k : ev.closed) {
+		if (!k.proof && k.runs < policy.broken_streak)
 			for (int x = k.start; x < k.start + k.length; x++)
-				if (ex[x].signature != 0)
-					flaky_modes.push_back(ex[x].signature);
-	std::sort(flaky_modes.begin(), flaky_modes.end());
-	auto known_mode = [&](std::uint64_t sig) {
-		return sig != 0 && std::binary_search(flaky_modes.begin(), flaky_modes.end(), sig);
-	};
-	for (Streak &k : closed) {
-		if (!k.proof && k.length < policy.broken_streak)
-			for (int x = k.start; x < k.start + k.length; x++)
-				k.proof = k.proof || known_mode(ex[x].signature);
+				k.proof = k.proof || known(ev.ex[x].signature);
 		if (k.proof) {
-			s.proofs++;
-			proven_failures += k.length;
+			ev.proofs++;
+			ev.proven_failures += k.length;
 		} else {
 			int b = std::min(k.length, buckets);
-			count[b] += 1;
-			length[b] += k.length;
+			ev.count[b] += 1;
+			ev.length[b] += k.length;
 		}
 	}
-	for (int b = 1; b < buckets; b++)
-		if (count[b] > 0)
-			length[b] = b; /* per-streak length: exact below the tail bucket */
-	if (count[buckets] > 0)
-		length[buckets] /= count[buckets]; /* the tail bucket's mean length */
+}
 
-	Fit fit = fit_flake_rate(s.passes, s.proofs, proven_failures, count, length, policy.broken_streak);
-	s.flake_rate = fit.p;
-	double alpha = prior_a + fit.x, beta = prior_b + fit.n - fit.x;
+/*
+ * The 90% Clopper-Pearson interval of x failures in n executions (x may be
+ * fractional: expected flaky failures), the upper end taking `doubt` more.
+ * Exact bounds cover at least 90% whatever p and n; the Jeffreys interval
+ * covers less in some (p, n), which the simulation showed per class.
+ */
+std::pair<double, double>
+interval_of(double x, double n, double doubt)
+{
 	/* six significant digits in double are plenty for an interval, and 8x cheaper than full long double */
 	using interval_precision =
 		boost::math::policies::policy<boost::math::policies::digits10<6>, boost::math::policies::promote_double<false>>;
-	s.flake_rate_low = boost::math::ibeta_inv(alpha, beta, 0.05, interval_precision());
+	if (n <= 0)
+		return {0, 1};
+	double low = x > 0 ? boost::math::ibeta_inv(x, n - x + 1, 0.05, interval_precision()) : 0;
+	double high = x + doubt < n ? boost::math::ibeta_inv(x + doubt + 1, n - x - doubt, 0.95, interval_precision()) : 1;
+	return {low, high};
+}
+
+/* Step 7: p and its 90% interval, from the evidence of every configuration. */
+struct FlakeRate {
+	Fit fit;
+	double p = 0, low = 0, high = 0;
+	double length[buckets + 1] = {}, count[buckets + 1] = {};
+};
+
+FlakeRate
+estimate_flake_rate(const std::vector<Evidence> &all, const ScoringPolicy &policy)
+{
+	FlakeRate fr;
+	double passes = 0, proofs = 0, proven_failures = 0;
+	for (const Evidence &ev : all) {
+		passes += ev.passes;
+		proofs += ev.proofs;
+		proven_failures += ev.proven_failures;
+		for (int b = 1; b <= buckets; b++) {
+			fr.count[b] += ev.count[b];
+			fr.length[b] += ev.length[b];
+		}
+	}
+	for (int b = 1; b < buckets; b++)
+		if (fr.count[b] > 0)
+			fr.length[b] = b; /* per-streak length: exact below the tail bucket */
+	if (fr.count[buckets] > 0)
+		fr.length[buckets] /= fr.count[buckets]; /* the tail bucket's mean length */
+
+	Fit fit = fit_flake_rate(passes, proofs, proven_failures, fr.count, fr.length, policy.broken_streak);
+	fr.fit = fit;
+	fr.p = fit.p;
 	/*
-	 * The posterior treats each streak's flaky-or-breakage weight as known.
-	 * It is not: the upper end also takes the streaks the fit left in
-	 * doubt (weight 5% to 95%) as wholly flaky, so the interval covers the
+	 * The fit treats each streak's flaky-or-breakage weight as known.  It is
+	 * not: the upper end also takes the streaks the fit left in doubt
+	 * (weight 5% to 95%) as wholly flaky, so the interval covers the
 	 * uncertainty of the classification, not only of the counts.
 	 */
 	double doubt = 0;
 	for (int b = 1; b <= buckets; b++)
 		if (fit.pi[b] >= 0.05 && fit.pi[b] < 0.95)
-			doubt += (1 - fit.pi[b]) * length[b] * count[b];
-	s.flake_rate_high = boost::math::ibeta_inv(alpha + doubt, beta, 0.95, interval_precision());
-	/*
-	 * With no failure on good code the Jeffreys bounds are known to cover
-	 * too little (Brown, Cai and DasGupta 2001): use the exact
-	 * Clopper-Pearson bounds, 0 and 1 - 0.05^(1/n).
-	 */
-	if (fit.x == 0 && doubt == 0 && fit.n > 0) {
-		s.flake_rate_low = 0;
-		s.flake_rate_high = 1 - std::pow(0.05, 1 / fit.n);
-	}
+			doubt += (1 - fit.pi[b]) * fr.length[b] * fr.count[b];
+	std::tie(fr.low, fr.high) = interval_of(fit.x, fit.n, doubt);
+	return fr;
+}
 
-	double isolated = 0;
-	for (int b = 1; b <= buckets; b++)
-		isolated += fit.pi[b] * count[b];
-	s.score = std::clamp(1 - std::pow(0.4, s.proofs) * std::pow(0.75, isolated), 0.0, 1.0);
-	s.confidence = 1 - std::exp(-static_cast<double>(n) / (2.0 * policy.min_runs));
-
+/*
+ * Step 8: broken in this configuration -- an open streak of broken_streak
+ * or more of a test without flaky evidence, or one that fails in a failure
+ * mode new to the window (a regression, however flaky the test was
+ * before), or one that is implausible for a flaky test even at the upper
+ * end of p's interval.
+ */
+bool
+is_broken(const Evidence &ev, const FlakeRate &fr, bool flaky_elsewhere, const ScoringPolicy &policy)
+{
+	if (ev.tail_fail_streak < policy.broken_streak)
+		return false;
+	/* implausible for a flaky test: counted in executions, each a chance to pass */
+	if (std::pow(fr.high, ev.tail_fail_streak - 1) < implausible)
+		return true;
+	/* the changeover rules: counted in CI runs, so that one run's failing retries do not make one */
+	if (ev.tail_runs < policy.broken_streak)
+		return false;
 	/*
-	 * A new failure mode at the tail: every failure of an open streak of
-	 * broken_streak or more carries a signature that no earlier failure in the
-	 * window had -- a regression, however flaky the test was before.
+	 * Without flaky evidence, broken_streak runs failing in a row after a
+	 * passing period (broken_streak passes or more) are a changeover by the
+	 * policy's definition.  Without the passing period they are a test's
+	 * first runs: a test that never passed is broken once it has min_runs.
 	 */
-	bool new_mode = s.tail_fail_streak >= policy.broken_streak;
-	for (int x = tail_start; x < n && new_mode; x++) {
-		new_mode = ex[x].signature != 0;
+	int tail_start = ev.n - ev.tail_fail_streak;
+	if (!flaky_elsewhere)
+		return ev.passes >= policy.broken_streak;
+	/* the newest broken_streak failures in a failure mode new to the window: a breakage right after a flaky failure
+	 * still shows */
+	int newest = std::max(tail_start, ev.n - policy.broken_streak);
+	bool new_mode = true;
+	for (int x = newest; x < ev.n && new_mode; x++) {
+		new_mode = ev.ex[x].signature != 0;
 		for (int y = 0; y < tail_start && new_mode; y++)
-			new_mode = !(ex[y].failed && ex[y].signature == ex[x].signature);
+			new_mode = !(ev.ex[y].failed && ev.ex[y].signature == ev.ex[x].signature);
 	}
-	bool broken = (n > 0 && s.passes == 0) || new_mode ||
-				  (s.tail_fail_streak >= policy.broken_streak && std::pow(fit.p, s.tail_fail_streak - 1) < tail_alpha);
-	if (n < policy.min_runs)
+	return new_mode;
+}
+
+/*
+ * Step 9: recovered -- the passes since the newest failure outside broken
+ * configurations, in time order across them, are implausible for the
+ * flakiness seen before them even at the lower end of its interval: it was
+ * fixed.  Returns the probability of those passes under that rate (1 when
+ * there is nothing to recover from).
+ */
+double
+passes_since_flaky(const std::vector<Evidence> &all, const FlakeRate &fr, const ScoringPolicy &policy)
+{
+	std::int64_t last_failure = 0;
+	bool any = false, cut = false;
+	for (const Evidence &ev : all)
+		if (!ev.broken) {
+			cut = cut || ev.cut;
+			for (int i = 0; i < ev.n; i++)
+				if (ev.ex[i].failed && (!any || ev.ex[i].time > last_failure)) {
+					last_failure = ev.ex[i].time;
+					any = true;
+				}
+		}
+	if (!any || fr.fit.x <= 0)
+		return 1;
+	/* the executions up to the last failure, its failures, and the passes since */
+	int before = 0, failures = 0, since = 0;
+	for (const Evidence &ev : all)
+		if (!ev.broken)
+			for (int i = 0; i < ev.n; i++) {
+				bool after = ev.ex[i].time > last_failure;
+				since += after && !ev.ex[i].failed;
+				before += !after;
+				failures += !after && ev.ex[i].failed;
+			}
+	/*
+	 * p's lower end from the evidence before those passes, when there is
+	 * enough of it (min_runs), or when more of it was cut from the window: a
+	 * failure and its passing retry in a test's first upload say nothing of
+	 * the rate the passes since could refute, while the last failures of a
+	 * long flaky period at the start of a full window are what is left of it.
+	 */
+	if (since == 0 || (before < policy.min_runs && !cut))
+		return 1;
+	return std::pow(1 - interval_of(failures, before, 0).first, since);
+}
+
+/* Step 10: 1 - 0.4^proofs * 0.75^isolated over the given configurations. */
+double
+flakiness(int proofs, double isolated)
+{
+	return std::clamp(1 - std::pow(0.4, proofs) * std::pow(isolated_weight, isolated), 0.0, 1.0);
+}
+
+/* The expected flaky streaks among a configuration's unproven ones over fewer runs than a changeover. */
+double
+isolated_streaks(const Evidence &ev, const FlakeRate &fr, const ScoringPolicy &policy)
+{
+	double isolated = 0;
+	for (const Streak &k : ev.closed)
+		if (!k.proof && k.runs < policy.broken_streak)
+			isolated += fr.fit.pi[std::min(k.length, buckets)];
+	return isolated;
+}
+
+/* The columns that sum or take the largest over the configurations. */
+void
+add_up(const std::vector<Evidence> &all, const ScoringPolicy &policy, FlakeScore &s)
+{
+	std::vector<std::uint64_t> sigs;
+	int flips = 0, flip_pairs = 0, retried = 0, retry_passed = 0;
+	double wasted_ms = 0;
+	for (const Evidence &ev : all) {
+		s.runs += ev.n;
+		s.passes += ev.passes;
+		s.failures += ev.failures;
+		s.skips += ev.skips;
+		flips += ev.flips;
+		flip_pairs += std::max(ev.n - 1, 0);
+		retried += ev.retried;
+		retry_passed += ev.retry_passed;
+		wasted_ms += ev.wasted_ms;
+		s.mixed_commits += ev.mixed_commits;
+		s.tail_fail_streak = std::max(s.tail_fail_streak, ev.tail_fail_streak);
+		s.max_fail_streak = std::max(s.max_fail_streak, ev.max_fail_streak);
+		s.configurations += ev.n > 0;
+		for (int i = 0; i < ev.n; i++)
+			if (ev.ex[i].failed && ev.ex[i].signature != 0)
+				sigs.push_back(ev.ex[i].signature);
+	}
+	std::sort(sigs.begin(), sigs.end());
+	s.signatures = static_cast<int>(std::unique(sigs.begin(), sigs.end()) - sigs.begin());
+	s.fail_rate = s.runs > 0 ? static_cast<double>(s.failures) / s.runs : 0;
+	s.flip_rate = flip_pairs > 0 ? static_cast<double>(flips) / flip_pairs : 0;
+	s.retry_pass_rate = retried > 0 ? static_cast<double>(retry_passed) / retried : 0;
+	s.wasted_seconds = wasted_ms / 1000;
+	s.confidence = 1 - std::exp(-static_cast<double>(s.runs) / (2.0 * policy.min_runs));
+}
+
+/* What step 8 found over all configurations, for step 11. */
+struct Breakage {
+	bool default_broken = false; /* a default-branch configuration is broken */
+	bool side_broken = false;    /* a configuration on other branches is */
+	bool has_default = false;    /* the test ran on the default branch at all */
+	double score_default = 0;    /* flakiness on the default branch's evidence */
+};
+
+/*
+ * Step 8 for every configuration, then the flaky evidence of those not
+ * broken: the score, proofs, where it is flaky, and the default branch's
+ * recent failures.
+ */
+Breakage
+judge_configurations(std::vector<Evidence> &all, const FlakeRate &fr, const ScoringPolicy &policy, FlakeScore &s)
+{
+	const bool never_passed = s.runs > 0 && s.passes == 0;
+	int all_proofs = 0;
+	double all_isolated = 0;
+	for (const Evidence &ev : all) {
+		all_proofs += ev.proofs;
+		all_isolated += isolated_streaks(ev, fr, policy);
+	}
+	/* any flaky failure before: then a streak of broken_streak runs is not enough by itself */
+	const bool flaky_evidence = all_proofs > 0 || all_isolated >= 0.5;
+	Breakage b;
+	int proofs_default = 0;
+	double isolated = 0, isolated_default = 0;
+	for (Evidence &ev : all) {
+		if (ev.n == 0)
+			continue;
+		ev.broken = is_broken(ev, fr, flaky_evidence, policy) || (never_passed && s.runs >= policy.min_runs);
+		const std::string label = configuration_label(ev.where->job, ev.where->default_branch);
+		b.has_default = b.has_default || ev.where->default_branch;
+		if (ev.broken) {
+			(ev.where->default_branch ? b.default_broken : b.side_broken) = true;
+			s.broken_on.push_back(label);
+			continue;
+		}
+		ev.isolated = isolated_streaks(ev, fr, policy);
+		s.proofs += ev.proofs;
+		isolated += ev.isolated;
+		if (ev.where->default_branch) {
+			proofs_default += ev.proofs;
+			isolated_default += ev.isolated;
+			if (ev.recent_failures > 0) {
+				s.recent_expires_at =
+					s.has_recent_expiry ? std::min(s.recent_expires_at, ev.recent_expires_at) : ev.recent_expires_at;
+				s.has_recent_expiry = true;
+			}
+			s.recent_failures += ev.recent_failures;
+		}
+		if (ev.proofs > 0 || ev.isolated >= 0.5)
+			s.flaky_on.push_back(label);
+	}
+	std::sort(s.broken_on.begin(), s.broken_on.end());
+	std::sort(s.flaky_on.begin(), s.flaky_on.end());
+	s.score = flakiness(s.proofs, isolated);
+	b.score_default = flakiness(proofs_default, isolated_default);
+	return b;
+}
+
+/* Step 11: the verdict, then what to do about it. */
+void
+decide(const Breakage &b, const ScoringPolicy &policy, FlakeScore &s)
+{
+	if (s.runs == 0)
 		s.verdict = Verdict::insufficient_data;
-	else if (broken)
+	else if (b.default_broken || (b.side_broken && !b.has_default))
 		s.verdict = Verdict::broken;
+	else if (s.runs < policy.min_runs && s.proofs == 0)
+		s.verdict = Verdict::insufficient_data;
 	else if (s.score >= policy.warn_threshold)
 		s.verdict = Verdict::flaky;
 	else
@@ -710,7 +665,8 @@ FlakeState::score(const ScoringPolicy &policy) const
 		s.priority = Priority::high;
 		break;
 	case Verdict::flaky:
-		if (s.score >= policy.quarantine_threshold && s.recent_failures >= policy.min_recent_failures) {
+		/* quarantine on the default branch's evidence only: other branches' failures never hide a test */
+		if (b.score_default >= policy.quarantine_threshold && s.recent_failures >= policy.min_recent_failures) {
 			s.recommendation = Recommendation::quarantine;
 			s.priority = s.flake_rate_low >= 0.1 ? Priority::critical : Priority::high;
 		} else {
@@ -722,94 +678,68 @@ FlakeState::score(const ScoringPolicy &policy) const
 	case Verdict::insufficient_data:
 		break;
 	}
-	return s;
 }
 
+} // namespace
+
 std::string
-FlakeState::serialize() const
+configuration_label(std::string_view job, bool default_branch)
 {
-	compact();
-	std::string out(magic, sizeof(magic));
-	out.reserve(64 + 26 * (execs_.size() + skips_.size()) + last_failure_message_.size());
-	put(out, static_cast<std::uint32_t>(capacity_));
-	put(out, static_cast<std::uint8_t>((has_seen_ ? 1 : 0) | (has_failure_ ? 2 : 0)));
-	put(out, first_seen_);
-	put(out, last_seen_);
-	put_varint(out, execs_.size());
-	put_varint(out, skips_.size());
-	std::int64_t base = first_seen_;
-	for (const auto &e : execs_) {
-		put_execution(out, e, base, false);
-		base = e.time;
-	}
-	base = first_seen_;
-	for (const auto &e : skips_) {
-		put_execution(out, e, base, true);
-		base = e.time;
-	}
-	if (has_failure_) {
-		put_execution(out, last_failure_, first_seen_, false);
-		put_varint(out, last_failure_message_.size());
-		out += last_failure_message_;
-	}
+	std::string out = job.empty() ? std::string("(no job)") : std::string(job);
+	if (!default_branch)
+		out += " (other branches)";
 	return out;
 }
 
-FlakeState
-FlakeState::deserialize(std::string_view bytes)
+FlakeScore
+FlakeState::score(const ScoringPolicy &policy, std::optional<std::int64_t> now) const
 {
-	if (bytes.size() < sizeof(magic) || std::memcmp(bytes.data(), magic, sizeof(magic)) != 0)
-		bad_state("The state does not start with the format's signature and version.");
-	Reader r{bytes, sizeof(magic)};
-	auto capacity = r.get<std::uint32_t>();
-	if (capacity < 1 || capacity > static_cast<std::uint32_t>(ScoringPolicy::max_window))
-		bad_state("The state's window is out of range.");
-	FlakeState st(static_cast<int>(capacity));
-	auto flags = r.get<std::uint8_t>();
-	if (flags > 3)
-		bad_state("The state has unknown flags.");
-	st.has_seen_ = flags & 1;
-	st.has_failure_ = (flags & 2) != 0;
-	st.first_seen_ = r.get<std::int64_t>();
-	st.last_seen_ = r.get<std::int64_t>();
-	if (st.last_seen_ < st.first_seen_ || (!st.has_seen_ && (st.first_seen_ != 0 || st.last_seen_ != 0)))
-		bad_state("The state's first and last seen times are out of order.");
-	std::uint64_t n_execs = r.varint(), n_skips = r.varint();
-	if (n_execs > capacity || n_skips > capacity)
-		bad_state("The state holds more executions than its window.");
-	if (!st.has_seen_ && (n_execs > 0 || n_skips > 0 || st.has_failure_))
-		bad_state("The state holds executions but saw none.");
-	auto read_sorted = [&](std::vector<Execution> &v, std::uint64_t count, bool skipped) {
-		v.reserve(count);
-		std::int64_t base = st.first_seen_;
-		for (std::uint64_t i = 0; i < count; i++) {
-			Execution e = get_execution(r, base, skipped);
-			if (!v.empty() && !execution_less(v.back(), e))
-				bad_state("The state's executions are not in order.");
-			if (e.time > st.last_seen_)
-				bad_state("An execution lies outside the state's first and last seen times.");
-			v.push_back(e);
-			base = e.time;
-		}
-	};
-	read_sorted(st.execs_, n_execs, false);
-	read_sorted(st.skips_, n_skips, true);
-	if (st.has_failure_) {
-		st.last_failure_ = get_execution(r, st.first_seen_, false);
-		if (!st.last_failure_.failed || st.last_failure_.time > st.last_seen_)
-			bad_state("The state's last failure is not a failure it saw.");
-		std::uint64_t len = r.varint();
-		if (len > max_message)
-			bad_state("The state's failure message is too long.");
-		if (bytes.size() - r.pos < len)
-			bad_state("The state ends early.");
-		st.last_failure_message_.assign(bytes.data() + r.pos, len);
-		r.pos += len;
+	policy.validate();
+	FlakeScore s;
+	s.has_seen = has_seen();
+	s.first_seen = first_seen();
+	s.last_seen = last_seen();
+	s.has_failure = has_failure();
+	s.last_failure_at = last_failure().time;
+	s.last_failure_message = last_failure_message();
+	const std::int64_t at = now.value_or(last_seen());
+
+	/* steps 1 to 6, per configuration */
+	const std::vector<ConfigurationView> views = configurations();
+	std::vector<Evidence> all;
+	all.reserve(views.size());
+	for (const ConfigurationView &c : views) {
+		Evidence ev = window_of(c, policy);
+		count_outcomes(ev, at, policy);
+		find_retry_proofs(ev);
+		find_commit_outcomes(ev);
+		find_streaks(ev, policy);
+		all.push_back(std::move(ev));
 	}
-	if (r.pos != bytes.size())
-		bad_state("The state has trailing bytes.");
-	st.compact_ = true;
-	return st;
+	const std::vector<std::uint64_t> modes = known_flaky_modes(all);
+	for (Evidence &ev : all)
+		prove_by_failure_mode(ev, modes, policy);
+
+	/* step 7 */
+	const FlakeRate fr = estimate_flake_rate(all, policy);
+	s.flake_rate = fr.p;
+	s.flake_rate_low = fr.low;
+	s.flake_rate_high = fr.high;
+
+	add_up(all, policy, s);
+
+	/* steps 8 and 10 */
+	const Breakage breakage = judge_configurations(all, fr, policy, s);
+
+	/* step 9 */
+	const double unlikely_since = passes_since_flaky(all, fr, policy);
+	s.recovered = s.score >= policy.warn_threshold && unlikely_since < implausible;
+	if (s.recovered)
+		s.score *= unlikely_since;
+
+	/* step 11 */
+	decide(breakage, policy, s);
+	return s;
 }
 
 } // namespace flakeguard

@@ -1,42 +1,53 @@
 /*
  * flake_score.hpp
- *	  Scoring a test's executions: is it flaky, broken or healthy, how flaky,
- *	  and what to do about it.
+ *	  The model that scores a test's state (flake_state.hpp): is it flaky,
+ *	  broken or healthy, where, how flaky, and what to do about it.
  *
- * The state (FlakeState) keeps the newest `capacity` executions of one test
- * that carry evidence (skipped ones only leave a timestamp), so it is bounded
- * and its contents are a function of the set of executions added, never of
- * the order they arrived in: executions are ordered by a total key (time,
- * run, attempt, retry, then the remaining fields), merging two states is a
- * set union cut to the newest `capacity`, and an execution added twice
- * counts once.  Merge is therefore commutative, associative and idempotent,
- * which is what PostgreSQL's combine function, parallel aggregation and the
- * per-test state stored at ingestion all need.  Everything that depends on
- * order (flips, streaks, which retry closed which failure) is computed when
- * the state is scored, over the executions sorted by that key.
- *
- * The model (DESIGN.md section 4; the reasoning is in extension/README.md):
- *   - failure streaks: maximal runs of consecutive failed executions;
- *   - proof of flakiness: a short streak (shorter than policy.broken_streak)
- *     that a retry of the same CI run ended with a pass, whose commit also
- *     passed, or that failed in the failure mode (message signature) of
- *     such a streak.  A long streak is a changeover between a passing and a
- *     failing period (a breakage, later fixed or not), never proof;
- *   - flake_rate: the probability p that one execution fails on good code,
- *     fitted by EM to a two-component mixture of streak lengths (flaky
- *     streaks are geometric in p, breakages geometric in r), with a
- *     Jeffreys prior and a 90% Beta posterior interval;
- *   - broken: no pass in the window, or an open failure streak of at least
- *     broken_streak executions that fails in a failure mode new to the
- *     window, or that the flaky model fitted on the history before it
- *     explains with probability below 5%;
- *   - score = 1 - 0.4^proofs * 0.75^isolated, where isolated is the
- *     expected number of flaky streaks among the closed streaks without
- *     proof; one proof gives 0.6 (the quarantine threshold's default).
+ * The model, one named step each in flake_score.cpp (FlakeState::score
+ * calls them in this order; extension/README.md argues the choices):
+ *   1. window_of: a configuration's newest `window` executions, in time
+ *      order, and whether older ones were cut;
+ *   2. count_outcomes: passes, failures, flips, streaks, and the failures
+ *      within lookback of `now` (the repository's newest upload for stored
+ *      scores, else the newest execution);
+ *   3. find_retry_proofs: a failure that a later retry of the same CI run
+ *      passed;
+ *   4. find_commit_outcomes: the commits that passed, and those that saw
+ *      both outcomes, in this configuration only;
+ *   5. find_streaks: the closed failure streaks (the open one at the end is
+ *      censored, the one at the start only when older executions were
+ *      cut), each proven by a retry or a commit that passed when shorter
+ *      than broken_streak -- a longer one is a changeover, never proof;
+ *   6. prove_by_failure_mode: a short streak failing in the failure mode of
+ *      a proven one (any configuration) is proof too; the rest go to a
+ *      histogram of streak lengths;
+ *   7. estimate_flake_rate: p, the probability that one execution fails on
+ *      good code, fitted by EM to a two-component mixture of the streak
+ *      lengths of all configurations (flaky streaks geometric in p,
+ *      breakages geometric in r), with a 90% Beta posterior interval;
+ *   8. is_broken, per configuration: an open streak of broken_streak or
+ *      more of a test without flaky evidence, or one in a failure mode new
+ *      to the window, or one that is less than 2% likely for a flaky test
+ *      even at the upper end of p's interval (a flaky test does not flip to
+ *      broken on a bad run of luck);
+ *   9. passes_since_flaky: the broken rule's mirror -- the passes since the
+ *      last failure outside broken configurations, less than 2% likely at
+ *      the lower end of p's interval estimated before them, mean the
+ *      flakiness was fixed (recovered);
+ *  10. flakiness: score = 1 - 0.4^proofs * 0.75^isolated over the
+ *      configurations not broken, isolated being the expected number of
+ *      flaky streaks among the unproven ones shorter than broken_streak
+ *      (two short breakages are not flakiness); one proof gives 0.6;
+ *  11. the verdict: broken where a default-branch configuration is broken
+ *      (broken_on says where; broken only on other branches is not the
+ *      test's verdict); else flaky on flaky evidence not recovered from (a
+ *      proof needs no minimum of runs); quarantine only on default-branch
+ *      evidence with min_recent_failures recent failures.
  */
 #pragma once
 
 #include "flakeguard/core/core_only.hpp"
+#include "flakeguard/core/flake_state.hpp"
 
 #include <cstdint>
 #include <string>
@@ -45,27 +56,9 @@
 
 namespace flakeguard {
 
-/* One test execution that passed or failed (failed includes error). */
-struct Execution {
-	std::int64_t time = 0;       /* created_at, microseconds on any fixed epoch */
-	std::uint64_t run_key = 0;   /* run_key(run_id, job): one CI run across its attempts */
-	std::int32_t attempt = 1;    /* the CI's re-run attempt */
-	std::int32_t retry = 0;      /* the execution's place inside one upload */
-	std::uint64_t commit = 0;    /* commit_key(commit_sha); 0 when unknown */
-	std::uint64_t signature = 0; /* message_signature of a failure; 0 when none */
-	double duration_ms = 0;      /* 0 when unknown */
-	bool failed = false;
-};
-
-/* The total order of executions: time, then run, attempt and retry, then the rest. */
-bool execution_less(const Execution &a, const Execution &b) noexcept;
-
-std::uint64_t run_key(std::string_view run_id, std::string_view job) noexcept;
-std::uint64_t commit_key(std::string_view commit_sha) noexcept;
-
 /* DESIGN.md section 4's policy; the defaults are the GUCs' defaults. */
 struct ScoringPolicy {
-	int window = 50;                                  /* executions scored, newest first */
+	int window = FlakeState::default_window;          /* executions scored per configuration, newest first */
 	double warn_threshold = 0.3;                      /* score at which a flaky test is reported */
 	double quarantine_threshold = 0.6;                /* score at which quarantine is recommended */
 	int min_runs = 5;                                 /* executions needed for any verdict */
@@ -73,7 +66,7 @@ struct ScoringPolicy {
 	std::int64_t lookback_us = 7LL * 86400 * 1000000; /* "recent", back from the newest execution */
 	int broken_streak = 3;                            /* failures in a row that make a changeover */
 
-	static constexpr int max_window = 10000;
+	static constexpr int max_window = FlakeState::max_window;
 	/* throws Error(22023) naming the first setting out of range */
 	void validate() const;
 };
@@ -96,57 +89,23 @@ struct FlakeScore {
 	Recommendation recommendation = Recommendation::none;
 	Priority priority = Priority::low;
 	double wasted_seconds = 0;
-	int recent_failures = 0; /* failures within lookback of last_seen */
+	int recent_failures = 0; /* default-branch failures within lookback of now */
 	int proofs = 0;          /* streaks that prove flakiness */
 	bool has_seen = false;   /* false only for a state that never saw an execution */
 	std::int64_t first_seen = 0, last_seen = 0;
 	bool has_failure = false;
 	std::int64_t last_failure_at = 0;
 	std::string last_failure_message;
+	int configurations = 0;             /* configurations with executions scored */
+	std::vector<std::string> broken_on; /* the configurations where it is broken */
+	std::vector<std::string> flaky_on;  /* the configurations with flaky evidence of their own */
+	bool recovered = false;             /* flaky evidence, then passes enough to call it fixed */
+	/* when the oldest of the recent failures stops being recent (the score changes then); none without */
+	bool has_recent_expiry = false;
+	std::int64_t recent_expires_at = 0;
 };
 
-class FlakeState {
-  public:
-	static constexpr std::size_t max_message = 4096;
-
-	explicit FlakeState(int capacity = ScoringPolicy{}.window);
-
-	int
-	capacity() const noexcept
-	{
-		return capacity_;
-	}
-
-	/* A passed or failed execution; message is kept when it is the newest failure. */
-	void add(const Execution &e, std::string_view message = {});
-	/* A skipped execution: no evidence, only counted and seen (its status and fields are ignored). */
-	void add_skip(const Execution &e);
-	/* Set union with another state, cut to the larger capacity. */
-	void merge(const FlakeState &other);
-
-	/* Scores the newest min(policy.window, capacity) executions. */
-	FlakeScore score(const ScoringPolicy &policy) const;
-
-	/* A versioned little-endian byte format; deserialize() validates everything (22P03). */
-	std::string serialize() const;
-	static FlakeState deserialize(std::string_view bytes);
-
-	/* The executions kept, oldest first (for tests). */
-	std::vector<Execution> executions() const;
-
-  private:
-	void compact() const;
-
-	int capacity_;
-	/* unsorted between compactions; compact() sorts, dedups and cuts to capacity */
-	mutable std::vector<Execution> execs_;
-	mutable std::vector<Execution> skips_; /* identity and time only */
-	mutable bool compact_ = true;
-	bool has_seen_ = false;
-	std::int64_t first_seen_ = 0, last_seen_ = 0;
-	bool has_failure_ = false;
-	Execution last_failure_{};
-	std::string last_failure_message_;
-};
+/* The name of a configuration in broken_on and flaky_on: the job, "(no job)", then " (other branches)". */
+std::string configuration_label(std::string_view job, bool default_branch);
 
 } // namespace flakeguard
