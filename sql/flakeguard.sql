@@ -77,7 +77,12 @@ CREATE TYPE flakeguard.flake_score AS (
     last_failure_at      timestamptz,
     last_failure_message text,
     recent_failures      integer,
-    proofs               integer
+    proofs               integer,
+    configurations       integer,
+    broken_on            text[],
+    flaky_on             text[],
+    recovered            boolean,
+    recent_expires_at    timestamptz
 );
 
 -- the settings a score is computed under; a NULL field means the flakeguard.* setting
@@ -113,7 +118,10 @@ ALTER SEQUENCE flakeguard.repository_repo_id_seq OWNED BY flakeguard.repository.
 CREATE TABLE flakeguard.repository_version (
     repo_id    bigint PRIMARY KEY REFERENCES flakeguard.repository ON DELETE CASCADE,
     version    bigint NOT NULL DEFAULT 0,
-    changed_at timestamptz
+    changed_at timestamptz,
+    -- the newest upload's created_at: what the stored scores count recent
+    -- failures back from (a renamed test's stop being recent)
+    newest_run timestamptz
 );
 
 CREATE TABLE flakeguard.test (
@@ -244,12 +252,21 @@ CREATE TABLE flakeguard.test_score (
     last_failure_message text,
     recent_failures      integer NOT NULL,
     proofs               integer NOT NULL,
+    configurations       integer NOT NULL,
+    broken_on            text[] NOT NULL,
+    flaky_on             text[] NOT NULL,
+    recovered            boolean NOT NULL,
+    recent_expires_at    timestamptz,
     PRIMARY KEY (repo_id, test_id),
     FOREIGN KEY (repo_id, test_id) REFERENCES flakeguard.test ON DELETE CASCADE
 -- every upload rewrites its tests' rows: room on the page keeps those updates HOT
 ) WITH (fillfactor = 70);
 
 CREATE INDEX test_score_verdict_idx ON flakeguard.test_score (repo_id, verdict);
+-- the scores that change when the repository's newest upload moves on: a
+-- batch rescores those whose oldest recent failure stopped being recent
+CREATE INDEX test_score_recent_idx ON flakeguard.test_score (repo_id, recent_expires_at)
+    WHERE recent_expires_at IS NOT NULL;
 
 CREATE SEQUENCE flakeguard.rejected_report_rejected_id_seq;
 
@@ -394,6 +411,20 @@ RETURNS internal
 AS 'MODULE_PATHNAME', 'flake_score_sfunc'
 LANGUAGE C STABLE PARALLEL SAFE;
 
+-- both again with on_default_branch after message: the configuration of an
+-- execution is its job and whether it ran on the default branch
+CREATE FUNCTION flakeguard_internal.flake_score_sfunc(internal, flakeguard.test_status, timestamptz, text, integer, text,
+                                             integer, text, double precision, bigint, text, boolean)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'flake_score_branch_sfunc'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION flakeguard_internal.flake_score_sfunc(internal, flakeguard.test_status, timestamptz, text, integer, text,
+                                             integer, text, double precision, bigint, text, boolean, integer)
+RETURNS internal
+AS 'MODULE_PATHNAME', 'flake_score_branch_sfunc'
+LANGUAGE C STABLE PARALLEL SAFE;
+
 CREATE FUNCTION flakeguard_internal.flake_score_combine(internal, internal)
 RETURNS internal
 AS 'MODULE_PATHNAME', 'flake_score_combine'
@@ -440,6 +471,37 @@ CREATE AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, tex
     PARALLEL = SAFE
 );
 
+-- flake_score(..., message, on_default_branch): the same, with each
+-- execution's branch class (NULL: the default branch)
+CREATE AGGREGATE flakeguard.flake_score(flakeguard.test_status, timestamptz, text, integer, text, integer, text,
+                                        double precision, bigint, text, boolean) (
+    SFUNC = flakeguard_internal.flake_score_sfunc,
+    STYPE = internal,
+    FINALFUNC = flakeguard_internal.flake_score_final,
+    COMBINEFUNC = flakeguard_internal.flake_score_combine,
+    SERIALFUNC = flakeguard_internal.flake_score_serial,
+    DESERIALFUNC = flakeguard_internal.flake_score_deserial,
+    PARALLEL = SAFE
+);
+
+CREATE AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text,
+                                        double precision, bigint, text, boolean, integer) (
+    SFUNC = flakeguard_internal.flake_score_sfunc,
+    STYPE = internal,
+    FINALFUNC = flakeguard_internal.flake_score_serial,
+    COMBINEFUNC = flakeguard_internal.flake_score_combine,
+    SERIALFUNC = flakeguard_internal.flake_score_serial,
+    DESERIALFUNC = flakeguard_internal.flake_score_deserial,
+    PARALLEL = SAFE
+);
+
+-- Whether an upload on `branch` counts as the repository's default branch:
+-- yes when either is not known.
+CREATE FUNCTION flakeguard_internal.on_default_branch(branch text, default_branch text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT branch IS NULL OR default_branch IS NULL OR branch = default_branch $$;
+
 CREATE FUNCTION flakeguard.flake_state_merge(a bytea, b bytea)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'flake_state_merge'
@@ -454,6 +516,12 @@ CREATE AGGREGATE flakeguard.flake_state_union(bytea) (
 );
 
 CREATE FUNCTION flakeguard.flake_state_score(state bytea, policy flakeguard.scoring_policy)
+RETURNS flakeguard.flake_score
+AS 'MODULE_PATHNAME', 'flake_state_score'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- the same with recent failures counted back from now (NULL: the state's newest execution)
+CREATE FUNCTION flakeguard.flake_state_score(state bytea, policy flakeguard.scoring_policy, now timestamptz)
 RETURNS flakeguard.flake_score
 AS 'MODULE_PATHNAME', 'flake_state_score'
 LANGUAGE C STABLE PARALLEL SAFE;
@@ -638,7 +706,7 @@ AS $$
          'flakeguard.quarantine(text, text, text, timestamptz), flakeguard.release(text, text), '
          'flakeguard.rescore(text), flakeguard.prune(interval, text), '
          'flakeguard.set_policy(text, integer, double precision, double precision, integer, integer, interval, '
-         'integer)')
+         'integer), flakeguard.set_default_branch(text, text)')
 $$;
 
 -- Brings p_role's privileges on FlakeGuard's objects in line with its
@@ -946,6 +1014,19 @@ BEGIN
 END
 $$;
 
+-- Whether the session's pg_temp.flakeguard_scored has test_score's columns
+-- (a session that staged before an update has the earlier version's).
+CREATE FUNCTION flakeguard_internal.stage_scored_current()
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT (SELECT count(*) FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = pg_catalog.to_regclass('pg_temp.flakeguard_scored') AND a.attnum > 0
+              AND NOT a.attisdropped)
+           = (SELECT count(*) FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = 'flakeguard.test_score'::regclass AND a.attnum > 0 AND NOT a.attisdropped)
+$$;
+
 -- Makes the session's stage tables, or empties what a batch left behind.
 CREATE FUNCTION flakeguard_internal.stage_open()
 RETURNS void
@@ -955,10 +1036,12 @@ BEGIN
     -- each of them ours, or none there (own_temp_table refuses another role's)
     IF flakeguard_internal.own_temp_table('flakeguard_stage')::int + flakeguard_internal.own_temp_table('flakeguard_fresh')::int
        + flakeguard_internal.own_temp_table('flakeguard_names')::int
+       + flakeguard_internal.own_temp_table('flakeguard_history')::int
        + flakeguard_internal.own_temp_table('flakeguard_upload')::int
        + flakeguard_internal.own_temp_table('flakeguard_scored')::int
        + flakeguard_internal.own_temp_table('flakeguard_upload_no')::int
-       + flakeguard_internal.own_temp_table('flakeguard_stage_upload_no_idx')::int = 7 THEN
+       + flakeguard_internal.own_temp_table('flakeguard_stage_upload_no_idx')::int = 8
+       AND flakeguard_internal.stage_scored_current() THEN
         IF EXISTS (SELECT 1 FROM pg_temp.flakeguard_upload) OR EXISTS (SELECT 1 FROM pg_temp.flakeguard_stage) THEN
             PERFORM flakeguard_internal.stage_close();
         END IF;
@@ -1020,8 +1103,20 @@ BEGIN
         spellings bigint NOT NULL, stored_name text, stored_first_seen timestamptz
     );
     CREATE TEMP TABLE IF NOT EXISTS flakeguard_fresh (test_id bigint PRIMARY KEY, state bytea NOT NULL);
+    -- rebuild_scores: the executions a rebuild scores, read from the
+    -- repository's tables before any FlakeGuard function sees them
+    CREATE TEMP TABLE IF NOT EXISTS flakeguard_history (
+        test_id bigint NOT NULL, status flakeguard.test_status NOT NULL, created_at timestamptz NOT NULL,
+        run_id text, attempt integer, job text, retry integer, commit_sha text, duration_ms double precision,
+        signature bigint, message text, on_default boolean NOT NULL
+    );
     -- fold_states: the merged states, scored, as test_score rows
     CREATE TEMP TABLE IF NOT EXISTS flakeguard_scored (LIKE flakeguard.test_score);
+    IF NOT flakeguard_internal.stage_scored_current() THEN
+        -- made by an earlier version, before test_score gained columns
+        DROP TABLE pg_temp.flakeguard_scored;
+        CREATE TEMP TABLE flakeguard_scored (LIKE flakeguard.test_score);
+    END IF;
     PERFORM flakeguard_internal.stage_close();
 END
 $$;
@@ -1033,7 +1128,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     TRUNCATE pg_temp.flakeguard_upload, pg_temp.flakeguard_stage, pg_temp.flakeguard_names, pg_temp.flakeguard_fresh,
-             pg_temp.flakeguard_scored;
+             pg_temp.flakeguard_scored, pg_temp.flakeguard_history;
 END
 $$;
 
@@ -1142,6 +1237,8 @@ DECLARE
     v_fresh bigint[] := ARRAY(SELECT f.test_id FROM pg_temp.flakeguard_fresh f ORDER BY f.test_id);
     v_ids bigint[];
     v_states bytea[];
+    -- recent failures are counted back from the repository's newest upload
+    v_now timestamptz := (SELECT v.newest_run FROM flakeguard.repository_version v WHERE v.repo_id = p_repo_id);
 BEGIN
     SELECT coalesce(array_agg(l.test_id), '{}'), coalesce(array_agg(l.state), '{}') INTO v_ids, v_states
     FROM (SELECT ts.test_id, ts.state FROM flakeguard.test_score ts
@@ -1156,17 +1253,19 @@ BEGIN
                       ELSE flakeguard.flake_state_merge(o.state, f.state) END AS state
           FROM pg_temp.flakeguard_fresh f
           LEFT JOIN unnest(v_ids, v_states) AS o(test_id, state) ON o.test_id = f.test_id) m
-    CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy) s;
+    CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy, v_now) s;
 
     UPDATE flakeguard.test_score ts
     SET (state, runs, passes, failures, skips, fail_rate, flip_rate, retry_pass_rate, mixed_commits,
          tail_fail_streak, max_fail_streak, signatures, flake_rate, flake_rate_low, flake_rate_high, score,
          confidence, verdict, recommendation, priority, wasted_seconds, first_seen, last_seen, last_failure_at,
-         last_failure_message, recent_failures, proofs) =
+         last_failure_message, recent_failures, proofs, configurations, broken_on, flaky_on, recovered,
+         recent_expires_at) =
         (c.state, c.runs, c.passes, c.failures, c.skips, c.fail_rate, c.flip_rate, c.retry_pass_rate,
          c.mixed_commits, c.tail_fail_streak, c.max_fail_streak, c.signatures, c.flake_rate, c.flake_rate_low,
          c.flake_rate_high, c.score, c.confidence, c.verdict, c.recommendation, c.priority, c.wasted_seconds,
-         c.first_seen, c.last_seen, c.last_failure_at, c.last_failure_message, c.recent_failures, c.proofs)
+         c.first_seen, c.last_seen, c.last_failure_at, c.last_failure_message, c.recent_failures, c.proofs,
+         c.configurations, c.broken_on, c.flaky_on, c.recovered, c.recent_expires_at)
     FROM pg_temp.flakeguard_scored c
     WHERE ts.repo_id = p_repo_id AND ts.test_id = ANY (v_ids) AND ts.test_id = c.test_id;
 
@@ -1196,8 +1295,11 @@ AS $$
 DECLARE
     v_scored bigint[];
     v_gone bigint[];
+    v_default text := (SELECT r.default_branch FROM flakeguard.repository r WHERE r.repo_id = p_repo_id);
 BEGIN
-    IF NOT flakeguard_internal.own_temp_table('flakeguard_fresh') THEN
+    -- the stage, made or brought up to date (a session that staged before an
+    -- update has the earlier version's)
+    IF NOT flakeguard_internal.own_temp_table('flakeguard_fresh') OR NOT flakeguard_internal.stage_scored_current() THEN
         PERFORM flakeguard_internal.stage_open();
     END IF;
     v_scored := ARRAY(SELECT s.test_id FROM flakeguard.test_score s
@@ -1205,24 +1307,34 @@ BEGIN
                       ORDER BY s.test_id
                       FOR UPDATE);
 
+    -- each test's newest window_runs executions with evidence per
+    -- configuration (job and branch class; rank keeps the ties at the
+    -- edge, which the state cuts by its own order), its skips since, and its
+    -- newest failure.  Read with built-in functions only (the branch class is
+    -- on_default_branch() written out), and the states built in the session:
+    -- on Citus no FlakeGuard function runs on a shard, where an update has
+    -- not made the new ones yet when the coordinator's script rescores.
+    INSERT INTO pg_temp.flakeguard_history
+    SELECT e.test_id, e.status, e.created_at, e.run_id, e.attempt, e.job, e.retry, e.commit_sha, e.duration_ms,
+           e.signature, e.message, e.on_default
+    FROM (SELECT h.test_id, h.status, h.created_at, u.run_id, u.attempt, u.job, h.retry, u.commit_sha,
+                 h.duration_ms, h.signature, h.message, c.on_default,
+                 rank() OVER (PARTITION BY h.test_id, u.job, c.on_default, h.status = 'skipped'
+                              ORDER BY h.created_at DESC) AS newest,
+                 h.created_at = max(h.created_at) FILTER (WHERE h.status IN ('failed', 'error'))
+                                    OVER (PARTITION BY h.test_id) AS newest_failure
+          FROM flakeguard.result h
+          JOIN flakeguard.run u ON u.repo_id = h.repo_id AND u.upload_id = h.upload_id
+          CROSS JOIN LATERAL (SELECT u.branch IS NULL OR v_default IS NULL OR u.branch = v_default AS on_default) c
+          WHERE h.repo_id = p_repo_id AND (p_tests IS NULL OR h.test_id = ANY (p_tests))) e
+    WHERE e.newest <= p_policy.window_runs OR e.newest_failure;
     INSERT INTO pg_temp.flakeguard_fresh
-    SELECT t.test_id, w.state
-    FROM flakeguard.test t
-    CROSS JOIN LATERAL (
-        SELECT flakeguard.flake_state(h.status, h.created_at, u.run_id, u.attempt, u.job, h.retry, u.commit_sha,
-                                      h.duration_ms, h.signature, h.message, p_policy.window_runs) AS state
-        FROM flakeguard.result h
-        JOIN flakeguard.run u ON u.repo_id = h.repo_id AND u.upload_id = h.upload_id
-        WHERE h.repo_id = p_repo_id AND h.test_id = t.test_id
-          AND (h.created_at >= coalesce(
-                   (SELECT k.created_at FROM flakeguard.result k
-                    WHERE k.repo_id = p_repo_id AND k.test_id = t.test_id AND k.status <> 'skipped'
-                    ORDER BY k.created_at DESC OFFSET p_policy.window_runs - 1 LIMIT 1), '-infinity')
-               OR h.created_at = (SELECT max(k.created_at) FROM flakeguard.result k
-                                  WHERE k.repo_id = p_repo_id AND k.test_id = t.test_id
-                                    AND k.status IN ('failed', 'error')))
-    ) w
-    WHERE t.repo_id = p_repo_id AND (p_tests IS NULL OR t.test_id = ANY (p_tests)) AND w.state IS NOT NULL;
+    SELECT h.test_id,
+           flakeguard.flake_state(h.status, h.created_at, h.run_id, h.attempt, h.job, h.retry, h.commit_sha,
+                                  h.duration_ms, h.signature, h.message, h.on_default, p_policy.window_runs)
+    FROM pg_temp.flakeguard_history h
+    GROUP BY h.test_id;
+    TRUNCATE pg_temp.flakeguard_history;
     -- tests left without executions have no score (their ids as a value:
     -- on Citus a shard's query cannot read the session's tables)
     v_gone := ARRAY(SELECT x.test_id FROM unnest(v_scored) AS x(test_id)
@@ -1291,6 +1403,34 @@ BEGIN
 END
 $$;
 
+-- Sets a repository's default branch and, when stored uploads name another
+-- branch (whose executions now form configurations of their own), scores
+-- the repository again from history.  Returns whether it did.  The caller
+-- holds the repository's lock.
+CREATE FUNCTION flakeguard_internal.default_branch_set(p_repo_id bigint, p_branch text,
+                                                       p_policy flakeguard.scoring_policy)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_old text := (SELECT r.default_branch FROM flakeguard.repository r WHERE r.repo_id = p_repo_id);
+BEGIN
+    IF v_old IS NOT DISTINCT FROM p_branch THEN
+        RETURN false;
+    END IF;
+    UPDATE flakeguard.repository r SET default_branch = p_branch WHERE r.repo_id = p_repo_id;
+    -- the uploads whose branch class changes: named, and neither branch
+    IF NOT EXISTS (SELECT 1 FROM flakeguard.run u
+                   WHERE u.repo_id = p_repo_id AND u.branch IS NOT NULL
+                     AND flakeguard_internal.on_default_branch(u.branch, v_old)
+                         IS DISTINCT FROM flakeguard_internal.on_default_branch(u.branch, p_branch)) THEN
+        RETURN false;
+    END IF;
+    PERFORM flakeguard_internal.rebuild_scores(p_repo_id, NULL, p_policy);
+    RETURN true;
+END
+$$;
+
 -- The set-based write of a staged batch, one repository at a time (every
 -- write is filtered by one repo_id).  Uploads with an error are left out;
 -- an upload whose tests collide with other names gets one here.  When
@@ -1321,6 +1461,12 @@ DECLARE
     v_run_ids text[];
     v_attempts integer[];
     v_jobs text[];
+    v_commits text[];
+    v_branches text[];
+    v_moved bigint[];
+    v_default text;
+    v_rescored_all boolean;
+    v_newest timestamptz;
 BEGIN
     -- the planner's estimates of the stage come from its statistics
     IF (SELECT count(*) FROM pg_temp.flakeguard_upload) > 20 THEN
@@ -1336,6 +1482,18 @@ BEGIN
                   WHERE u.error IS NULL AND u.repo_id IS NOT NULL ORDER BY 1 LOOP
         PERFORM flakeguard_internal.repository_lock(v_repo);
         v_policy := flakeguard.effective_policy(v_repo);
+        -- the default branch, or the first conventional one an upload names
+        -- (on Citus, set by the coordinator: the repository is a reference table)
+        v_default := (SELECT r.default_branch FROM flakeguard.repository r WHERE r.repo_id = v_repo);
+        v_rescored_all := false;
+        IF v_default IS NULL AND NOT flakeguard_internal.on_citus_worker() THEN
+            v_default := (SELECT u.branch FROM pg_temp.flakeguard_upload u
+                          WHERE u.repo_id = v_repo AND u.error IS NULL AND u.branch IN ('main', 'master', 'trunk')
+                          ORDER BY array_position(ARRAY['main', 'master', 'trunk'], u.branch) LIMIT 1);
+            IF v_default IS NOT NULL THEN
+                v_rescored_all := flakeguard_internal.default_branch_set(v_repo, v_default, v_policy);
+            END IF;
+        END IF;
 
         -- 1. The batch's test names.  Two names with one test_id would merge
         -- two tests' histories: an upload that names a test_id otherwise than
@@ -1449,9 +1607,10 @@ BEGIN
         WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND u.is_new IS NULL;
         SELECT coalesce(array_agg(l.upload_id), '{}'), coalesce(array_agg(l.created_at), '{}'),
                coalesce(array_agg(l.run_id), '{}'), coalesce(array_agg(l.attempt), '{}'),
-               coalesce(array_agg(l.job), '{}')
-        INTO v_uploads, v_created, v_run_ids, v_attempts, v_jobs
-        FROM (SELECT r.upload_id, r.created_at, r.run_id, r.attempt, r.job
+               coalesce(array_agg(l.job), '{}'), coalesce(array_agg(l.commit_sha), '{}'),
+               coalesce(array_agg(l.branch), '{}')
+        INTO v_uploads, v_created, v_run_ids, v_attempts, v_jobs, v_commits, v_branches
+        FROM (SELECT r.upload_id, r.created_at, r.run_id, r.attempt, r.job, r.commit_sha, r.branch
               FROM flakeguard.run r
               WHERE r.repo_id = v_repo
                 AND (r.run_id, r.attempt, r.job) IN (SELECT * FROM unnest(v_run_ids, v_attempts, v_jobs))
@@ -1464,6 +1623,17 @@ BEGIN
           AND r.run_id = u.run_id AND r.attempt = u.attempt AND r.job = u.job;
         v_existing := ARRAY(SELECT u.upload_id FROM pg_temp.flakeguard_upload u
                             WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded AND NOT u.is_new);
+        -- stored uploads given again on another commit or branch class: their
+        -- executions move to other evidence, so their tests are scored again
+        v_moved := ARRAY(SELECT r.upload_id
+                         FROM unnest(v_uploads, v_commits, v_branches, v_run_ids, v_attempts, v_jobs)
+                              AS r(upload_id, commit_sha, branch, run_id, attempt, job)
+                         JOIN pg_temp.flakeguard_upload u
+                           ON u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded
+                          AND u.run_id = r.run_id AND u.attempt = r.attempt AND u.job = r.job
+                         WHERE u.commit_sha IS DISTINCT FROM r.commit_sha
+                            OR flakeguard_internal.on_default_branch(u.branch, v_default)
+                               IS DISTINCT FROM flakeguard_internal.on_default_branch(r.branch, v_default));
 
         -- 3. Tests: new ones inserted (existing ones are not locked, so
         -- batches that share tests do not wait here); a backfill of older
@@ -1480,6 +1650,13 @@ BEGIN
         FROM pg_temp.flakeguard_names n
         WHERE t.repo_id = v_repo AND t.test_id = n.test_id AND n.stored_first_seen > n.first_seen
           AND t.first_seen > n.first_seen;
+
+        -- the newest upload moves "now" on for the stored scores
+        v_newest := (SELECT max(u.created_at) FROM pg_temp.flakeguard_upload u
+                     WHERE u.repo_id = v_repo AND u.error IS NULL AND NOT u.superseded);
+        UPDATE flakeguard.repository_version v SET newest_run = v_newest
+        WHERE v.repo_id = v_repo AND v.newest_run IS DISTINCT FROM greatest(v.newest_run, v_newest);
+        v_newest := (SELECT v.newest_run FROM flakeguard.repository_version v WHERE v.repo_id = v_repo);
 
         -- 4. Executions of new uploads, in history order (each test's index
         -- entries are written together), and their scoring states
@@ -1498,7 +1675,8 @@ BEGIN
         INSERT INTO pg_temp.flakeguard_fresh
         SELECT i.test_id,
                flakeguard.flake_state(i.status, i.created_at, u.run_id, u.attempt, u.job, i.retry, u.commit_sha,
-                                      i.duration_ms, i.signature, i.message, v_policy.window_runs)
+                                      i.duration_ms, i.signature, i.message,
+                                      flakeguard_internal.on_default_branch(u.branch, v_default), v_policy.window_runs)
         FROM ins i
         JOIN pg_temp.flakeguard_upload u ON u.repo_id = v_repo AND u.upload_id = i.upload_id
         GROUP BY i.test_id;
@@ -1511,6 +1689,11 @@ BEGIN
         v_rebuild := NULL;
         IF cardinality(v_existing) > 0 THEN
             v_rebuild := flakeguard_internal.compare_uploads(v_repo, v_nos, v_existing);
+            IF cardinality(v_moved) > 0 THEN
+                v_rebuild := coalesce(v_rebuild, '{}')
+                             || ARRAY(SELECT DISTINCT x.test_id FROM flakeguard.result x
+                                      WHERE x.repo_id = v_repo AND x.upload_id = ANY (v_moved));
+            END IF;
 
             -- the uploads' metadata and counts, as stored now
             UPDATE flakeguard.run r
@@ -1528,9 +1711,22 @@ BEGIN
             END IF;
         END IF;
 
-        -- 6. One version and one notification for the repository's changes
+        -- 6. Scores whose oldest recent failure stopped being recent now
+        -- that the newest upload moved on (a test that is gone loses its
+        -- quarantine recommendation)
+        INSERT INTO pg_temp.flakeguard_fresh
+        SELECT ts.test_id, ts.state FROM flakeguard.test_score ts
+        WHERE ts.repo_id = v_repo AND ts.recent_expires_at < v_newest;
+        IF FOUND THEN
+            v_changed := v_changed || ARRAY(SELECT f.test_id FROM pg_temp.flakeguard_fresh f);
+            PERFORM flakeguard_internal.fold_states(v_repo, v_policy, true);
+        END IF;
+
+        -- 7. One version and one notification for the repository's changes
         v_changed := ARRAY(SELECT DISTINCT c FROM unnest(v_changed || coalesce(v_rebuild, '{}')) c ORDER BY 1);
-        IF cardinality(v_changed) > 0 THEN
+        IF v_rescored_all THEN
+            PERFORM flakeguard_internal.publish_changes(v_repo, NULL);
+        ELSIF cardinality(v_changed) > 0 THEN
             PERFORM flakeguard_internal.publish_changes(v_repo, v_changed);
         END IF;
     END LOOP;
@@ -2273,6 +2469,33 @@ BEGIN
 END
 $$;
 
+-- Sets (or, with NULL, forgets) a repository's default branch: executions
+-- on other branches are scored as configurations of their own and never
+-- lead to quarantine.  Scores the repository again when that changes any
+-- upload's class; returns the tests scored.
+CREATE FUNCTION flakeguard.set_default_branch(repo text, branch text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_repo_id bigint := flakeguard_internal.repository_access(set_default_branch.repo, 'admin');
+BEGIN
+    IF v_repo_id IS NULL THEN
+        RAISE EXCEPTION 'repository "%" does not exist', coalesce(set_default_branch.repo, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF set_default_branch.branch = '' OR octet_length(set_default_branch.branch) > 1024 THEN
+        RAISE EXCEPTION 'branch must be a name of 1 to 1024 bytes' USING ERRCODE = '22023';
+    END IF;
+    PERFORM flakeguard_internal.repository_lock(v_repo_id);
+    IF flakeguard_internal.default_branch_set(v_repo_id, set_default_branch.branch,
+                                              flakeguard.effective_policy(v_repo_id)) THEN
+        PERFORM flakeguard_internal.publish_changes(v_repo_id, NULL);
+    END IF;
+    RETURN (SELECT count(*) FROM flakeguard.test_score t WHERE t.repo_id = v_repo_id);
+END
+$$;
+
 -- Deletes the executions older than older_than of one repository (or of
 -- every repository the acting role administers), then the uploads and tests
 -- left without any, and scores what remains again; returns the number of
@@ -2381,7 +2604,7 @@ SELECT r.name AS repo, t.repo_id, t.test_id, t.suite, t.class_name, t.name, t.fu
        s.score, s.confidence, s.verdict, s.recommendation, s.priority, s.wasted_seconds,
        t.first_seen, s.last_seen, s.last_failure_at, s.last_failure_message,
        q.test_id IS NOT NULL AS quarantined,
-       s.recent_failures, s.proofs
+       s.recent_failures, s.proofs, s.configurations, s.broken_on, s.flaky_on, s.recovered
 FROM flakeguard.test t
 JOIN flakeguard.repository r ON r.repo_id = t.repo_id
 JOIN flakeguard.test_score s ON s.repo_id = t.repo_id AND s.test_id = t.test_id
@@ -2639,8 +2862,27 @@ RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')
-           AND NOT pg_catalog.citus_is_coordinator();
+    -- two statements: without Citus, citus_is_coordinator() does not exist
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RETURN false;
+    END IF;
+    RETURN NOT pg_catalog.citus_is_coordinator();
+END
+$$;
+
+-- Whether DDL on a table reaches this node from the coordinator: on a
+-- worker, a table Citus manages (distributed or reference) gets the
+-- coordinator's DDL; every other table is the node's own.  Update scripts
+-- run table DDL only where this is false (sql/README.md).
+CREATE FUNCTION flakeguard_internal.citus_propagated_ddl(p_table regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT flakeguard_internal.on_citus_worker() THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = p_table);
 END
 $$;
 
@@ -2900,6 +3142,7 @@ REVOKE ALL ON FUNCTION flakeguard.rescore(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.set_policy(text, integer, double precision, double precision, integer, integer,
                                              interval, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.prune(interval, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.set_default_branch(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.grant_repository(text, regrole, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.revoke_repository(text, regrole, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.cache_versions() FROM PUBLIC;
@@ -2960,6 +3203,7 @@ COMMENT ON FUNCTION flakeguard.parse_junit(bytea) IS 'Streams the test execution
 COMMENT ON TYPE flakeguard.test_status IS 'Outcome of one test execution';
 COMMENT ON TABLE flakeguard.repository IS 'One row per repository, created on first use by ingestion';
 COMMENT ON TABLE flakeguard.repository_version IS 'Bumped with every change of a repository''s results; caches follow it';
+COMMENT ON COLUMN flakeguard.repository_version.newest_run IS 'The newest upload''s created_at: stored scores count recent failures back from it';
 COMMENT ON TABLE flakeguard.test IS 'Test identities: test_id is flakeguard.test_id(full_name)';
 COMMENT ON TABLE flakeguard.run IS 'One CI upload: run_id, attempt (CI re-run) and job (matrix variant)';
 COMMENT ON TABLE flakeguard.quarantine IS 'Tests a CI job should skip, with who, why and until when';
@@ -2975,22 +3219,26 @@ COMMENT ON COLUMN flakeguard.result.signature IS 'message_signature(message) of 
 COMMENT ON TYPE flakeguard.flake_score IS 'The score of one test''s executions: flakeguard.flake_score() and flakeguard.test_health';
 COMMENT ON TYPE flakeguard.scoring_policy IS 'Scoring settings; a NULL field means the flakeguard.* setting';
 COMMENT ON AGGREGATE flakeguard.flake_score(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text) IS 'Scores a test''s executions (status, created_at, run_id, attempt, job, retry, commit_sha, duration_ms, signature, message) under the flakeguard.* settings; rows without status or created_at are ignored';
-COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, integer) IS 'The scoring state of a test''s executions, keeping the newest window_runs (last argument; NULL means the setting)';
+COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, integer) IS 'The scoring state of a test''s executions, keeping the newest window_runs per configuration (last argument; NULL means the setting)';
 COMMENT ON FUNCTION flakeguard.flake_state_merge(bytea, bytea) IS 'The scoring state of the executions of both states';
 COMMENT ON FUNCTION flakeguard.flake_state_score(bytea, flakeguard.scoring_policy) IS 'Scores a scoring state under a policy (NULL fields: the settings)';
+COMMENT ON FUNCTION flakeguard.flake_state_score(bytea, flakeguard.scoring_policy, timestamptz) IS 'Scores a scoring state under a policy, counting recent failures back from now (NULL: the state''s newest execution)';
+COMMENT ON AGGREGATE flakeguard.flake_score(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, boolean) IS 'Scores a test''s executions, the last argument saying whether each ran on the default branch (NULL: yes); evidence is kept per job and branch class';
+COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, boolean, integer) IS 'The scoring state of a test''s executions with their branch class, keeping the newest window_runs per configuration';
+COMMENT ON FUNCTION flakeguard.set_default_branch(text, text) IS 'Sets a repository''s default branch (NULL: not known) and rescores it when that changes any upload''s branch class; returns the tests scored';
 COMMENT ON FUNCTION flakeguard.scoring_settings() IS 'The scoring policy of the flakeguard.* settings';
 COMMENT ON FUNCTION flakeguard.effective_policy(bigint) IS 'The scoring policy of a repository: its flakeguard.policy overrides, else the settings';
 COMMENT ON FUNCTION flakeguard.rescore(text) IS 'Scores every test of a repository (NULL: of all) again from its stored executions; returns the tests scored';
 COMMENT ON FUNCTION flakeguard.quarantine(text, text, text, timestamptz) IS 'Quarantines a test (repository, full name) with a reason and an optional expiry';
 COMMENT ON FUNCTION flakeguard.release(text, text) IS 'Ends a test''s quarantine; false when it was not quarantined';
 COMMENT ON TABLE flakeguard.test_score IS 'Each test''s scoring state and score, kept by ingestion; read by the views';
-COMMENT ON COLUMN flakeguard.test_score.state IS 'The scoring state: the newest window_runs executions with evidence (flakeguard.flake_state)';
+COMMENT ON COLUMN flakeguard.test_score.state IS 'The scoring state: the newest window_runs executions with evidence per configuration (flakeguard.flake_state)';
 COMMENT ON VIEW flakeguard.test_health IS 'One row per test: its score, verdict and recommendation';
 COMMENT ON VIEW flakeguard.flaky_tests IS 'The flaky tests, most harmful first';
 COMMENT ON VIEW flakeguard.repository_health IS 'One row per repository: tests, runs, flaky and broken tests, flake rate, wasted CI time';
 COMMENT ON VIEW flakeguard.failure_signatures IS 'Failure modes: failures grouped by message signature, per repository';
 COMMENT ON VIEW flakeguard.quarantined_tests IS 'The tests a CI job should skip now, with reason and expiry';
-COMMENT ON COLUMN flakeguard.flake_score.runs IS 'Executions scored (passed or failed, the newest window_runs)';
+COMMENT ON COLUMN flakeguard.flake_score.runs IS 'Executions scored (passed or failed, the newest window_runs of each configuration)';
 COMMENT ON COLUMN flakeguard.flake_score.passes IS 'Passed executions among runs';
 COMMENT ON COLUMN flakeguard.flake_score.failures IS 'Failed executions (failed or error) among runs';
 COMMENT ON COLUMN flakeguard.flake_score.skips IS 'Skipped executions in the same period (no evidence either way)';
@@ -3014,8 +3262,13 @@ COMMENT ON COLUMN flakeguard.flake_score.first_seen IS 'Oldest execution seen';
 COMMENT ON COLUMN flakeguard.flake_score.last_seen IS 'Newest execution seen';
 COMMENT ON COLUMN flakeguard.flake_score.last_failure_at IS 'When the newest failure happened';
 COMMENT ON COLUMN flakeguard.flake_score.last_failure_message IS 'Message of the newest failure';
-COMMENT ON COLUMN flakeguard.flake_score.recent_failures IS 'Failures within recent_lookback of the newest execution';
-COMMENT ON COLUMN flakeguard.flake_score.proofs IS 'Failure streaks that prove flakiness: ended by a passing retry of the same run, or on a commit that also passed';
+COMMENT ON COLUMN flakeguard.flake_score.recent_failures IS 'Default-branch failures within recent_lookback of now: the repository''s newest upload for stored scores, else the newest execution';
+COMMENT ON COLUMN flakeguard.flake_score.proofs IS 'Failure streaks that prove flakiness: ended by a passing retry of the same run, or on a commit that also passed in the same configuration';
+COMMENT ON COLUMN flakeguard.flake_score.configurations IS 'Configurations scored: jobs, each on the default branch or on other branches';
+COMMENT ON COLUMN flakeguard.flake_score.broken_on IS 'The configurations where the test is broken (job, "(other branches)" off the default branch)';
+COMMENT ON COLUMN flakeguard.flake_score.flaky_on IS 'The configurations with flaky evidence of their own';
+COMMENT ON COLUMN flakeguard.flake_score.recovered IS 'Flaky before, then passing long enough since to call it fixed';
+COMMENT ON COLUMN flakeguard.flake_score.recent_expires_at IS 'When the oldest recent failure stops being recent (NULL: none is)';
 COMMENT ON COLUMN flakeguard.test_health.first_seen IS 'When the test was first seen (its first upload)';
 COMMENT ON COLUMN flakeguard.flaky_tests.first_seen IS 'When the test was first seen (its first upload)';
 COMMENT ON COLUMN flakeguard.repository_health.repo IS 'Repository name';
@@ -3056,7 +3309,7 @@ COMMENT ON VIEW flakeguard.repository_grants IS 'The repository grants: all of t
 COMMENT ON COLUMN flakeguard.repository_grants.repo IS 'The repository''s name, or * for every repository, present and future';
 COMMENT ON COLUMN flakeguard.repository_grants.repo_id IS 'The repository''s id; NULL for *';
 COMMENT ON COLUMN flakeguard.repository_grants.grantee IS 'The role granted (and the roles that are members of it)';
-COMMENT ON COLUMN flakeguard.repository_grants.privilege IS 'read (the views and the history), write (ingestion, includes read) or admin (quarantine, release, policy, rescore, prune; includes write)';
+COMMENT ON COLUMN flakeguard.repository_grants.privilege IS 'read (the views and the history), write (ingestion, includes read) or admin (quarantine, release, policy, default branch, rescore, prune; includes write)';
 COMMENT ON COLUMN flakeguard.repository_grants.granted_by IS 'The session user who called grant_repository()';
 COMMENT ON COLUMN flakeguard.repository_grants.granted_at IS 'When it was granted';
 COMMENT ON FUNCTION flakeguard.grant_repository(text, regrole, text) IS 'Grants a role read, write or admin on a repository (''*'': every repository, present and future), with the object privileges that go with it';
@@ -3077,6 +3330,8 @@ BEGIN
         JOIN pg_catalog.pg_description d ON d.objoid = 'flakeguard.flake_score'::pg_catalog.regclass
              AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = a.attnum
         CROSS JOIN (VALUES ('test_score'), ('test_health'), ('flaky_tests')) c(relname)
+        JOIN pg_catalog.pg_attribute t ON t.attrelid = ('flakeguard.' || c.relname)::pg_catalog.regclass
+                                      AND t.attname = a.attname
         WHERE a.attrelid = 'flakeguard.flake_score'::pg_catalog.regclass
     LOOP
         EXECUTE format('COMMENT ON COLUMN flakeguard.%I.%I IS %L', v.relname, v.attname, v.description);

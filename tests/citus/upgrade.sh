@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Upgrades on a cluster.  ALTER EXTENSION flakeguard UPDATE on the
 # coordinator must leave every node with the coordinator's function bodies:
-#   1. a database on the last release (0.5.0), holding data, updated to HEAD
+#   1. a database on an earlier release (0.5.0), holding data, updated to HEAD
 #      and then distributed, gives the answers of a single node on HEAD;
-#   2. an update of an already distributed database (a release after this
+#   2. a distributed database on the last release (0.6.0) updated to HEAD
+#      gives the same answers;
+#   3. an update of an already distributed database (a release after this
 #      one, simulated by an update script that replaces a function, a view
 #      and a policy) reaches every worker too.
 set -uo pipefail
@@ -33,11 +35,25 @@ same_bodies() {
 HEAD=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(pg_config --sharedir)/extension/flakeguard.control")
 citus_createdb up && cq up -c "CREATE EXTENSION flakeguard VERSION '0.5.0'" >/dev/null || not_ok "0.5.0 on the cluster"
 load_history cq up && ok "0.5.0: histories loaded on the cluster"
-cq up -c 'ALTER EXTENSION flakeguard UPDATE' >/dev/null && ok "ALTER EXTENSION flakeguard UPDATE to $HEAD on the coordinator"
+out=$(cq up -c 'ALTER EXTENSION flakeguard UPDATE' 2>&1) && ok "ALTER EXTENSION flakeguard UPDATE to $HEAD on the coordinator" ||
+	not_ok "ALTER EXTENSION flakeguard UPDATE to $HEAD on the coordinator: $out"
 same_bodies up "0.5.0 updated to $HEAD"
 cq up -c 'SELECT count(*) FROM flakeguard.distribute()' >/dev/null && ok "the updated database distributed"
 single_db up && load_history sq up
+# the update to 0.7.0 scored every repository again and bumped its version: so does rescore()
+sq up -c 'SELECT flakeguard.rescore()' >/dev/null
 same_answers up up "0.5.0 updated and distributed: "
+
+# the last release (0.6.0), distributed and holding data, updated to HEAD: the
+# coordinator's table DDL reaches the shards, each worker's script skips it
+citus_createdb up6 && cq up6 -c "CREATE EXTENSION flakeguard VERSION '0.6.0'" >/dev/null || not_ok "0.6.0 on the cluster"
+load_history cq up6 && cq up6 -c 'SELECT count(*) FROM flakeguard.distribute()' >/dev/null &&
+	ok "0.6.0: histories loaded on the cluster and distributed"
+out=$(cq up6 -c 'ALTER EXTENSION flakeguard UPDATE' 2>&1) &&
+	ok "ALTER EXTENSION flakeguard UPDATE of a distributed 0.6.0 database to $HEAD" ||
+	not_ok "update of a distributed 0.6.0 database: $out"
+same_bodies up6 "distributed 0.6.0 updated to $HEAD"
+same_answers up up6 "distributed 0.6.0 updated: "
 
 # a later release's update of the distributed database
 NEXT=$HEAD-citus-test

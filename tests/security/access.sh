@@ -195,6 +195,14 @@ check "admin on sec/a cannot set sec/b's policy" "ERROR: 42501" \
 	"$(as "${R}_admin_a" "SELECT flakeguard.set_policy('sec/b', window_runs => 30)" | grep -m1 ERROR)"
 check "... nor write the policy table itself" "ERROR: 42501" \
 	"$(as "${R}_admin_a" "INSERT INTO flakeguard.policy (repo_id, window_runs) SELECT repo_id, 30 FROM flakeguard.repository WHERE name = 'sec/a'" | grep -m1 ERROR)"
+check "admin on sec/a sets sec/a's default branch" "main" \
+	"$(as "${R}_admin_a" "SELECT flakeguard.set_default_branch('sec/a', 'main')" >/dev/null; q "SELECT default_branch FROM flakeguard.repository WHERE name = 'sec/a'")"
+check "admin on sec/a cannot set sec/b's default branch" "ERROR: 42501" \
+	"$(as "${R}_admin_a" "SELECT flakeguard.set_default_branch('sec/b', 'main')" | grep -m1 ERROR)"
+check "... nor can write on sec/a, nor read" "ERROR: 42501 ERROR: 42501" \
+	"$(as "${R}_ci_a" "SELECT flakeguard.set_default_branch('sec/a', 'dev')" | grep -m1 ERROR) $(as "${R}_bi_a" "SELECT flakeguard.set_default_branch('sec/a', 'dev')" | grep -m1 ERROR)"
+check "... nor write the repository table itself" "ERROR: 42501" \
+	"$(as "${R}_ci_a" "UPDATE flakeguard.repository SET default_branch = 'dev' WHERE name = 'sec/a'" | grep -m1 ERROR)"
 check "admin on sec/a: rescore() rescores sec/a's 3 tests only" "3" "$(as "${R}_admin_a" "SELECT flakeguard.rescore()")"
 check "admin on sec/a: prune() deletes sec/a's old upload only" "2 0" \
 	"$(as "${R}_admin_a" "SELECT flakeguard.prune('1 day')") $(q "SELECT count(*) FROM flakeguard.execution JOIN flakeguard.repository USING (repo_id) WHERE name = 'sec/a' AND run_id = 'r1'")"

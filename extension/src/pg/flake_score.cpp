@@ -3,10 +3,12 @@
  *	  The flakeguard.flake_score aggregate and the stored per-test state:
  *
  *	  flake_score(status, created_at, run_id, attempt, job, retry, commit_sha,
- *	              duration_ms, signature, message)   -> flakeguard.flake_score
- *	  flake_state(same arguments)                    -> bytea (the state)
+ *	              duration_ms, signature, message
+ *	              [, on_default_branch])             -> flakeguard.flake_score
+ *	  flake_state(same arguments, window_runs)       -> bytea (the state)
  *	  flake_state_merge(bytea, bytea)                -> bytea
- *	  flake_state_score(bytea, scoring_policy)       -> flakeguard.flake_score
+ *	  flake_state_score(bytea, scoring_policy
+ *	                    [, now])                     -> flakeguard.flake_score
  *
  * The transition state is a FlakeState owned by the aggregate's memory
  * context (pg/owned.hpp); the combine, serial and deserial functions make
@@ -25,10 +27,14 @@ extern "C" {
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(flake_score_sfunc);
+PG_FUNCTION_INFO_V1(flake_score_branch_sfunc);
 PG_FUNCTION_INFO_V1(flake_score_combine);
 PG_FUNCTION_INFO_V1(flake_score_serial);
 PG_FUNCTION_INFO_V1(flake_score_deserial);
@@ -40,8 +46,10 @@ PG_FUNCTION_INFO_V1(scoring_settings);
 
 #include "flakeguard/pg/owned.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 using flakeguard::Execution;
 using flakeguard::FlakeScore;
@@ -156,6 +164,24 @@ bytea_view(bytea *b)
 	return {VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)};
 }
 
+/* Text from a state's bytes: a forged state's job names and message must be text of the database's encoding. */
+text *
+state_text(const std::string &s)
+{
+	pg_verifymbstr(s.data(), static_cast<int>(s.size()), false);
+	return cstring_to_text_with_len(s.data(), static_cast<int>(s.size()));
+}
+
+/* A text[] of labels (an empty array when there are none). */
+ArrayType *
+text_array(const std::vector<std::string> &labels)
+{
+	Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (labels.size() + 1)));
+	for (std::size_t k = 0; k < labels.size(); k++)
+		elems[k] = PointerGetDatum(state_text(labels[k]));
+	return construct_array(elems, static_cast<int>(labels.size()), TEXTOID, -1, false, TYPALIGN_INT);
+}
+
 /* The flakeguard.flake_score row of a score that lives in a Box. */
 Datum
 score_datum(FunctionCallInfo fcinfo, const FlakeScore &s)
@@ -164,8 +190,9 @@ score_datum(FunctionCallInfo fcinfo, const FlakeScore &s)
 	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("flake_score must return a composite type")));
 	desc = BlessTupleDesc(desc);
-	constexpr int natts = 26;
-	if (desc->natts != natts)
+	/* the attributes of this version; the 26 of versions before 0.7.0 are their prefix (their update scripts score) */
+	constexpr int natts = 31, natts_before_0_7 = 26;
+	if (desc->natts != natts && desc->natts != natts_before_0_7)
 		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 						errmsg("flakeguard.flake_score has %d attributes, expected %d", desc->natts, natts)));
 	Datum v[natts];
@@ -198,32 +225,39 @@ score_datum(FunctionCallInfo fcinfo, const FlakeScore &s)
 	nulls[i] = !s.has_failure;
 	v[i++] = TimestampTzGetDatum(s.last_failure_at);
 	nulls[i] = !s.has_failure;
-	v[i++] = PointerGetDatum(
-		cstring_to_text_with_len(s.last_failure_message.data(), static_cast<int>(s.last_failure_message.size())));
+	v[i++] = PointerGetDatum(state_text(s.last_failure_message));
 	v[i++] = Int32GetDatum(s.recent_failures);
 	v[i++] = Int32GetDatum(s.proofs);
+	v[i++] = Int32GetDatum(s.configurations);
+	v[i++] = PointerGetDatum(text_array(s.broken_on));
+	v[i++] = PointerGetDatum(text_array(s.flaky_on));
+	v[i++] = BoolGetDatum(s.recovered);
+	nulls[i] = !s.has_recent_expiry;
+	v[i++] = TimestampTzGetDatum(s.recent_expires_at);
 	Assert(i == natts);
-	return HeapTupleGetDatum(heap_form_tuple(desc, v, nulls));
+	return HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)); /* reads desc->natts of them */
 }
 
-} // namespace
-
 /*
- * flake_score_sfunc(state internal, status, created_at, run_id, attempt,
- *                   job, retry, commit_sha, duration_ms, signature, message)
+ * The transition of flake_score() and flake_state():
+ *   (state internal, status, created_at, run_id, attempt, job, retry,
+ *    commit_sha, duration_ms, signature, message [, on_default_branch]
+ *    [, window_runs])
  * A row without status or created_at carries nothing and is ignored, like
  * NULL inputs of any aggregate; NULL run_id, job, attempt and retry read as
- * '', '', 1 and 0.
+ * '', '', 1 and 0, and a NULL on_default_branch as true (not known: the
+ * default branch).  window_runs, flake_state()'s last argument, sizes the
+ * state; flake_score() uses the setting.
  */
 Datum
-flake_score_sfunc(PG_FUNCTION_ARGS)
+transition(FunctionCallInfo fcinfo, bool with_branch)
 {
 	MemoryContext cxt = aggregate_context(fcinfo, "flake_score_sfunc()");
+	const int window_arg = with_branch ? 12 : 11;
 	Box *box;
 	if (PG_ARGISNULL(0)) {
-		/* flake_state() names the window in its last argument; flake_score() uses the setting */
-		int window =
-			PG_NARGS() > 11 && !PG_ARGISNULL(11) ? PG_GETARG_INT32(11) : flakeguard::pg::scoring_policy().window;
+		int window = PG_NARGS() > window_arg && !PG_ARGISNULL(window_arg) ? PG_GETARG_INT32(window_arg)
+																		  : flakeguard::pg::scoring_policy().window;
 		box = make_owned<Box>(cxt, window);
 	} else
 		box = reinterpret_cast<Box *>(PG_GETARG_POINTER(0));
@@ -242,16 +276,34 @@ flake_score_sfunc(PG_FUNCTION_ARGS)
 	e.signature = PG_ARGISNULL(9) ? 0 : static_cast<std::uint64_t>(PG_GETARG_INT64(9));
 	e.failed = status == oids->failed || status == oids->error;
 	std::string_view message = e.failed ? text_view(fcinfo, 10) : std::string_view();
+	bool default_branch = !with_branch || PG_ARGISNULL(11) || PG_GETARG_BOOL(11);
 	bool skipped = status == oids->skipped;
 	guarded([&] {
 		e.run_key = flakeguard::run_key(run_id, job);
 		e.commit = flakeguard::commit_key(commit);
+		flakeguard::Configuration where{job, default_branch};
 		if (skipped)
-			box->state.add_skip(e);
+			box->state.add_skip(e, where);
 		else
-			box->state.add(e, message);
+			box->state.add(e, message, where);
 	});
 	PG_RETURN_POINTER(box);
+}
+
+} // namespace
+
+/* flake_score(10 arguments) and flake_state(10 arguments, window_runs): every execution on the default branch */
+Datum
+flake_score_sfunc(PG_FUNCTION_ARGS)
+{
+	return transition(fcinfo, false);
+}
+
+/* flake_score(10 arguments, on_default_branch) and flake_state(the same, window_runs) */
+Datum
+flake_score_branch_sfunc(PG_FUNCTION_ARGS)
+{
+	return transition(fcinfo, true);
 }
 
 Datum
@@ -323,7 +375,11 @@ flake_state_merge(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(to_bytea(a->bytes));
 }
 
-/* flake_state_score(state bytea, policy flakeguard.scoring_policy) */
+/*
+ * flake_state_score(state bytea, policy flakeguard.scoring_policy [, now timestamptz])
+ * "now" is what recent failures are counted back from: the repository's
+ * newest execution for the stored scores; NULL or absent, the state's own.
+ */
 Datum
 flake_state_score(PG_FUNCTION_ARGS)
 {
@@ -331,8 +387,11 @@ flake_state_score(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	ScoringPolicy policy =
 		PG_ARGISNULL(1) ? flakeguard::pg::scoring_policy() : policy_from(PG_GETARG_HEAPTUPLEHEADER(1));
+	std::optional<std::int64_t> now;
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+		now = PG_GETARG_TIMESTAMPTZ(2);
 	Box *box = make_owned<Box>(CurrentMemoryContext, bytea_view(PG_GETARG_BYTEA_PP(0)));
-	guarded([&] { box->result = box->state.score(policy); });
+	guarded([&] { box->result = box->state.score(policy, now); });
 	return score_datum(fcinfo, box->result);
 }
 

@@ -31,7 +31,7 @@ static int fg_max_attributes = 256;
 static int fg_max_message_length = 4096;
 static int fg_max_stack_length = 64 * 1024;
 
-static int fg_window_runs = 50;
+static int fg_window_runs = flakeguard::FlakeState::default_window;
 static double fg_warn_threshold = 0.3;
 static double fg_quarantine_threshold = 0.6;
 static int fg_min_runs = 5;
@@ -71,10 +71,11 @@ _PG_init(void)
 							"Longer stack traces are cut and end with a note of how much was dropped.",
 							&fg_max_stack_length, 64 * 1024, 256, 64 * 1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE, nullptr,
 							nullptr, nullptr);
-	DefineCustomIntVariable("flakeguard.window_runs", "Newest executions of a test that its score considers.",
+	DefineCustomIntVariable("flakeguard.window_runs",
+							"Newest executions of a test per configuration (job and branch) that its score considers.",
 							"Scores stored before a change keep their window until flakeguard.rescore().",
-							&fg_window_runs, 50, 5, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr,
-							nullptr, nullptr);
+							&fg_window_runs, flakeguard::FlakeState::default_window, 5,
+							flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomRealVariable("flakeguard.warn_threshold", "Flakiness score from which a test is reported as flaky.",
 							 nullptr, &fg_warn_threshold, 0.3, 0, 1, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomRealVariable("flakeguard.quarantine_threshold",
@@ -88,8 +89,8 @@ _PG_init(void)
 							&fg_min_recent_failures, 2, 0, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr,
 							nullptr, nullptr);
 	DefineCustomIntVariable(
-		"flakeguard.recent_lookback", "How far back from a test's newest execution failures are recent.", nullptr,
-		&fg_recent_lookback_s, 7 * 86400, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+		"flakeguard.recent_lookback", "How far back from the repository's newest upload a test's failures are recent.",
+		nullptr, &fg_recent_lookback_s, 7 * 86400, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable(
 		"flakeguard.broken_streak", "Consecutive failures that mark a changeover between passing and failing.", nullptr,
 		&fg_broken_streak, 3, 1, flakeguard::ScoringPolicy::max_window, PGC_SUSET, 0, nullptr, nullptr, nullptr);

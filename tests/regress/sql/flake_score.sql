@@ -45,7 +45,7 @@ FROM (VALUES ('1 always passes', repeat('P', 30), false),
              ('5 retry passed', repeat('P', 10) || 'R' || repeat('P', 10), false),
              ('5 pass and fail on one commit', 'PPPPPFPPPPP', true),
              ('5 two proofs', repeat('P', 10) || 'RPPPR' || repeat('P', 5), false),
-             ('5 below min_runs', 'PRP', false),
+             ('5 a proof below min_runs', 'PRP', false),
              ('original: P,F,P,F,P', 'PFPFP', false)) o(oracle, spec, one_commit)
 CROSS JOIN LATERAL pg_temp.score(o.spec, o.one_commit) s
 ORDER BY o.oracle;
@@ -72,7 +72,7 @@ CROSS JOIN LATERAL (
 
 -- 9: only the newest window_runs executions are kept and scored
 SELECT (s).runs, (s).failures, (s).verdict
-FROM (SELECT pg_temp.score(repeat('FFFFFFFFFP', 30) || repeat('P', 50)) s) x;
+FROM (SELECT pg_temp.score(repeat('FFFFFFFFFP', 30) || repeat('P', 200)) s) x;
 SELECT octet_length(flakeguard.flake_state(h.status, h.created_at, h.run_id, h.attempt, h.job, h.retry,
                                            h.commit_sha, h.duration_ms, h.signature, h.message, 50)) < 4000
        AS bounded
@@ -99,11 +99,11 @@ FROM (SELECT flakeguard.flake_score(h.status, h.created_at, h.run_id, h.attempt,
 
 -- the policy: settings, per-call policies, and refusals
 SELECT * FROM flakeguard.scoring_settings();
-SELECT (flakeguard.flake_state_score(st, ROW(NULL, NULL, NULL, 2, NULL, NULL, NULL))).verdict AS min_runs_2,
+SELECT (flakeguard.flake_state_score(st, ROW(NULL, NULL, NULL, 6, NULL, NULL, NULL))).verdict AS min_runs_6,
        (flakeguard.flake_state_score(st, NULL)).verdict AS settings
 FROM (SELECT flakeguard.flake_state(h.status, h.created_at, h.run_id, h.attempt, h.job, h.retry, h.commit_sha,
                                     h.duration_ms, h.signature, h.message, NULL) st
-      FROM pg_temp.history('PRP') h) x;
+      FROM pg_temp.history('PFPFP') h) x;
 SELECT flakeguard.flake_state_score(flakeguard.flake_state('passed', now(), 'r', 1, '', 0, NULL, NULL, NULL, NULL, NULL),
                                     ROW(NULL, 1.5, NULL, NULL, NULL, NULL, NULL));
 SELECT flakeguard.flake_state_score(flakeguard.flake_state('passed', now(), 'r', 1, '', 0, NULL, NULL, NULL, NULL, NULL),
@@ -243,6 +243,94 @@ SELECT flakeguard.set_policy('acme/shuffled', warn_threshold => 2);
 SELECT flakeguard.set_policy('no/such-repo', min_runs => 3);
 \set VERBOSITY default
 SELECT flakeguard.rescore('no/such-repo');
+
+-- Configurations: evidence is kept per job and branch class.  Twelve runs
+-- of two jobs on one commit per run, on main; a feature branch runs between
+-- them.  regressed fails on windows only, fixed on the feature branch only,
+-- flaky at random on both jobs.
+SELECT count(*) FROM generate_series(1, 12) i, (VALUES ('linux'), ('windows')) j(job),
+    LATERAL flakeguard.ingest_junit('acme/matrix',
+        pg_temp.report(ARRAY['broken'] || CASE WHEN j.job = 'windows' THEN ARRAY['regressed'] ELSE '{}' END
+                       || CASE WHEN i % 4 = 1 THEN ARRAY['flaky'] ELSE '{}' END),
+        'run-' || i, 1, j.job, 'sha-' || i, 'main', timestamptz '2026-01-01 00:00+00' + i * interval '1 hour') x;
+SELECT count(*) FROM generate_series(1, 6) i,
+    LATERAL flakeguard.ingest_junit('acme/matrix', pg_temp.report(ARRAY['broken', 'fixed']), 'feature-' || i, 1, 'linux',
+                                    'feature-sha-' || i, 'feature/x',
+                                    timestamptz '2026-01-01 00:30+00' + i * interval '1 hour') x;
+-- the default branch was inferred from the uploads
+SELECT default_branch FROM flakeguard.repository WHERE name = 'acme/matrix';
+SELECT full_name, configurations, runs, verdict, recommendation, broken_on, flaky_on
+FROM flakeguard.test_health WHERE repo = 'acme/matrix' ORDER BY full_name;
+-- the same evidence pooled into one configuration (the aggregate without jobs) calls regressed flaky
+SELECT (flakeguard.flake_score(e.status, e.created_at, e.run_id, e.attempt, '', e.retry, e.commit_sha, e.duration_ms,
+                               e.signature, e.message)).verdict AS pooled,
+       (flakeguard.flake_score(e.status, e.created_at, e.run_id, e.attempt, e.job, e.retry, e.commit_sha,
+                               e.duration_ms, e.signature, e.message, e.branch = 'main')).verdict AS per_configuration
+FROM flakeguard.execution e JOIN flakeguard.test t USING (repo_id, test_id)
+WHERE t.full_name = 'shop.regressed' AND e.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/matrix');
+-- stored equals scored again from history
+CREATE FUNCTION pg_temp.differing_after_rescore(p_repo text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    CREATE TEMP TABLE before_rescore AS
+    SELECT h.full_name, h::text AS h FROM flakeguard.test_health h WHERE h.repo = p_repo;
+    PERFORM flakeguard.rescore(p_repo);
+    SELECT count(*) INTO v_n
+    FROM before_rescore m JOIN flakeguard.test_health h ON h.full_name = m.full_name AND h.repo = p_repo
+    WHERE m.h <> h::text;
+    DROP TABLE before_rescore;
+    RETURN v_n;
+END
+$$;
+CREATE TEMP TABLE matrix_before AS
+SELECT full_name, h::text AS h FROM flakeguard.test_health h WHERE repo = 'acme/matrix';
+SELECT pg_temp.differing_after_rescore('acme/matrix');
+-- another default branch rescores: the feature branch's failures are now the default's, main's the others'
+SELECT flakeguard.set_default_branch('acme/matrix', 'feature/x') AS scored;
+SELECT full_name, verdict, broken_on FROM flakeguard.test_health WHERE repo = 'acme/matrix' ORDER BY full_name;
+SELECT flakeguard.set_default_branch('acme/matrix', 'main') AS scored;
+SELECT count(*) AS differing_after_reset
+FROM matrix_before m JOIN flakeguard.test_health h ON h.full_name = m.full_name AND h.repo = 'acme/matrix'
+WHERE m.h <> h::text;
+-- an upload given again on another branch moves its executions to that
+-- branch's configuration: its tests are scored again
+-- (the same rows: only the branch differs)
+SELECT x.tests FROM flakeguard.ingest_junit('acme/matrix', pg_temp.report(ARRAY['broken']), 'run-12', 1, 'linux',
+                                           'sha-12', 'feature/x', '2026-01-01 12:00+00') x;
+CREATE TEMP TABLE matrix_moved AS
+SELECT s.test_id, s.state FROM flakeguard.test_score s
+WHERE s.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/matrix');
+SELECT flakeguard.rescore('acme/matrix') AS rescored;
+SELECT count(*) AS tests, count(*) FILTER (WHERE m.state = s.state) AS same_state_after_rescore
+FROM matrix_moved m JOIN flakeguard.test_score s USING (test_id)
+WHERE s.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/matrix');
+\set VERBOSITY terse
+SELECT flakeguard.set_default_branch('acme/matrix', '');
+SELECT flakeguard.set_default_branch('no/such-repo', 'main');
+\set VERBOSITY default
+
+-- A test that is gone: renamed after run 12, while the repository goes on
+-- for eight days.  "Recent" counts back from the repository's newest
+-- upload, so its failures stop being recent and quarantine is no longer
+-- recommended; the stored score is still what a rescore gives.
+SELECT full_name, recent_failures, recommendation FROM flakeguard.test_health
+WHERE repo = 'acme/matrix' AND full_name = 'shop.flaky';
+SELECT count(*) FROM generate_series(1, 8) d, (VALUES ('linux'), ('windows')) j(job),
+    LATERAL flakeguard.ingest_junit('acme/matrix',
+        '<testsuite name="s"><testcase classname="shop" name="flaky_renamed"/></testsuite>',
+        'later-' || d, 1, j.job, 'later-sha-' || d, 'main',
+        timestamptz '2026-01-01 12:00+00' + d * interval '1 day') x;
+SELECT newest_run FROM flakeguard.repository_version
+WHERE repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/matrix');
+SELECT full_name, recent_failures, verdict, recommendation FROM flakeguard.test_health
+WHERE repo = 'acme/matrix' AND full_name = 'shop.flaky';
+SELECT pg_temp.differing_after_rescore('acme/matrix');
+-- flake_state_score() counts back from the given now
+SELECT (flakeguard.flake_state_score(s.state, NULL, NULL)).recent_failures AS own_newest,
+       (flakeguard.flake_state_score(s.state, NULL, s.last_seen + interval '8 days')).recent_failures AS later
+FROM flakeguard.test_score s JOIN flakeguard.test t USING (repo_id, test_id)
+WHERE t.full_name = 'shop.flaky' AND s.repo_id = (SELECT repo_id FROM flakeguard.repository WHERE name = 'acme/matrix');
 
 DROP TABLE par;
 DROP ROLE flakeguard_reader;
