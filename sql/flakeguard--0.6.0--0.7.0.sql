@@ -212,13 +212,15 @@ BEGIN
           ORDER BY ts.test_id
           FOR UPDATE) l;
 
+    -- (OFFSET 0: merged once, not once more for the score's argument)
     INSERT INTO pg_temp.flakeguard_scored
     SELECT p_repo_id, m.test_id, m.state, s.*
     FROM (SELECT f.test_id,
                  CASE WHEN p_replace OR o.state IS NULL THEN f.state
                       ELSE flakeguard.flake_state_merge(o.state, f.state) END AS state
           FROM pg_temp.flakeguard_fresh f
-          LEFT JOIN unnest(v_ids, v_states) AS o(test_id, state) ON o.test_id = f.test_id) m
+          LEFT JOIN unnest(v_ids, v_states) AS o(test_id, state) ON o.test_id = f.test_id
+          OFFSET 0) m
     CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy, v_now) s;
 
     UPDATE flakeguard.test_score ts
@@ -706,6 +708,7 @@ BEGIN
             ALTER COLUMN broken_on DROP DEFAULT,
             ALTER COLUMN flaky_on DROP DEFAULT,
             ALTER COLUMN recovered DROP DEFAULT;
+        ALTER TABLE flakeguard.test_score SET (toast_tuple_target = 8160);
         CREATE INDEX test_score_recent_idx ON flakeguard.test_score (repo_id, recent_expires_at)
             WHERE recent_expires_at IS NOT NULL;
     END IF;
@@ -765,22 +768,6 @@ ORDER BY CASE h.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium'
 -- CREATE OR REPLACE VIEW resets the options: the view runs as its caller, as before
 ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
 
-COMMENT ON COLUMN flakeguard.repository_version.newest_run IS 'The newest upload''s created_at: stored scores count recent failures back from it';
-COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, integer) IS 'The scoring state of a test''s executions, keeping the newest window_runs per configuration (last argument; NULL means the setting)';
-COMMENT ON FUNCTION flakeguard.flake_state_score(bytea, flakeguard.scoring_policy, timestamptz) IS 'Scores a scoring state under a policy, counting recent failures back from now (NULL: the state''s newest execution)';
-COMMENT ON AGGREGATE flakeguard.flake_score(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, boolean) IS 'Scores a test''s executions, the last argument saying whether each ran on the default branch (NULL: yes); evidence is kept per job and branch class';
-COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, boolean, integer) IS 'The scoring state of a test''s executions with their branch class, keeping the newest window_runs per configuration';
-COMMENT ON FUNCTION flakeguard.set_default_branch(text, text) IS 'Sets a repository''s default branch (NULL: not known) and rescores it when that changes any upload''s branch class; returns the tests scored';
-COMMENT ON COLUMN flakeguard.test_score.state IS 'The scoring state: the newest window_runs executions with evidence per configuration (flakeguard.flake_state)';
-COMMENT ON COLUMN flakeguard.flake_score.runs IS 'Executions scored (passed or failed, the newest window_runs of each configuration)';
-COMMENT ON COLUMN flakeguard.flake_score.recent_failures IS 'Default-branch failures within recent_lookback of now: the repository''s newest upload for stored scores, else the newest execution';
-COMMENT ON COLUMN flakeguard.flake_score.proofs IS 'Failure streaks that prove flakiness: ended by a passing retry of the same run, or on a commit that also passed in the same configuration';
-COMMENT ON COLUMN flakeguard.flake_score.configurations IS 'Configurations scored: jobs, each on the default branch or on other branches';
-COMMENT ON COLUMN flakeguard.flake_score.broken_on IS 'The configurations where the test is broken (job, "(other branches)" off the default branch)';
-COMMENT ON COLUMN flakeguard.flake_score.flaky_on IS 'The configurations with flaky evidence of their own';
-COMMENT ON COLUMN flakeguard.flake_score.recovered IS 'Flaky before, then passing long enough since to call it fixed';
-COMMENT ON COLUMN flakeguard.flake_score.recent_expires_at IS 'When the oldest recent failure stops being recent (NULL: none is)';
-COMMENT ON COLUMN flakeguard.repository_grants.privilege IS 'read (the views and the history), write (ingestion, includes read) or admin (quarantine, release, policy, default branch, rescore, prune; includes write)';
 
 -- the columns the views share with flakeguard.flake_score, and the columns
 -- that name a test, mean the same everywhere

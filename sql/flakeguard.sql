@@ -259,8 +259,11 @@ CREATE TABLE flakeguard.test_score (
     recent_expires_at    timestamptz,
     PRIMARY KEY (repo_id, test_id),
     FOREIGN KEY (repo_id, test_id) REFERENCES flakeguard.test ON DELETE CASCADE
--- every upload rewrites its tests' rows: room on the page keeps those updates HOT
-) WITH (fillfactor = 70);
+-- every upload rewrites its tests' rows: room on the page keeps those updates
+-- HOT.  A state of a few configurations (about 5 kB each at the default
+-- window, hashes that do not compress) stays in the row: TOAST, with its
+-- compression attempt and out-of-line writes, starts only past a page.
+) WITH (fillfactor = 70, toast_tuple_target = 8160);
 
 CREATE INDEX test_score_verdict_idx ON flakeguard.test_score (repo_id, verdict);
 -- the scores that change when the repository's newest upload moves on: a
@@ -1246,13 +1249,15 @@ BEGIN
           ORDER BY ts.test_id
           FOR UPDATE) l;
 
+    -- (OFFSET 0: merged once, not once more for the score's argument)
     INSERT INTO pg_temp.flakeguard_scored
     SELECT p_repo_id, m.test_id, m.state, s.*
     FROM (SELECT f.test_id,
                  CASE WHEN p_replace OR o.state IS NULL THEN f.state
                       ELSE flakeguard.flake_state_merge(o.state, f.state) END AS state
           FROM pg_temp.flakeguard_fresh f
-          LEFT JOIN unnest(v_ids, v_states) AS o(test_id, state) ON o.test_id = f.test_id) m
+          LEFT JOIN unnest(v_ids, v_states) AS o(test_id, state) ON o.test_id = f.test_id
+          OFFSET 0) m
     CROSS JOIN LATERAL flakeguard.flake_state_score(m.state, p_policy, v_now) s;
 
     UPDATE flakeguard.test_score ts

@@ -287,8 +287,19 @@ FlakeState::kept(Configuration where, std::string &buffer)
 void
 FlakeState::note(Configuration where, std::uint64_t key)
 {
-	if (!config_keys_.insert(key).second)
-		return;
+	/* a short list is searched; a long one (many jobs since the last compaction) gets an index */
+	constexpr std::size_t scanned = 32;
+	if (configs_.size() <= scanned) {
+		for (const Config &c : configs_)
+			if (c.key == key)
+				return;
+	} else {
+		if (config_keys_.empty())
+			for (const Config &c : configs_)
+				config_keys_.insert(c.key);
+		if (!config_keys_.insert(key).second)
+			return;
+	}
 	Config c;
 	c.key = key;
 	c.job.assign(where.job);
@@ -347,8 +358,6 @@ FlakeState::compact() const
 					   [&](const Config &c) { return !std::binary_search(used.begin(), used.end(), c.key); }),
 		configs_.end());
 	config_keys_.clear();
-	for (const Config &c : configs_)
-		config_keys_.insert(c.key);
 	compact_ = true;
 }
 
@@ -592,8 +601,6 @@ FlakeState::deserialize(std::string_view bytes)
 			st.configs_.push_back(std::move(c));
 		}
 	}
-	for (const Config &c : st.configs_)
-		st.config_keys_.insert(c.key);
 	if (st.has_failure_) {
 		st.last_failure_ = get_execution(r, st.first_seen_, false);
 		if (!st.last_failure_.failed || st.last_failure_.time > st.last_seen_)

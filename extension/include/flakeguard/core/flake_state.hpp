@@ -157,7 +157,7 @@ class FlakeState {
 	mutable std::vector<Execution> execs_;
 	mutable std::vector<Execution> skips_;                  /* identity and time only */
 	mutable std::vector<Config> configs_;                   /* sorted by key after compact() */
-	mutable std::unordered_set<std::uint64_t> config_keys_; /* the keys of configs_ */
+	mutable std::unordered_set<std::uint64_t> config_keys_; /* the keys of a long configs_, or empty */
 	mutable bool compact_ = true;
 	bool has_seen_ = false;
 	std::int64_t first_seen_ = 0, last_seen_ = 0;
