@@ -168,9 +168,12 @@ Running one benchmark alone: see [bench/README.md](README.md).
 * **Cache** (\`bench/cache/cache_bench.sh\`): its own cluster, redis-server and daemon. Read-through
   lookup latency (hit, miss) against the \`test_health\` query, invalidation latency from COMMIT to
   key gone (idle and while the daemon ingests a backlog), the hit rate of a read/write mix.
-* **Scoring quality** (\`bench/flake_score/simulate.cpp\`): 8,800 simulated histories with known truth
-  (stable, flaky at p = 2..30% with and without retries, regressions, fixes, transient breakages);
-  precision and recall of the flaky verdict, interval coverage of \`flake_rate\`, broken recall.
+* **Scoring quality** (\`bench/flake_score/simulate.cpp\`): 37 classes of simulated histories with
+  known truth (stable, flaky at p = 2..50% with and without retries, regressions, fixes, transient
+  breakages; a job broken on one platform, a broken feature branch, flaky on every platform, fixed N
+  runs ago, renamed, hard proofs in few runs, two short regressions), scored after every run: verdict
+  accuracy, verdicts that come and go, interval coverage, quarantine where none is right, and runs
+  until flagged against three simple rules on the same histories.
 * **Access per repository** (\`bench/access/access_bench.sh\`): its own cluster, 1M executions in 200
   repositories. The views, one test's history and \`cache_value\` as the extension's owner (row-level
   security does not apply), as a role granted read on every repository, and as one granted read on
