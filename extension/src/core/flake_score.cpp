@@ -454,7 +454,7 @@ estimate_flake_rate(const std::vector<Evidence> &all, const ScoringPolicy &polic
  * end of p's interval.
  */
 bool
-is_broken(const Evidence &ev, const FlakeRate &fr, bool flaky_elsewhere, const ScoringPolicy &policy)
+is_broken(const Evidence &ev, const FlakeRate &fr, bool flaky_elsewhere, int passes, const ScoringPolicy &policy)
 {
 	if (ev.tail_fail_streak < policy.broken_streak)
 		return false;
@@ -465,14 +465,16 @@ is_broken(const Evidence &ev, const FlakeRate &fr, bool flaky_elsewhere, const S
 	if (ev.tail_runs < policy.broken_streak)
 		return false;
 	/*
-	 * Without flaky evidence, broken_streak runs failing in a row after a
-	 * passing period (broken_streak passes or more) are a changeover by the
-	 * policy's definition.  Without the passing period they are a test's
-	 * first runs: a test that never passed is broken once it has min_runs.
+	 * Without flaky evidence, broken_streak runs failing in a row after the
+	 * test passed (broken_streak passes or more, in any configuration: one
+	 * that never passes on windows while linux does is broken there) are a
+	 * changeover by the policy's definition.  Without passes they are a
+	 * test's first runs: a test that never passed is broken once it has
+	 * min_runs.
 	 */
 	int tail_start = ev.n - ev.tail_fail_streak;
 	if (!flaky_elsewhere)
-		return ev.passes >= policy.broken_streak;
+		return passes >= policy.broken_streak;
 	/* the newest broken_streak failures in a failure mode new to the window: a breakage right after a flaky failure
 	 * still shows */
 	int newest = std::max(tail_start, ev.n - policy.broken_streak);
@@ -613,7 +615,7 @@ judge_configurations(std::vector<Evidence> &all, const FlakeRate &fr, const Scor
 	for (Evidence &ev : all) {
 		if (ev.n == 0)
 			continue;
-		ev.broken = is_broken(ev, fr, flaky_evidence, policy) || (never_passed && s.runs >= policy.min_runs);
+		ev.broken = is_broken(ev, fr, flaky_evidence, s.passes, policy) || (never_passed && s.runs >= policy.min_runs);
 		const std::string label = configuration_label(ev.where->job, ev.where->default_branch);
 		b.has_default = b.has_default || ev.where->default_branch;
 		if (ev.broken) {
