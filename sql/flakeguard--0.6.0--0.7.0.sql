@@ -692,6 +692,7 @@ REVOKE ALL ON FUNCTION flakeguard.set_default_branch(text, text) FROM PUBLIC;
 DO $$
 DECLARE
     v_repo bigint;
+    v_branch text;
 BEGIN
     IF NOT flakeguard_internal.citus_propagated_ddl('flakeguard.repository_version') THEN
         ALTER TABLE flakeguard.repository_version ADD COLUMN newest_run timestamptz;
@@ -717,13 +718,26 @@ BEGIN
     END IF;
     FOR v_repo IN SELECT r.repo_id FROM flakeguard.repository r ORDER BY 1 LOOP
         PERFORM flakeguard_internal.repository_lock(v_repo);
+        -- the default branch ingestion would infer, from the stored uploads:
+        -- once here, not in a later upload's transaction
+        v_branch := (SELECT u.branch FROM flakeguard.run u
+                     WHERE u.repo_id = v_repo AND u.branch IN ('main', 'master', 'trunk')
+                     ORDER BY array_position(ARRAY['main', 'master', 'trunk'], u.branch) LIMIT 1);
+        IF v_branch IS NOT NULL THEN
+            UPDATE flakeguard.repository r SET default_branch = v_branch
+            WHERE r.repo_id = v_repo AND r.default_branch IS NULL;
+        END IF;
         UPDATE flakeguard.repository_version v
         SET newest_run = (SELECT max(u.created_at) FROM flakeguard.run u WHERE u.repo_id = v_repo)
         WHERE v.repo_id = v_repo;
         PERFORM flakeguard_internal.rebuild_scores(v_repo, NULL, flakeguard.effective_policy(v_repo));
         PERFORM flakeguard_internal.publish_changes(v_repo, NULL);
     END LOOP;
-    PERFORM flakeguard_internal.stage_close();
+    -- the stage this script made belongs to whoever ran it: the session's
+    -- next batch makes its own
+    DROP TABLE IF EXISTS pg_temp.flakeguard_upload, pg_temp.flakeguard_stage, pg_temp.flakeguard_names,
+                         pg_temp.flakeguard_fresh, pg_temp.flakeguard_scored, pg_temp.flakeguard_history;
+    DROP SEQUENCE IF EXISTS pg_temp.flakeguard_upload_no;
 END
 $$;
 
@@ -768,6 +782,22 @@ ORDER BY CASE h.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium'
 -- CREATE OR REPLACE VIEW resets the options: the view runs as its caller, as before
 ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
 
+COMMENT ON COLUMN flakeguard.repository_version.newest_run IS 'The newest upload''s created_at: stored scores count recent failures back from it';
+COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, integer) IS 'The scoring state of a test''s executions, keeping the newest window_runs per configuration (last argument; NULL means the setting)';
+COMMENT ON FUNCTION flakeguard.flake_state_score(bytea, flakeguard.scoring_policy, timestamptz) IS 'Scores a scoring state under a policy, counting recent failures back from now (NULL: the state''s newest execution)';
+COMMENT ON AGGREGATE flakeguard.flake_score(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, boolean) IS 'Scores a test''s executions, the last argument saying whether each ran on the default branch (NULL: yes); evidence is kept per job and branch class';
+COMMENT ON AGGREGATE flakeguard.flake_state(flakeguard.test_status, timestamptz, text, integer, text, integer, text, double precision, bigint, text, boolean, integer) IS 'The scoring state of a test''s executions with their branch class, keeping the newest window_runs per configuration';
+COMMENT ON FUNCTION flakeguard.set_default_branch(text, text) IS 'Sets a repository''s default branch (NULL: not known) and rescores it when that changes any upload''s branch class; returns the tests scored';
+COMMENT ON COLUMN flakeguard.test_score.state IS 'The scoring state: the newest window_runs executions with evidence per configuration (flakeguard.flake_state)';
+COMMENT ON COLUMN flakeguard.flake_score.runs IS 'Executions scored (passed or failed, the newest window_runs of each configuration)';
+COMMENT ON COLUMN flakeguard.flake_score.recent_failures IS 'Default-branch failures within recent_lookback of now: the repository''s newest upload for stored scores, else the newest execution';
+COMMENT ON COLUMN flakeguard.flake_score.proofs IS 'Failure streaks that prove flakiness: ended by a passing retry of the same run, or on a commit that also passed in the same configuration';
+COMMENT ON COLUMN flakeguard.flake_score.configurations IS 'Configurations scored: jobs, each on the default branch or on other branches';
+COMMENT ON COLUMN flakeguard.flake_score.broken_on IS 'The configurations where the test is broken (job, "(other branches)" off the default branch)';
+COMMENT ON COLUMN flakeguard.flake_score.flaky_on IS 'The configurations with flaky evidence of their own';
+COMMENT ON COLUMN flakeguard.flake_score.recovered IS 'Flaky before, then passing long enough since to call it fixed';
+COMMENT ON COLUMN flakeguard.flake_score.recent_expires_at IS 'When the oldest recent failure stops being recent (NULL: none is)';
+COMMENT ON COLUMN flakeguard.repository_grants.privilege IS 'read (the views and the history), write (ingestion, includes read) or admin (quarantine, release, policy, default branch, rescore, prune; includes write)';
 
 -- the columns the views share with flakeguard.flake_score, and the columns
 -- that name a test, mean the same everywhere

@@ -259,10 +259,11 @@ CREATE TABLE flakeguard.test_score (
     recent_expires_at    timestamptz,
     PRIMARY KEY (repo_id, test_id),
     FOREIGN KEY (repo_id, test_id) REFERENCES flakeguard.test ON DELETE CASCADE
--- every upload rewrites its tests' rows: room on the page keeps those updates
--- HOT.  A state of a few configurations (about 5 kB each at the default
--- window, hashes that do not compress) stays in the row: TOAST, with its
--- compression attempt and out-of-line writes, starts only past a page.
+-- every upload rewrites its tests' rows: room on the page keeps the updates
+-- of small rows HOT.  A state of a few configurations (about 5 kB each at
+-- the default window, hashes that do not compress) stays in the row: TOAST,
+-- with its compression attempt and out-of-line writes, starts only past a
+-- page.
 ) WITH (fillfactor = 70, toast_tuple_target = 8160);
 
 CREATE INDEX test_score_verdict_idx ON flakeguard.test_score (repo_id, verdict);

@@ -66,7 +66,7 @@ AS \$\$
 BEGIN
     -- $NEXT
     TRUNCATE pg_temp.flakeguard_upload, pg_temp.flakeguard_stage, pg_temp.flakeguard_names, pg_temp.flakeguard_fresh,
-             pg_temp.flakeguard_scored;
+             pg_temp.flakeguard_scored, pg_temp.flakeguard_history;
 END
 \$\$;
 CREATE OR REPLACE VIEW flakeguard.quarantined_tests AS $(cq up -At -c "SET search_path = ''" -c "SELECT pg_get_viewdef('flakeguard.quarantined_tests')")

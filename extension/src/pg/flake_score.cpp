@@ -164,12 +164,17 @@ bytea_view(bytea *b)
 	return {VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)};
 }
 
-/* Text from a state's bytes: a forged state's job names and message must be text of the database's encoding. */
+/*
+ * Text from a state's bytes, cut before the first byte that is not text of
+ * the database's encoding: the core cuts job names and messages on UTF-8
+ * character boundaries, which in another encoding (EUC_JP, say) may fall
+ * inside a character, and a forged state may hold anything.
+ */
 text *
 state_text(const std::string &s)
 {
-	pg_verifymbstr(s.data(), static_cast<int>(s.size()), false);
-	return cstring_to_text_with_len(s.data(), static_cast<int>(s.size()));
+	int valid = pg_encoding_verifymbstr(GetDatabaseEncoding(), s.data(), static_cast<int>(s.size()));
+	return cstring_to_text_with_len(s.data(), valid);
 }
 
 /* A text[] of labels (an empty array when there are none). */
