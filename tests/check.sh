@@ -103,9 +103,18 @@ tier_fuzz() {
 	fi
 }
 
+# The release files name the control file's version: META.json (the
+# distribution and the extension) and CHANGELOG.md (a section for it).
+release_files_agree() {
+	local v
+	v=$(sed -n "s/^default_version = '\(.*\)'/\1/p" flakeguard.control)
+	[ "$(grep -c "\"version\": \"$v\"" META.json)" = 2 ] || { echo "META.json does not say version $v twice"; return 1; }
+	grep -q "^## $v " CHANGELOG.md || { echo "CHANGELOG.md has no section for $v"; return 1; }
+}
+
 tier_extension() {
 	say "extension build and install (PGXS)"
-	if extension_install >build/pgxs.log 2>&1; then
+	if extension_install >build/pgxs.log 2>&1 && release_files_agree >>build/pgxs.log 2>&1; then
 		tally "extension build" 1 0
 		return 0
 	fi
