@@ -80,6 +80,39 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION flakeguard_internal.check_upload(run_id text, attempt integer, job text, commit_sha text, branch text,
+                                        created_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problem text := flakeguard_internal.upload_problem(run_id, attempt, job, commit_sha, branch, created_at);
+    v_state text := left(v_problem, 5);
+    v_detail text;
+    v_hint text;
+BEGIN
+    IF v_problem IS NULL THEN
+        RETURN;
+    END IF;
+    v_detail := CASE WHEN v_state = '22001' THEN 'run_id, job and commit_sha are limited to 256 bytes, branch to 1024.'
+                     WHEN v_state = '22008' THEN format('created_at is %s; it must lie between 2000-01-01 and a day from now.',
+                                                        coalesce(created_at::text, 'NULL'))
+                     WHEN v_problem LIKE '%attempt%' THEN format('The attempt given is %s.', coalesce(attempt::text, 'NULL'))
+                END;
+    v_hint := CASE WHEN v_problem LIKE '%run_id must%'
+                   THEN 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.' END;
+    -- a DETAIL or HINT only when there is one (an empty one prints an empty line)
+    IF v_detail IS NOT NULL AND v_hint IS NOT NULL THEN
+        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, DETAIL = v_detail, HINT = v_hint;
+    ELSIF v_detail IS NOT NULL THEN
+        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, DETAIL = v_detail;
+    ELSIF v_hint IS NOT NULL THEN
+        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, HINT = v_hint;
+    END IF;
+    RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION flakeguard_internal.stage_scored_current()
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -764,7 +797,8 @@ SELECT r.name AS repo, t.repo_id, t.test_id, t.suite, t.class_name, t.name, t.fu
        s.score, s.confidence, s.verdict, s.recommendation, s.priority, s.wasted_seconds,
        t.first_seen, s.last_seen, s.last_failure_at, s.last_failure_message,
        q.test_id IS NOT NULL AS quarantined,
-       s.recent_failures, s.proofs, s.configurations, s.broken_on, s.flaky_on, s.recovered
+       s.recent_failures, s.proofs, s.configurations, s.broken_on, s.flaky_on, s.recovered,
+       CASE s.priority WHEN 'critical' THEN 1 WHEN 'high' THEN 2 WHEN 'medium' THEN 3 ELSE 4 END AS priority_rank
 FROM flakeguard.test t
 JOIN flakeguard.repository r ON r.repo_id = t.repo_id
 JOIN flakeguard.test_score s ON s.repo_id = t.repo_id AND s.test_id = t.test_id
@@ -777,8 +811,7 @@ CREATE OR REPLACE VIEW flakeguard.flaky_tests AS
 SELECT h.*
 FROM flakeguard.test_health h
 WHERE h.verdict = 'flaky'
-ORDER BY CASE h.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
-         h.wasted_seconds DESC, h.flake_rate * h.runs DESC, h.repo, h.full_name;
+ORDER BY h.priority_rank, h.wasted_seconds DESC, h.flake_rate * h.runs DESC, h.repo, h.full_name;
 -- CREATE OR REPLACE VIEW resets the options: the view runs as its caller, as before
 ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
 
@@ -797,6 +830,8 @@ COMMENT ON COLUMN flakeguard.flake_score.broken_on IS 'The configurations where 
 COMMENT ON COLUMN flakeguard.flake_score.flaky_on IS 'The configurations with flaky evidence of their own';
 COMMENT ON COLUMN flakeguard.flake_score.recovered IS 'Flaky before, then passing long enough since to call it fixed';
 COMMENT ON COLUMN flakeguard.flake_score.recent_expires_at IS 'When the oldest recent failure stops being recent (NULL: none is)';
+COMMENT ON COLUMN flakeguard.test_health.priority_rank IS 'Priority as a number that sorts: 1 critical, 2 high, 3 medium, 4 low';
+COMMENT ON COLUMN flakeguard.flaky_tests.priority_rank IS 'Priority as a number that sorts: 1 critical, 2 high, 3 medium, 4 low';
 COMMENT ON COLUMN flakeguard.repository_grants.privilege IS 'read (the views and the history), write (ingestion, includes read) or admin (quarantine, release, policy, default branch, rescore, prune; includes write)';
 
 -- the columns the views share with flakeguard.flake_score, and the columns

@@ -943,22 +943,28 @@ AS $$
 DECLARE
     v_problem text := flakeguard_internal.upload_problem(run_id, attempt, job, commit_sha, branch, created_at);
     v_state text := left(v_problem, 5);
+    v_detail text;
+    v_hint text;
 BEGIN
     IF v_problem IS NULL THEN
         RETURN;
     END IF;
-    RAISE EXCEPTION '%', substr(v_problem, 7)
-        USING ERRCODE = v_state,
-              DETAIL = CASE v_state
-                           WHEN '22001' THEN 'run_id, job and commit_sha are limited to 256 bytes, branch to 1024.'
-                           WHEN '22008' THEN format('created_at is %s; it must lie between 2000-01-01 and a day from now.',
-                                                    coalesce(created_at::text, 'NULL'))
-                           WHEN '22023' THEN CASE WHEN v_problem LIKE '%attempt%'
-                                                  THEN format('The attempt given is %s.', coalesce(attempt::text, 'NULL'))
-                                                  ELSE '' END
-                           ELSE '' END,
-              HINT = CASE WHEN v_problem LIKE '%run_id must%'
-                          THEN 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.' ELSE '' END;
+    v_detail := CASE WHEN v_state = '22001' THEN 'run_id, job and commit_sha are limited to 256 bytes, branch to 1024.'
+                     WHEN v_state = '22008' THEN format('created_at is %s; it must lie between 2000-01-01 and a day from now.',
+                                                        coalesce(created_at::text, 'NULL'))
+                     WHEN v_problem LIKE '%attempt%' THEN format('The attempt given is %s.', coalesce(attempt::text, 'NULL'))
+                END;
+    v_hint := CASE WHEN v_problem LIKE '%run_id must%'
+                   THEN 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.' END;
+    -- a DETAIL or HINT only when there is one (an empty one prints an empty line)
+    IF v_detail IS NOT NULL AND v_hint IS NOT NULL THEN
+        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, DETAIL = v_detail, HINT = v_hint;
+    ELSIF v_detail IS NOT NULL THEN
+        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, DETAIL = v_detail;
+    ELSIF v_hint IS NOT NULL THEN
+        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, HINT = v_hint;
+    END IF;
+    RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state;
 END
 $$;
 
@@ -2610,7 +2616,8 @@ SELECT r.name AS repo, t.repo_id, t.test_id, t.suite, t.class_name, t.name, t.fu
        s.score, s.confidence, s.verdict, s.recommendation, s.priority, s.wasted_seconds,
        t.first_seen, s.last_seen, s.last_failure_at, s.last_failure_message,
        q.test_id IS NOT NULL AS quarantined,
-       s.recent_failures, s.proofs, s.configurations, s.broken_on, s.flaky_on, s.recovered
+       s.recent_failures, s.proofs, s.configurations, s.broken_on, s.flaky_on, s.recovered,
+       CASE s.priority WHEN 'critical' THEN 1 WHEN 'high' THEN 2 WHEN 'medium' THEN 3 ELSE 4 END AS priority_rank
 FROM flakeguard.test t
 JOIN flakeguard.repository r ON r.repo_id = t.repo_id
 JOIN flakeguard.test_score s ON s.repo_id = t.repo_id AND s.test_id = t.test_id
@@ -2625,8 +2632,7 @@ CREATE VIEW flakeguard.flaky_tests AS
 SELECT h.*
 FROM flakeguard.test_health h
 WHERE h.verdict = 'flaky'
-ORDER BY CASE h.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
-         h.wasted_seconds DESC, h.flake_rate * h.runs DESC, h.repo, h.full_name;
+ORDER BY h.priority_rank, h.wasted_seconds DESC, h.flake_rate * h.runs DESC, h.repo, h.full_name;
 
 ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
 CREATE VIEW flakeguard.repository_health AS
@@ -3277,6 +3283,8 @@ COMMENT ON COLUMN flakeguard.flake_score.recovered IS 'Flaky before, then passin
 COMMENT ON COLUMN flakeguard.flake_score.recent_expires_at IS 'When the oldest recent failure stops being recent (NULL: none is)';
 COMMENT ON COLUMN flakeguard.test_health.first_seen IS 'When the test was first seen (its first upload)';
 COMMENT ON COLUMN flakeguard.flaky_tests.first_seen IS 'When the test was first seen (its first upload)';
+COMMENT ON COLUMN flakeguard.test_health.priority_rank IS 'Priority as a number that sorts: 1 critical, 2 high, 3 medium, 4 low';
+COMMENT ON COLUMN flakeguard.flaky_tests.priority_rank IS 'Priority as a number that sorts: 1 critical, 2 high, 3 medium, 4 low';
 COMMENT ON COLUMN flakeguard.repository_health.repo IS 'Repository name';
 COMMENT ON COLUMN flakeguard.repository_health.repo_id IS 'Repository id (flakeguard.repository)';
 COMMENT ON COLUMN flakeguard.repository_health.tests IS 'Tests scored';
