@@ -603,9 +603,10 @@ judge_configurations(std::vector<Evidence> &all, const FlakeRate &fr, const Scor
 	const bool never_passed = s.runs > 0 && s.passes == 0;
 	int all_proofs = 0;
 	double all_isolated = 0;
-	for (const Evidence &ev : all) {
+	for (Evidence &ev : all) {
+		ev.isolated = isolated_streaks(ev, fr, policy);
 		all_proofs += ev.proofs;
-		all_isolated += isolated_streaks(ev, fr, policy);
+		all_isolated += ev.isolated;
 	}
 	/* any flaky failure before: then a streak of broken_streak runs is not enough by itself */
 	const bool flaky_evidence = all_proofs > 0 || all_isolated >= 0.5;
@@ -616,14 +617,12 @@ judge_configurations(std::vector<Evidence> &all, const FlakeRate &fr, const Scor
 		if (ev.n == 0)
 			continue;
 		ev.broken = is_broken(ev, fr, flaky_evidence, s.passes, policy) || (never_passed && s.runs >= policy.min_runs);
-		const std::string label = configuration_label(ev.where->job, ev.where->default_branch);
 		b.has_default = b.has_default || ev.where->default_branch;
 		if (ev.broken) {
 			(ev.where->default_branch ? b.default_broken : b.side_broken) = true;
-			s.broken_on.push_back(label);
+			s.broken_on.push_back(configuration_label(ev.where->job, ev.where->default_branch));
 			continue;
 		}
-		ev.isolated = isolated_streaks(ev, fr, policy);
 		s.proofs += ev.proofs;
 		isolated += ev.isolated;
 		if (ev.where->default_branch) {
@@ -637,7 +636,7 @@ judge_configurations(std::vector<Evidence> &all, const FlakeRate &fr, const Scor
 			s.recent_failures += ev.recent_failures;
 		}
 		if (ev.proofs > 0 || ev.isolated >= 0.5)
-			s.flaky_on.push_back(label);
+			s.flaky_on.push_back(configuration_label(ev.where->job, ev.where->default_branch));
 	}
 	std::sort(s.broken_on.begin(), s.broken_on.end());
 	std::sort(s.flaky_on.begin(), s.flaky_on.end());
