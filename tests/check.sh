@@ -150,7 +150,7 @@ check_schedule() {
 regress_counts() {
 	local p f
 	p=$(grep -cE '^ok |^(test| ) .* \.\.\. ok' "$1")
-	f=$(grep -cE '^not ok |^(test| ) .* \.\.\. FAILED' "$1")
+	f=$(grep -cE '^not ok |^(test| ) .* \.\.\. (FAILED|diff:)' "$1")
 	echo "$p $f"
 }
 
