@@ -571,6 +571,14 @@ AS $$
     SELECT CASE WHEN status IN ('failed', 'error') THEN flakeguard.message_signature(message) END
 $$;
 
+-- Raises an error with no CONTEXT: FlakeGuard's functions raise through it,
+-- so that the caller sees the error, not the internal functions and
+-- statements it passed through.  A NULL or empty detail or hint is left out.
+CREATE FUNCTION flakeguard_internal.raise_error(sqlstate text, message text, detail text, hint text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'raise_error'
+LANGUAGE C VOLATILE;
+
 -- A flakeguard.* setting's value (the library is loaded first, so the
 -- setting is defined in a session that has not used FlakeGuard yet).
 CREATE FUNCTION flakeguard_internal.setting(p_name text)
@@ -584,7 +592,7 @@ BEGIN
     -- pg_settings: the value in the setting's base unit, without one
     SELECT g.setting INTO v_value FROM pg_catalog.pg_settings g WHERE g.name = p_name;
     IF v_value IS NULL THEN
-        RAISE EXCEPTION 'setting "%" is not defined', p_name USING ERRCODE = 'XX000';
+        PERFORM flakeguard_internal.raise_error('XX000', format('setting "%s" is not defined', p_name), NULL, NULL);
     END IF;
     RETURN v_value;
 END
@@ -622,8 +630,9 @@ DECLARE
     v_rank integer := array_position(ARRAY['read', 'write', 'admin'], p_privilege);
 BEGIN
     IF v_rank IS NULL THEN
-        RAISE EXCEPTION 'unknown repository privilege "%"', p_privilege USING ERRCODE = '22023',
-            HINT = 'Use read, write or admin.';
+        PERFORM flakeguard_internal.raise_error('22023', format('unknown repository privilege "%s"', p_privilege),
+            NULL,
+            'Use read, write or admin.');
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_extension e
                WHERE r.oid = p_role AND e.extname = 'flakeguard'
@@ -674,9 +683,9 @@ BEGIN
     IF v_granted IS NULL OR v_id = ANY (v_granted) THEN
         RETURN v_id;
     END IF;
-    RAISE EXCEPTION 'permission denied for repository "%"', p_repo USING ERRCODE = '42501',
-        DETAIL = format('Role %s does not hold %s on it.', flakeguard_internal.acting_role()::regrole, p_privilege),
-        HINT = 'The extension''s owner grants it with flakeguard.grant_repository().';
+    PERFORM flakeguard_internal.raise_error('42501', format('permission denied for repository "%s"', p_repo),
+        format('Role %s does not hold %s on it.', flakeguard_internal.acting_role()::regrole, p_privilege),
+        'The extension''s owner grants it with flakeguard.grant_repository().');
 END
 $$;
 
@@ -702,6 +711,8 @@ AS $$
          'flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz), '
          'flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz), '
          'flakeguard.ingest_junit_by_id(bigint, text, text, integer, text, text, text, timestamptz), '
+         'flakeguard.gate(text, text[], text, integer, text, text, text, timestamptz), '
+         'flakeguard.gate(text, bytea[], text, integer, text, text, text, timestamptz), '
          'flakeguard.ingest_stream_open(), '
          'flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean, text), '
          'flakeguard.ingest_stream_reject(text, text, text, integer, text, text, text, timestamptz, text, text, '
@@ -746,17 +757,21 @@ DECLARE
     v_repo_id bigint;
 BEGIN
     IF repo IS NULL OR grantee IS NULL OR privilege IS NULL THEN
-        RAISE EXCEPTION 'repository, grantee and privilege must not be null' USING ERRCODE = '22004';
+        PERFORM flakeguard_internal.raise_error('22004', 'repository, grantee and privilege must not be null',
+            NULL,
+            NULL);
     END IF;
     IF privilege NOT IN ('read', 'write', 'admin') THEN
-        RAISE EXCEPTION 'unknown repository privilege "%"', privilege USING ERRCODE = '22023',
-            HINT = 'Use read, write or admin.';
+        PERFORM flakeguard_internal.raise_error('22023', format('unknown repository privilege "%s"', privilege),
+            NULL,
+            'Use read, write or admin.');
     END IF;
     IF repo <> '*' THEN
         SELECT r.repo_id INTO v_repo_id FROM flakeguard.repository r WHERE r.name = repo;
         IF v_repo_id IS NULL THEN
-            RAISE EXCEPTION 'repository "%" does not exist', repo USING ERRCODE = '42704',
-                HINT = 'Grant on ''*'' for every repository, present and future, or ingest into it first.';
+            PERFORM flakeguard_internal.raise_error('42704', format('repository "%s" does not exist', repo),
+                NULL,
+                'Grant on ''*'' for every repository, present and future, or ingest into it first.');
         END IF;
     END IF;
     INSERT INTO flakeguard.repository_grant (repo_id, grantee, privilege, granted_by)
@@ -777,7 +792,9 @@ DECLARE
     v_found boolean;
 BEGIN
     IF repo IS NULL OR grantee IS NULL OR privilege IS NULL THEN
-        RAISE EXCEPTION 'repository, grantee and privilege must not be null' USING ERRCODE = '22004';
+        PERFORM flakeguard_internal.raise_error('22004', 'repository, grantee and privilege must not be null',
+            NULL,
+            NULL);
     END IF;
     DELETE FROM flakeguard.repository_grant g
     WHERE g.grantee = revoke_repository.grantee AND g.privilege = revoke_repository.privilege
@@ -850,8 +867,10 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_relid IS DISTINCT FROM p_table::oid THEN
-        RAISE EXCEPTION 'trigger function of % called on table %', p_table, coalesce(p_relid::regclass::text, 'NULL')
-            USING ERRCODE = '42501', HINT = 'FlakeGuard''s trigger functions run on FlakeGuard''s own tables only.';
+        PERFORM flakeguard_internal.raise_error('42501',
+            format('trigger function of %s called on table %s', p_table, coalesce(p_relid::regclass::text, 'NULL')),
+            NULL,
+            'FlakeGuard''s trigger functions run on FlakeGuard''s own tables only.');
     END IF;
 END
 $$;
@@ -872,8 +891,9 @@ BEGIN
         RETURN false;
     END IF;
     IF v_owner <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
-        RAISE EXCEPTION 'temporary table "%" belongs to another role', name
-            USING ERRCODE = '42501', HINT = 'Drop it; FlakeGuard creates its own.';
+        PERFORM flakeguard_internal.raise_error('42501', format('temporary table "%s" belongs to another role', name),
+            NULL,
+            'Drop it; FlakeGuard creates its own.');
     END IF;
     RETURN true;
 END
@@ -889,12 +909,15 @@ DECLARE
     v_id bigint;
 BEGIN
     IF repo IS NULL OR repo = '' THEN
-        RAISE EXCEPTION 'repository name must not be empty'
-            USING ERRCODE = CASE WHEN repo IS NULL THEN '22004' ELSE '22023' END;
+        PERFORM flakeguard_internal.raise_error(CASE WHEN repo IS NULL THEN '22004' ELSE '22023' END,
+            'repository name must not be empty',
+            NULL,
+            NULL);
     END IF;
     IF octet_length(repo) > 512 THEN
-        RAISE EXCEPTION 'repository name is too long'
-            USING ERRCODE = '22001', DETAIL = format('The name has %s bytes; the limit is 512.', octet_length(repo));
+        PERFORM flakeguard_internal.raise_error('22001', 'repository name is too long',
+            format('The name has %s bytes; the limit is 512.', octet_length(repo)),
+            NULL);
     END IF;
     v_id := flakeguard_internal.repository_access(repo, 'write');
     IF v_id IS NULL THEN
@@ -956,15 +979,8 @@ BEGIN
                 END;
     v_hint := CASE WHEN v_problem LIKE '%run_id must%'
                    THEN 'Pass the CI system''s run identifier, for example $GITHUB_RUN_ID.' END;
-    -- a DETAIL or HINT only when there is one (an empty one prints an empty line)
-    IF v_detail IS NOT NULL AND v_hint IS NOT NULL THEN
-        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, DETAIL = v_detail, HINT = v_hint;
-    ELSIF v_detail IS NOT NULL THEN
-        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, DETAIL = v_detail;
-    ELSIF v_hint IS NOT NULL THEN
-        RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state, HINT = v_hint;
-    END IF;
-    RAISE EXCEPTION '%', substr(v_problem, 7) USING ERRCODE = v_state;
+    -- a DETAIL or HINT only when there is one (raise_error leaves out a NULL one)
+    PERFORM flakeguard_internal.raise_error(v_state, substr(v_problem, 7), v_detail, v_hint);
 END
 $$;
 
@@ -1161,7 +1177,10 @@ BEGIN
 END
 $$;
 
--- Stages the executions of one JUnit report (text or bytes: the other is NULL).
+-- Stages the executions of one JUnit report (text or bytes: the other is
+-- NULL).  An upload of several reports (flakeguard.gate, as the sidecar's
+-- push) numbers a test's executions on from those of the reports before:
+-- a rerun's report is the test's retry.
 CREATE FUNCTION flakeguard_internal.stage_junit(p_upload_no integer, p_text text, p_bytes bytea)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -1169,14 +1188,17 @@ AS $$
 BEGIN
     INSERT INTO pg_temp.flakeguard_stage (test_id, suite, class_name, name, full_name, file, status, retry,
                                           duration_ms, failure_type, message, synthetic, upload_no)
-    SELECT flakeguard.test_id(c.full_name), c.suite, c.class_name, c.name, c.full_name, c.file,
+    SELECT c.test_id, c.suite, c.class_name, c.name, c.full_name, c.file,
            CASE c.status WHEN 'passed' THEN 'passed'::flakeguard.test_status
                          WHEN 'failed' THEN 'failed'::flakeguard.test_status
                          WHEN 'error' THEN 'error'::flakeguard.test_status
                          WHEN 'skipped' THEN 'skipped'::flakeguard.test_status
                          ELSE c.status::flakeguard.test_status END,
-           c.retry, c.duration_ms, c.failure_type, c.message, c.synthetic, p_upload_no
-    FROM (SELECT * FROM flakeguard.parse_junit(p_text) UNION ALL SELECT * FROM flakeguard.parse_junit(p_bytes)) c;
+           c.retry + coalesce(o.next_retry, 0), c.duration_ms, c.failure_type, c.message, c.synthetic, p_upload_no
+    FROM (SELECT flakeguard.test_id(p.full_name) AS test_id, p.*
+          FROM (SELECT * FROM flakeguard.parse_junit(p_text) UNION ALL SELECT * FROM flakeguard.parse_junit(p_bytes)) p) c
+    LEFT JOIN (SELECT s.test_id, max(s.retry) + 1 AS next_retry FROM pg_temp.flakeguard_stage s
+               WHERE s.upload_no = p_upload_no GROUP BY s.test_id) o ON o.test_id = c.test_id;
 END
 $$;
 
@@ -1195,20 +1217,23 @@ DECLARE
 BEGIN
     SELECT * INTO u FROM pg_temp.flakeguard_upload x WHERE x.upload_no = p_upload_no;
     IF u.repo IS NULL OR u.repo = '' THEN
-        RAISE EXCEPTION 'repository name must not be empty'
-            USING ERRCODE = CASE WHEN u.repo IS NULL THEN '22004' ELSE '22023' END;
+        PERFORM flakeguard_internal.raise_error(CASE WHEN u.repo IS NULL THEN '22004' ELSE '22023' END,
+            'repository name must not be empty',
+            NULL,
+            NULL);
     END IF;
     PERFORM flakeguard_internal.check_upload(u.run_id, u.attempt, u.job, u.commit_sha, u.branch, u.created_at);
     IF p_create THEN
         v_repo_id := flakeguard_internal.repository_id(u.repo);
     ELSE
         IF octet_length(u.repo) > 512 THEN
-            RAISE EXCEPTION 'repository name is too long' USING ERRCODE = '22001';
+            PERFORM flakeguard_internal.raise_error('22001', 'repository name is too long', NULL, NULL);
         END IF;
         v_repo_id := flakeguard_internal.repository_access(u.repo, 'write');
         IF v_repo_id IS NULL THEN
-            RAISE EXCEPTION 'repository "%" does not exist', u.repo USING ERRCODE = '42704',
-                HINT = 'Create it with INSERT INTO flakeguard.repository (name), or run the sidecar with --create-repositories.';
+            PERFORM flakeguard_internal.raise_error('42704', format('repository "%s" does not exist', u.repo),
+                NULL,
+                'Create it with INSERT INTO flakeguard.repository (name), or run the sidecar with --create-repositories.');
         END IF;
         v_repo_id := flakeguard_internal.repository_id(u.repo);
     END IF;
@@ -1571,16 +1596,17 @@ BEGIN
             END IF;
             IF v_bad.upload_no IS NULL THEN
                 -- never expected: the loop would not end
-                RAISE EXCEPTION 'test identity collision without an upload to refuse' USING ERRCODE = 'XX000',
-                      DETAIL = format('test_id %s, name "%s".', v_bad.test_id, v_bad.full_name);
+                PERFORM flakeguard_internal.raise_error('XX000',
+                    'test identity collision without an upload to refuse',
+                    format('test_id %s, name "%s".', v_bad.test_id, v_bad.full_name),
+                    NULL);
             END IF;
             IF p_raise THEN
-                RAISE EXCEPTION 'test identity collision in repository "%"',
-                      (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = v_repo)
-                    USING ERRCODE = '23505',
-                          DETAIL = format('Tests "%s" and "%s" have the same test_id %s.', v_bad.full_name,
+                PERFORM flakeguard_internal.raise_error('23505',
+                    format('test identity collision in repository "%s"', (SELECT r.name FROM flakeguard.repository r WHERE r.repo_id = v_repo)),
+                    format('Tests "%s" and "%s" have the same test_id %s.', v_bad.full_name,
                                           v_bad.other, v_bad.test_id),
-                          HINT = 'Rename one of the two tests.';
+                    'Rename one of the two tests.');
             END IF;
             PERFORM flakeguard_internal.stage_reject(
                 v_bad.upload_no, '23505',
@@ -1805,11 +1831,11 @@ BEGIN
         RETURN;
     END IF;
     IF flakeguard_internal.setting('flakeguard.on_rejection') = 'error' THEN
-        RAISE EXCEPTION 'COPY into % rejected % of % %', p_inbox, p_rejected, p_received, p_unit
-            USING ERRCODE = '22000',
-                  DETAIL = 'flakeguard.on_rejection is error: nothing of this statement was stored.',
-                  HINT = 'Set flakeguard.on_rejection to warning to ingest the rest; the rejected ones are then '
-                         'recorded in flakeguard.rejected_report with the reason of each.';
+        PERFORM flakeguard_internal.raise_error('22000',
+            format('COPY into %s rejected %s of %s %s', p_inbox, p_rejected, p_received, p_unit),
+            'flakeguard.on_rejection is error: nothing of this statement was stored.',
+            'Set flakeguard.on_rejection to warning to ingest the rest; the rejected ones are then '
+                         'recorded in flakeguard.rejected_report with the reason of each.');
     END IF;
     RAISE WARNING 'COPY into % rejected % of % %', p_inbox, p_rejected, p_received, p_unit
         USING DETAIL = CASE WHEN p_rejected < p_received THEN 'The others were ingested.'
@@ -1902,14 +1928,142 @@ BEGIN
     -- checked by id first: the same answer whether it exists or not, and
     -- no name, to a role that may not write it
     IF v_repo IS NULL OR NOT (v_writable IS NULL OR ingest_junit_by_id.repo_id = ANY (v_writable)) THEN
-        RAISE EXCEPTION 'permission denied for repository %', coalesce(ingest_junit_by_id.repo_id::text, 'NULL')
-            USING ERRCODE = '42501',
-                  DETAIL = 'No repository has that repo_id, or the role does not hold write on it.',
-                  HINT = 'ingest_junit() creates a repository by name.';
+        PERFORM flakeguard_internal.raise_error('42501',
+            format('permission denied for repository %s', coalesce(ingest_junit_by_id.repo_id::text, 'NULL')),
+            'No repository has that repo_id, or the role does not hold write on it.',
+            'ingest_junit() creates a repository by name.');
     END IF;
     SELECT * INTO tests, passed, failed, errors, skipped, retries, new_tests
     FROM flakeguard_internal.ingest_report(v_repo, report, NULL, run_id, attempt, job, commit_sha, branch, created_at);
 END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- The CI gate.  A CI job's reports are stored as one upload, as
+-- ingest_junit stores a report, and each test whose last execution in the
+-- upload failed is judged on the scores that now include it: forgiven when
+-- the test is quarantined, or when it is flaky and not broken in the
+-- upload's configuration (its job, on the default branch or on other
+-- branches): its verdict is flaky, or it is broken elsewhere but has proof
+-- of flakiness (a passing retry, a commit that also passed) in this
+-- configuration.  Refused otherwise: one isolated failure, the one being
+-- judged included, is no evidence.  One statement: one round trip.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION flakeguard_internal.gate(
+    p_repo text, p_texts text[], p_bytes bytea[], p_run_id text, p_attempt integer, p_job text, p_commit_sha text,
+    p_branch text, p_created_at timestamptz)
+RETURNS TABLE (decision text, full_name text, status flakeguard.test_status, verdict text, quarantined boolean,
+               reason text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    v_reports integer := coalesce(cardinality(p_texts), cardinality(p_bytes), 0);
+    v_no integer;
+    v_repo_id bigint;
+    v_ids bigint[];
+    v_names text[];
+    v_statuses flakeguard.test_status[];
+    v_config text;
+BEGIN
+    IF v_reports = 0 THEN
+        PERFORM flakeguard_internal.raise_error(CASE WHEN p_texts IS NULL AND p_bytes IS NULL THEN '22004' ELSE '22023' END,
+            'gate needs at least one report',
+            NULL,
+            'Pass the JUnit reports of one CI job as an array.');
+    END IF;
+    IF v_reports > 1000 THEN
+        PERFORM flakeguard_internal.raise_error('54000', 'gate takes at most 1000 reports',
+            format('%s reports were given.', v_reports),
+            NULL);
+    END IF;
+    IF coalesce(array_ndims(p_texts), array_ndims(p_bytes)) > 1 THEN
+        PERFORM flakeguard_internal.raise_error('22023', 'gate reports must be a one-dimensional array', NULL, NULL);
+    END IF;
+    IF array_position(p_texts, NULL) IS NOT NULL OR array_position(p_bytes, NULL) IS NOT NULL THEN
+        PERFORM flakeguard_internal.raise_error('22004', 'gate report must not be null', NULL, NULL);
+    END IF;
+    PERFORM flakeguard_internal.stage_open();
+    v_no := flakeguard_internal.stage_upload('junit', true, p_repo, p_run_id, p_attempt, p_job, p_commit_sha,
+                                             p_branch, p_created_at, NULL, NULL);
+    PERFORM flakeguard_internal.stage_check(v_no, true);
+    -- by subscript: an array's subscripts may start anywhere
+    FOR i IN coalesce(array_lower(p_texts, 1), array_lower(p_bytes, 1))
+             .. coalesce(array_upper(p_texts, 1), array_upper(p_bytes, 1)) LOOP
+        PERFORM flakeguard_internal.stage_junit(v_no, p_texts[i], p_bytes[i]);
+    END LOOP;
+    -- the failures: the tests whose last execution in the upload failed
+    SELECT array_agg(f.test_id ORDER BY f.full_name), array_agg(f.full_name ORDER BY f.full_name),
+           array_agg(f.status ORDER BY f.full_name)
+    INTO v_ids, v_names, v_statuses
+    FROM (SELECT DISTINCT ON (c.test_id) c.test_id, c.full_name, c.status
+          FROM pg_temp.flakeguard_stage c WHERE c.upload_no = v_no
+          ORDER BY c.test_id, c.retry DESC) f
+    WHERE f.status IN ('failed', 'error');
+    SELECT u.repo_id INTO v_repo_id FROM pg_temp.flakeguard_upload u WHERE u.upload_no = v_no;
+    PERFORM flakeguard_internal.ingest_batch(true);
+    PERFORM flakeguard_internal.stage_close();
+    -- the upload's configuration, as the scores name it
+    SELECT CASE WHEN coalesce(p_job, '') = '' THEN '(no job)' ELSE p_job END
+           || CASE WHEN flakeguard_internal.on_default_branch(p_branch, r.default_branch) THEN ''
+                   ELSE ' (other branches)' END
+    INTO v_config
+    FROM flakeguard.repository r WHERE r.repo_id = v_repo_id;
+    RETURN QUERY
+    SELECT j.decision, f.full_name, f.status, s.verdict, q.test_id IS NOT NULL,
+           CASE
+           WHEN q.test_id IS NOT NULL THEN
+               format('quarantined by %s%s: %s', q.quarantined_by,
+                      CASE WHEN q.until IS NOT NULL THEN ' until ' || to_char(q.until, 'YYYY-MM-DD') ELSE '' END,
+                      q.reason)
+           WHEN s.verdict IS NULL THEN 'not scored'
+           WHEN j.decision = 'forgiven' THEN
+               format('flaky%s: failed %s of %s executions, flake rate %s%% (%s%% to %s%%)%s',
+                      CASE WHEN cardinality(s.flaky_on) > 0 THEN ' on ' || array_to_string(s.flaky_on, ', ') ELSE '' END,
+                      s.failures, s.runs, round((100 * s.flake_rate)::numeric, 1),
+                      round((100 * s.flake_rate_low)::numeric, 1), round((100 * s.flake_rate_high)::numeric, 1),
+                      CASE WHEN s.proofs > 0 THEN format(', passed on a retry or the same commit %s times', s.proofs)
+                           ELSE '' END)
+           WHEN v_config = ANY (s.broken_on) THEN
+               format('broken on %s: its last %s executions there failed', v_config, s.tail_fail_streak)
+           WHEN s.verdict = 'broken' THEN
+               format('broken%s: its last %s executions failed', CASE WHEN cardinality(s.broken_on) > 0
+                                                                     THEN ' on ' || array_to_string(s.broken_on, ', ')
+                                                                     ELSE '' END, s.tail_fail_streak)
+           WHEN s.runs <= 1 THEN 'new test: no history to tell flaky from broken'
+           ELSE format('no flaky evidence: failed %s of %s executions', s.failures, s.runs)
+           END
+    FROM unnest(v_ids, v_names, v_statuses) AS f(test_id, full_name, status)
+    LEFT JOIN flakeguard.test_score s ON s.repo_id = v_repo_id AND s.test_id = f.test_id
+    LEFT JOIN flakeguard.quarantine q ON q.repo_id = v_repo_id AND q.test_id = f.test_id
+                                     AND (q.until IS NULL OR q.until > now())
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN q.test_id IS NOT NULL
+                         OR ((s.verdict = 'flaky' OR (v_config = ANY (s.flaky_on) AND s.proofs > 0))
+                             AND NOT v_config = ANY (s.broken_on)) THEN 'forgiven'
+                    ELSE 'refused' END AS decision) j
+    ORDER BY j.decision DESC, f.full_name;
+END
+$$;
+
+CREATE FUNCTION flakeguard.gate(
+    repo text, reports text[], run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now())
+RETURNS TABLE (decision text, full_name text, status flakeguard.test_status, verdict text, quarantined boolean,
+               reason text)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM flakeguard_internal.gate(repo, reports, NULL, run_id, attempt, job, commit_sha, branch, created_at)
+$$;
+
+CREATE FUNCTION flakeguard.gate(
+    repo text, reports bytea[], run_id text, attempt integer DEFAULT 1, job text DEFAULT '',
+    commit_sha text DEFAULT NULL, branch text DEFAULT NULL, created_at timestamptz DEFAULT now())
+RETURNS TABLE (decision text, full_name text, status flakeguard.test_status, verdict text, quarantined boolean,
+               reason text)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM flakeguard_internal.gate(repo, NULL, reports, run_id, attempt, job, commit_sha, branch, created_at)
 $$;
 
 -- A COPY into junit_inbox is one batch: each report is parsed and checked
@@ -1946,12 +2100,13 @@ BEGIN
             v_created := flakeguard_internal.inbox_timestamptz(nullif(btrim(r.created_at), ''));
             IF v_created IS NULL AND nullif(btrim(r.created_at), '') IS NOT NULL THEN
                 v_created := now();
-                RAISE EXCEPTION 'invalid created_at "%"', r.created_at USING ERRCODE = '22007',
-                    HINT = 'Give an ISO 8601 timestamp with a time zone, for example 2026-11-01T09:30:00Z.';
+                PERFORM flakeguard_internal.raise_error('22007', format('invalid created_at "%s"', r.created_at),
+                    NULL,
+                    'Give an ISO 8601 timestamp with a time zone, for example 2026-11-01T09:30:00Z.');
             END IF;
             v_created := coalesce(v_created, now());
             IF r.report IS NULL THEN
-                RAISE EXCEPTION 'report must not be null' USING ERRCODE = '22004';
+                PERFORM flakeguard_internal.raise_error('22004', 'report must not be null', NULL, NULL);
             END IF;
             v_no := flakeguard_internal.stage_upload('junit_inbox', true, r.repo, r.run_id, v_attempt, r.job,
                                                      r.commit_sha, r.branch, v_created, NULL, r.n);
@@ -2226,8 +2381,9 @@ DECLARE
     v_no integer;
 BEGIN
     IF NOT flakeguard_internal.own_temp_table('flakeguard_upload') THEN
-        RAISE EXCEPTION 'no stream batch is open' USING ERRCODE = '55000',
-            HINT = 'Call flakeguard.ingest_stream_open() first.';
+        PERFORM flakeguard_internal.raise_error('55000', 'no stream batch is open',
+            NULL,
+            'Call flakeguard.ingest_stream_open() first.');
     END IF;
     v_no := currval('pg_temp.flakeguard_upload_no');
     SELECT count(*) INTO executions FROM pg_temp.flakeguard_stage s WHERE s.upload_no = v_no;
@@ -2235,10 +2391,10 @@ BEGIN
                                              p_branch, p_created_at, p_stream_entry, NULL);
     BEGIN
         IF p_repo IS NULL THEN
-            RAISE EXCEPTION 'repository must not be null' USING ERRCODE = '22004';
+            PERFORM flakeguard_internal.raise_error('22004', 'repository must not be null', NULL, NULL);
         END IF;
         IF p_created_at IS NULL OR NOT isfinite(p_created_at) THEN
-            RAISE EXCEPTION 'upload time must be a finite timestamp' USING ERRCODE = '22023';
+            PERFORM flakeguard_internal.raise_error('22023', 'upload time must be a finite timestamp', NULL, NULL);
         END IF;
         PERFORM flakeguard_internal.stage_check(v_no, p_create_repository);
     EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded OR undefined_object
@@ -2352,15 +2508,19 @@ AS $$
 BEGIN
     find_test.repo_id := flakeguard_internal.repository_access(find_test.repo, 'admin');
     IF find_test.repo_id IS NULL THEN
-        RAISE EXCEPTION 'repository "%" does not exist', coalesce(repo, 'NULL') USING ERRCODE = '22023';
+        PERFORM flakeguard_internal.raise_error('42704',
+            format('repository "%s" does not exist', coalesce(repo, 'NULL')),
+            NULL,
+            'Check the name, and that the role holds admin on the repository (flakeguard.repository_grants).');
     END IF;
     SELECT t.test_id INTO find_test.test_id FROM flakeguard.test t
     WHERE t.repo_id = find_test.repo_id AND t.test_id = flakeguard.test_id(find_test.test)
       AND t.full_name = find_test.test;
     IF find_test.test_id IS NULL THEN
-        RAISE EXCEPTION 'test "%" does not exist in repository "%"', coalesce(test, 'NULL'), repo
-            USING ERRCODE = '22023',
-                  HINT = 'Name the test by its full name, as flakeguard.test_health shows it.';
+        PERFORM flakeguard_internal.raise_error('42704',
+            format('test "%s" does not exist in repository "%s"', coalesce(test, 'NULL'), repo),
+            NULL,
+            'Name the test by its full name, as flakeguard.test_health shows it.');
     END IF;
 END
 $$;
@@ -2374,15 +2534,20 @@ DECLARE
     v record;
 BEGIN
     IF reason IS NULL OR btrim(reason) = '' THEN
-        RAISE EXCEPTION 'quarantine reason must not be empty' USING ERRCODE = CASE WHEN reason IS NULL THEN '22004' ELSE '22023' END,
-            HINT = 'Say why, for example the failure seen or the ticket that tracks the fix.';
+        PERFORM flakeguard_internal.raise_error(CASE WHEN reason IS NULL THEN '22004' ELSE '22023' END,
+            'quarantine reason must not be empty',
+            NULL,
+            'Say why, for example the failure seen or the ticket that tracks the fix.');
     END IF;
     IF octet_length(reason) > 4096 THEN
-        RAISE EXCEPTION 'quarantine reason is too long' USING ERRCODE = '22001', DETAIL = 'The limit is 4096 bytes.';
+        PERFORM flakeguard_internal.raise_error('22001', 'quarantine reason is too long',
+            'The limit is 4096 bytes.',
+            NULL);
     END IF;
     IF until IS NOT NULL AND until <= now() THEN
-        RAISE EXCEPTION 'quarantine expiry must lie in the future' USING ERRCODE = '22023',
-            DETAIL = format('until is %s.', until);
+        PERFORM flakeguard_internal.raise_error('22023', 'quarantine expiry must lie in the future',
+            format('until is %s.', until),
+            NULL);
     END IF;
     SELECT * INTO v FROM flakeguard_internal.find_test(repo, test);
     INSERT INTO flakeguard.quarantine AS q (repo_id, test_id, reason, quarantined_by, since, until)
@@ -2426,7 +2591,9 @@ BEGIN
     IF repo IS NOT NULL THEN
         v_repos := ARRAY[flakeguard_internal.repository_access(repo, 'admin')];
         IF v_repos[1] IS NULL THEN
-            RAISE EXCEPTION 'repository "%" does not exist', repo USING ERRCODE = '22023';
+            PERFORM flakeguard_internal.raise_error('42704', format('repository "%s" does not exist', repo),
+                NULL,
+                'Check the name, and that the role holds admin on the repository (flakeguard.repository_grants).');
         END IF;
     ELSE
         v_repos := coalesce(flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'admin'),
@@ -2458,7 +2625,10 @@ DECLARE
     v_repo_id bigint := flakeguard_internal.repository_access(set_policy.repo, 'admin');
 BEGIN
     IF v_repo_id IS NULL THEN
-        RAISE EXCEPTION 'repository "%" does not exist', coalesce(set_policy.repo, 'NULL') USING ERRCODE = '22023';
+        PERFORM flakeguard_internal.raise_error('42704',
+            format('repository "%s" does not exist', coalesce(set_policy.repo, 'NULL')),
+            NULL,
+            'Check the name, and that the role holds admin on the repository (flakeguard.repository_grants).');
     END IF;
     PERFORM flakeguard_internal.repository_lock(v_repo_id);
     IF num_nulls(window_runs, warn_threshold, quarantine_threshold, min_runs, min_recent_failures, recent_lookback,
@@ -2493,11 +2663,13 @@ DECLARE
     v_repo_id bigint := flakeguard_internal.repository_access(set_default_branch.repo, 'admin');
 BEGIN
     IF v_repo_id IS NULL THEN
-        RAISE EXCEPTION 'repository "%" does not exist', coalesce(set_default_branch.repo, 'NULL')
-            USING ERRCODE = '22023';
+        PERFORM flakeguard_internal.raise_error('42704',
+            format('repository "%s" does not exist', coalesce(set_default_branch.repo, 'NULL')),
+            NULL,
+            'Check the name, and that the role holds admin on the repository (flakeguard.repository_grants).');
     END IF;
     IF set_default_branch.branch = '' OR octet_length(set_default_branch.branch) > 1024 THEN
-        RAISE EXCEPTION 'branch must be a name of 1 to 1024 bytes' USING ERRCODE = '22023';
+        PERFORM flakeguard_internal.raise_error('22023', 'branch must be a name of 1 to 1024 bytes', NULL, NULL);
     END IF;
     PERFORM flakeguard_internal.repository_lock(v_repo_id);
     IF flakeguard_internal.default_branch_set(v_repo_id, set_default_branch.branch,
@@ -2524,12 +2696,14 @@ DECLARE
     v_repo bigint;
 BEGIN
     IF older_than IS NULL OR older_than <= interval '0' THEN
-        RAISE EXCEPTION 'older_than must be a positive interval' USING ERRCODE = '22023';
+        PERFORM flakeguard_internal.raise_error('22023', 'older_than must be a positive interval', NULL, NULL);
     END IF;
     IF repo IS NOT NULL THEN
         v_repos := ARRAY[flakeguard_internal.repository_access(repo, 'admin')];
         IF v_repos[1] IS NULL THEN
-            RAISE EXCEPTION 'repository "%" does not exist', repo USING ERRCODE = '22023';
+            PERFORM flakeguard_internal.raise_error('42704', format('repository "%s" does not exist', repo),
+                NULL,
+                'Check the name, and that the role holds admin on the repository (flakeguard.repository_grants).');
         END IF;
     ELSE
         v_repos := coalesce(flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'admin'),
@@ -2611,7 +2785,7 @@ $$;
 
 CREATE VIEW flakeguard.test_health WITH (security_invoker = true) AS
 SELECT r.name AS repo, t.repo_id, t.test_id, t.suite, t.class_name, t.name, t.full_name, t.file,
-       s.runs, s.passes, s.failures, s.skips, s.fail_rate, s.flip_rate, s.retry_pass_rate, s.mixed_commits,
+       s.runs AS executions, s.passes, s.failures, s.skips, s.fail_rate, s.flip_rate, s.retry_pass_rate, s.mixed_commits,
        s.tail_fail_streak, s.max_fail_streak, s.signatures, s.flake_rate, s.flake_rate_low, s.flake_rate_high,
        s.score, s.confidence, s.verdict, s.recommendation, s.priority, s.wasted_seconds,
        t.first_seen, s.last_seen, s.last_failure_at, s.last_failure_message,
@@ -2632,39 +2806,39 @@ CREATE VIEW flakeguard.flaky_tests AS
 SELECT h.*
 FROM flakeguard.test_health h
 WHERE h.verdict = 'flaky'
-ORDER BY h.priority_rank, h.wasted_seconds DESC, h.flake_rate * h.runs DESC, h.repo, h.full_name;
+ORDER BY h.priority_rank, h.wasted_seconds DESC, h.flake_rate * h.executions DESC, h.repo, h.full_name;
 
 ALTER VIEW flakeguard.flaky_tests SET (security_invoker = true);
 CREATE VIEW flakeguard.repository_health AS
-SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, u.runs, u.executions,
-       coalesce(s.flaky_tests, 0) AS flaky_tests, coalesce(s.broken_tests, 0) AS broken_tests,
-       coalesce(s.quarantine_recommended, 0) AS quarantine_recommended, q.quarantined_tests,
+SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, u.uploads, u.executions,
+       coalesce(s.flaky_count, 0) AS flaky_count, coalesce(s.broken_count, 0) AS broken_count,
+       coalesce(s.quarantine_recommended, 0) AS quarantine_recommended, q.quarantined_count,
        s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds, u.first_run_at, u.last_run_at
 FROM flakeguard.repository r
 LEFT JOIN LATERAL (
-    SELECT count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
-           count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_tests,
+    SELECT count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_count,
+           count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_count,
            count(*) FILTER (WHERE ts.recommendation = 'quarantine') AS quarantine_recommended,
            sum(ts.flake_rate * ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy'))
                / nullif(sum(ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy')), 0) AS flake_rate,
            sum(ts.wasted_seconds) AS wasted_seconds
     FROM flakeguard.test_score ts WHERE ts.repo_id = r.repo_id) s ON true
 LEFT JOIN LATERAL (
-    SELECT count(*) AS runs, coalesce(sum(u.executions), 0) AS executions, min(u.created_at) AS first_run_at,
+    SELECT count(*) AS uploads, coalesce(sum(u.executions), 0) AS executions, min(u.created_at) AS first_run_at,
            max(u.created_at) AS last_run_at
     FROM flakeguard.run u WHERE u.repo_id = r.repo_id) u ON true
 LEFT JOIN LATERAL (
-    SELECT count(*) AS quarantined_tests FROM flakeguard.quarantine q
+    SELECT count(*) AS quarantined_count FROM flakeguard.quarantine q
     WHERE q.repo_id = r.repo_id AND (q.until IS NULL OR q.until > now())) q ON true;
 
 ALTER VIEW flakeguard.repository_health SET (security_invoker = true);
 CREATE VIEW flakeguard.failure_signatures AS
 SELECT r.name AS repo, f.repo_id, f.signature, flakeguard.normalize_message(f.sample_message) AS pattern,
-       f.sample_message, f.tests, f.flaky_tests, f.occurrences, f.first_seen, f.last_seen
+       f.sample_message, f.tests, f.flaky_count, f.occurrences, f.first_seen, f.last_seen
 FROM flakeguard.repository r
 CROSS JOIN LATERAL (
     SELECT x.repo_id, x.signature, min(x.message) AS sample_message, count(DISTINCT x.test_id) AS tests,
-           count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+           count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_count,
            count(*) AS occurrences, min(x.created_at) AS first_seen, max(x.created_at) AS last_seen
     FROM flakeguard.result x
     LEFT JOIN flakeguard.test_score ts ON ts.repo_id = x.repo_id AND ts.test_id = x.test_id
@@ -2740,7 +2914,7 @@ DECLARE
     v_repo_id bigint := (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = test_history.repo);
 BEGIN
     IF max_runs < 0 THEN
-        RAISE EXCEPTION 'max_runs must be 0 or more' USING ERRCODE = '22023';
+        PERFORM flakeguard_internal.raise_error('22023', 'max_runs must be 0 or more', NULL, NULL);
     END IF;
     RETURN QUERY
     SELECT e.* FROM flakeguard.execution e
@@ -2771,6 +2945,17 @@ BEGIN
 END
 $$;
 
+-- A row as JSON with its ids (repo_id, test_id: 64-bit) as strings, in
+-- the row's column order: JavaScript reads a JSON number as a double, which
+-- rounds ids above 2^53.  NOTIFY payloads carry them as strings too.
+-- (A key inside a string value is escaped, \"test_id\", so only keys match.)
+CREATE FUNCTION flakeguard_internal.ids_as_text(row_json json)
+RETURNS json
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT regexp_replace(row_json::text, '"(repo_id|test_id)":(-?[0-9]+)', '"\1":"\2"', 'g')::json
+$$;
+
 CREATE FUNCTION flakeguard.cache_value(repo text, kind text, test_id bigint DEFAULT NULL,
                                        OUT version bigint, OUT value json)
 RETURNS record
@@ -2782,10 +2967,12 @@ DECLARE
     v_window integer;
 BEGIN
     IF kind IS NULL THEN
-        RAISE EXCEPTION 'cache value kind must not be null' USING ERRCODE = '22004';
+        PERFORM flakeguard_internal.raise_error('22004', 'cache value kind must not be null', NULL, NULL);
     END IF;
     IF kind IN ('health', 'history') AND test_id IS NULL THEN
-        RAISE EXCEPTION 'cache value "%" needs a test_id', kind USING ERRCODE = '22004';
+        PERFORM flakeguard_internal.raise_error('22004', format('cache value "%s" needs a test_id', kind),
+            NULL,
+            NULL);
     END IF;
     v_readable := flakeguard.granted_repositories(flakeguard_internal.acting_role(), 'read');
     SELECT r.repo_id INTO v_repo_id FROM flakeguard.repository r
@@ -2798,7 +2985,7 @@ BEGIN
     IF kind = 'health' THEN
         -- the sidecar's lookups: the version and the value in one statement
         -- (on Citus, one round trip to the shard)
-        SELECT v.version, row_to_json(h) INTO version, value
+        SELECT v.version, flakeguard_internal.ids_as_text(row_to_json(h)) INTO version, value
         FROM flakeguard.repository_version v
         LEFT JOIN flakeguard.test_health h ON h.repo_id = v.repo_id AND h.test_id = cache_value.test_id
         WHERE v.repo_id = v_repo_id;
@@ -2819,13 +3006,15 @@ BEGIN
               ORDER BY e.created_at DESC
               LIMIT v_window) x;
     WHEN 'stats' THEN
-        SELECT row_to_json(s) INTO value FROM flakeguard.repository_health s WHERE s.repo_id = v_repo_id;
+        SELECT flakeguard_internal.ids_as_text(row_to_json(s)) INTO value
+        FROM flakeguard.repository_health s WHERE s.repo_id = v_repo_id;
     WHEN 'quarantine' THEN
-        SELECT coalesce(json_agg(row_to_json(q) ORDER BY q.full_name), '[]') INTO value
+        SELECT coalesce(json_agg(flakeguard_internal.ids_as_text(row_to_json(q)) ORDER BY q.full_name), '[]') INTO value
         FROM flakeguard.quarantined_tests q WHERE q.repo_id = v_repo_id;
     ELSE
-        RAISE EXCEPTION 'unknown cache value "%"', kind USING ERRCODE = '22023',
-            HINT = 'Use health, history, stats or quarantine.';
+        PERFORM flakeguard_internal.raise_error('22023', format('unknown cache value "%s"', kind),
+            NULL,
+            'Use health, history, stats or quarantine.');
     END CASE;
 END
 $$;
@@ -2909,9 +3098,10 @@ DECLARE
 BEGIN
     FOR w IN SELECT * FROM pg_catalog.run_command_on_workers(p_command) LOOP
         IF NOT w.success THEN
-            RAISE EXCEPTION 'a command of flakeguard.distribute() failed on worker %:%', w.nodename, w.nodeport
-                USING ERRCODE = '55000', DETAIL = w.result,
-                      HINT = 'Check that every worker is up and has flakeguard installed, then run flakeguard.distribute() again.';
+            PERFORM flakeguard_internal.raise_error('55000',
+                format('a command of flakeguard.distribute() failed on worker %s:%s', w.nodename, w.nodeport),
+                w.result,
+                'Check that every worker is up and has flakeguard installed, then run flakeguard.distribute() again.');
         END IF;
         RETURN NEXT w.result;
     END LOOP;
@@ -2990,37 +3180,37 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     CREATE OR REPLACE VIEW flakeguard.repository_health AS
-    SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, coalesce(u.runs, 0) AS runs,
-           coalesce(u.executions, 0) AS executions, coalesce(s.flaky_tests, 0) AS flaky_tests,
-           coalesce(s.broken_tests, 0) AS broken_tests, coalesce(s.quarantine_recommended, 0) AS quarantine_recommended,
-           coalesce(q.quarantined_tests, 0) AS quarantined_tests, s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds,
+    SELECT r.name AS repo, r.repo_id, coalesce(s.tests, 0) AS tests, coalesce(u.uploads, 0) AS uploads,
+           coalesce(u.executions, 0) AS executions, coalesce(s.flaky_count, 0) AS flaky_count,
+           coalesce(s.broken_count, 0) AS broken_count, coalesce(s.quarantine_recommended, 0) AS quarantine_recommended,
+           coalesce(q.quarantined_count, 0) AS quarantined_count, s.flake_rate, coalesce(s.wasted_seconds, 0) AS wasted_seconds,
            u.first_run_at, u.last_run_at
     FROM flakeguard.repository r
     -- per-repository aggregates joined on repo_id (not LATERAL subqueries):
     -- filtered by repo_id each reads one repository (on Citus, one shard), and
     -- unfiltered each is pushed down to every shard
     LEFT JOIN (
-        SELECT ts.repo_id, count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
-               count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_tests,
+        SELECT ts.repo_id, count(*) AS tests, count(*) FILTER (WHERE ts.verdict = 'flaky') AS flaky_count,
+               count(*) FILTER (WHERE ts.verdict = 'broken') AS broken_count,
                count(*) FILTER (WHERE ts.recommendation = 'quarantine') AS quarantine_recommended,
                sum(ts.flake_rate * ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy'))
                    / nullif(sum(ts.runs) FILTER (WHERE ts.verdict IN ('flaky', 'healthy')), 0) AS flake_rate,
                sum(ts.wasted_seconds) AS wasted_seconds
         FROM flakeguard.test_score ts GROUP BY ts.repo_id) s ON s.repo_id = r.repo_id
     LEFT JOIN (
-        SELECT u.repo_id, count(*) AS runs, sum(u.executions) AS executions, min(u.created_at) AS first_run_at,
+        SELECT u.repo_id, count(*) AS uploads, sum(u.executions) AS executions, min(u.created_at) AS first_run_at,
                max(u.created_at) AS last_run_at
         FROM flakeguard.run u GROUP BY u.repo_id) u ON u.repo_id = r.repo_id
     LEFT JOIN (
-        SELECT q.repo_id, count(*) AS quarantined_tests FROM flakeguard.quarantine q
+        SELECT q.repo_id, count(*) AS quarantined_count FROM flakeguard.quarantine q
         WHERE q.until IS NULL OR q.until > now() GROUP BY q.repo_id) q ON q.repo_id = r.repo_id;
     ALTER VIEW flakeguard.repository_health SET (security_invoker = true);
     CREATE OR REPLACE VIEW flakeguard.failure_signatures AS
     SELECT r.name AS repo, f.repo_id, f.signature, flakeguard.normalize_message(f.sample_message) AS pattern,
-           f.sample_message, f.tests, f.flaky_tests, f.occurrences, f.first_seen, f.last_seen
+           f.sample_message, f.tests, f.flaky_count, f.occurrences, f.first_seen, f.last_seen
     FROM (
         SELECT x.repo_id, x.signature, min(x.message) AS sample_message, count(DISTINCT x.test_id) AS tests,
-               count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_tests,
+               count(DISTINCT x.test_id) FILTER (WHERE ts.verdict = 'flaky') AS flaky_count,
                count(*) AS occurrences, min(x.created_at) AS first_seen, max(x.created_at) AS last_seen
         FROM flakeguard.result x
         LEFT JOIN flakeguard.test_score ts ON ts.repo_id = x.repo_id AND ts.test_id = x.test_id
@@ -3046,15 +3236,17 @@ DECLARE
     v_todo boolean := false;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
-        RAISE EXCEPTION 'Citus is not installed in this database' USING ERRCODE = '55000',
-            HINT = 'Load citus (shared_preload_libraries = ''citus''), run CREATE EXTENSION citus and add the worker nodes first.';
+        PERFORM flakeguard_internal.raise_error('55000', 'Citus is not installed in this database',
+            NULL,
+            'Load citus (shared_preload_libraries = ''citus''), run CREATE EXTENSION citus and add the worker nodes first.');
     END IF;
     IF flakeguard_internal.on_citus_worker() THEN
-        RAISE EXCEPTION 'flakeguard.distribute() must run on the Citus coordinator' USING ERRCODE = '55000',
-            HINT = 'Connect to the coordinator, the node citus_set_coordinator_host() names.';
+        PERFORM flakeguard_internal.raise_error('55000', 'flakeguard.distribute() must run on the Citus coordinator',
+            NULL,
+            'Connect to the coordinator, the node citus_set_coordinator_host() names.');
     END IF;
     IF shard_count IS NOT NULL AND shard_count NOT BETWEEN 1 AND 64000 THEN
-        RAISE EXCEPTION 'shard count must be between 1 and 64000' USING ERRCODE = '22023';
+        PERFORM flakeguard_internal.raise_error('22023', 'shard count must be between 1 and 64000', NULL, NULL);
     END IF;
     -- what is there already
     FOR v_layout IN SELECT l.relation, l.kind FROM flakeguard_internal.citus_layout() l LOOP
@@ -3071,9 +3263,10 @@ BEGIN
         IF v_method IS NULL THEN
             v_todo := true;
         ELSIF v_method <> (CASE v_layout.kind WHEN 'reference' THEN 'n' ELSE 'h' END)::"char" THEN
-            RAISE EXCEPTION 'table % is a Citus table of another kind than FlakeGuard''s', v_layout.relation
-                USING ERRCODE = '55000',
-                HINT = format('Make it a %s table again with undistribute_table() first.', v_layout.kind);
+            PERFORM flakeguard_internal.raise_error('55000',
+                format('table %s is a Citus table of another kind than FlakeGuard''s', v_layout.relation),
+                NULL,
+                format('Make it a %s table again with undistribute_table() first.', v_layout.kind));
         END IF;
     END LOOP;
     IF NOT v_todo THEN
@@ -3142,6 +3335,8 @@ $$;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA flakeguard_internal FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.gate(text, text[], text, integer, text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION flakeguard.gate(text, bytea[], text, integer, text, text, text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.ingest_stream_open() FROM PUBLIC;
 REVOKE ALL ON FUNCTION flakeguard.ingest_stream(text, text, integer, text, text, text, timestamptz, boolean, text)
     FROM PUBLIC;
@@ -3224,6 +3419,8 @@ COMMENT ON TABLE flakeguard.rejected_report IS 'Uploads and rows that could not 
 COMMENT ON FUNCTION flakeguard.test_id(text) IS 'Stable 64-bit identity of a test, from its full name';
 COMMENT ON FUNCTION flakeguard.full_name(text, text) IS 'A test''s full name: class_name.name, or name alone when there is no class or it repeats the name';
 COMMENT ON FUNCTION flakeguard.ingest_junit(text, text, text, integer, text, text, text, timestamptz) IS 'Parses a JUnit report and upserts its executions; returns a summary';
+COMMENT ON FUNCTION flakeguard.gate(text, text[], text, integer, text, text, text, timestamptz) IS 'The CI gate: stores the reports of one CI job as one upload and judges each failure: forgiven (quarantined or flaky) or refused';
+COMMENT ON FUNCTION flakeguard.gate(text, bytea[], text, integer, text, text, text, timestamptz) IS 'The CI gate, for reports given as bytes';
 COMMENT ON FUNCTION flakeguard.ingest_junit(text, bytea, text, integer, text, text, text, timestamptz) IS 'Parses a JUnit report given as bytes and upserts its executions; returns a summary';
 COMMENT ON FUNCTION flakeguard.normalize_message(text) IS 'A failure message with its variable parts (numbers, hex, UUIDs, paths with line numbers, ports, addresses, timestamps) masked';
 COMMENT ON FUNCTION flakeguard.message_signature(text) IS 'A 64-bit signature of normalize_message(message), shared by the messages of one failure mode; NULL for an empty message';
@@ -3281,6 +3478,8 @@ COMMENT ON COLUMN flakeguard.flake_score.broken_on IS 'The configurations where 
 COMMENT ON COLUMN flakeguard.flake_score.flaky_on IS 'The configurations with flaky evidence of their own';
 COMMENT ON COLUMN flakeguard.flake_score.recovered IS 'Flaky before, then passing long enough since to call it fixed';
 COMMENT ON COLUMN flakeguard.flake_score.recent_expires_at IS 'When the oldest recent failure stops being recent (NULL: none is)';
+COMMENT ON COLUMN flakeguard.test_health.executions IS 'Executions scored (passed or failed, the newest window_runs of each configuration); flakeguard.repository_health counts uploads and executions';
+COMMENT ON COLUMN flakeguard.flaky_tests.executions IS 'Executions scored (passed or failed, the newest window_runs of each configuration)';
 COMMENT ON COLUMN flakeguard.test_health.first_seen IS 'When the test was first seen (its first upload)';
 COMMENT ON COLUMN flakeguard.flaky_tests.first_seen IS 'When the test was first seen (its first upload)';
 COMMENT ON COLUMN flakeguard.test_health.priority_rank IS 'Priority as a number that sorts: 1 critical, 2 high, 3 medium, 4 low';
@@ -3288,12 +3487,12 @@ COMMENT ON COLUMN flakeguard.flaky_tests.priority_rank IS 'Priority as a number 
 COMMENT ON COLUMN flakeguard.repository_health.repo IS 'Repository name';
 COMMENT ON COLUMN flakeguard.repository_health.repo_id IS 'Repository id (flakeguard.repository)';
 COMMENT ON COLUMN flakeguard.repository_health.tests IS 'Tests scored';
-COMMENT ON COLUMN flakeguard.repository_health.runs IS 'CI uploads stored (run, attempt and job)';
+COMMENT ON COLUMN flakeguard.repository_health.uploads IS 'CI uploads stored (run, attempt and job)';
 COMMENT ON COLUMN flakeguard.repository_health.executions IS 'Test executions stored';
-COMMENT ON COLUMN flakeguard.repository_health.flaky_tests IS 'Tests whose verdict is flaky';
-COMMENT ON COLUMN flakeguard.repository_health.broken_tests IS 'Tests whose verdict is broken';
+COMMENT ON COLUMN flakeguard.repository_health.flaky_count IS 'Tests whose verdict is flaky';
+COMMENT ON COLUMN flakeguard.repository_health.broken_count IS 'Tests whose verdict is broken';
 COMMENT ON COLUMN flakeguard.repository_health.quarantine_recommended IS 'Flaky tests whose recommendation is quarantine';
-COMMENT ON COLUMN flakeguard.repository_health.quarantined_tests IS 'Tests quarantined now';
+COMMENT ON COLUMN flakeguard.repository_health.quarantined_count IS 'Tests quarantined now';
 COMMENT ON COLUMN flakeguard.repository_health.flake_rate IS 'Estimated share of executions that fail spuriously (flaky and healthy tests, weighted by runs)';
 COMMENT ON COLUMN flakeguard.repository_health.wasted_seconds IS 'CI time of failed executions that a retry then passed, over all tests';
 COMMENT ON COLUMN flakeguard.repository_health.first_run_at IS 'Oldest upload stored';
@@ -3304,7 +3503,7 @@ COMMENT ON COLUMN flakeguard.failure_signatures.signature IS 'flakeguard.message
 COMMENT ON COLUMN flakeguard.failure_signatures.pattern IS 'The messages with their variable parts masked (flakeguard.normalize_message)';
 COMMENT ON COLUMN flakeguard.failure_signatures.sample_message IS 'One of the messages, as reported';
 COMMENT ON COLUMN flakeguard.failure_signatures.tests IS 'Tests that failed with this signature';
-COMMENT ON COLUMN flakeguard.failure_signatures.flaky_tests IS 'Of those, tests whose verdict is flaky';
+COMMENT ON COLUMN flakeguard.failure_signatures.flaky_count IS 'Of those, tests whose verdict is flaky';
 COMMENT ON COLUMN flakeguard.failure_signatures.occurrences IS 'Failed executions with this signature';
 COMMENT ON COLUMN flakeguard.failure_signatures.first_seen IS 'Oldest failure with this signature';
 COMMENT ON COLUMN flakeguard.failure_signatures.last_seen IS 'Newest failure with this signature';

@@ -40,6 +40,13 @@ raise_captured(const CapturedError *err)
 		ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("canceling statement due to user request")));
 	}
 
+	/*
+	 * No CONTEXT: the frames above are FlakeGuard's own SQL (the ingestion
+	 * pipeline), which tells the caller nothing.  Every PG_TRY the error
+	 * unwinds to, and the top-level recovery, restore the stack.
+	 */
+	error_context_stack = nullptr;
+
 	const char *s = err->sqlstate;
 	int code = MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
 	const char *setting = limit_setting(err->limit);

@@ -19,19 +19,23 @@ SELECT repo, version, repo_id = (SELECT r.repo_id FROM flakeguard.repository r W
 FROM flakeguard.cache_versions() WHERE repo LIKE 'cache/%' ORDER BY repo;
 
 -- health: the test_health row
-SELECT version, value->>'full_name' AS full_name, value->>'runs' AS runs, value->>'failures' AS failures,
+SELECT version, value->>'full_name' AS full_name, value->>'executions' AS executions, value->>'failures' AS failures,
        value->>'verdict' AS verdict
 FROM flakeguard.cache_value('cache/a', 'health', flakeguard.test_id('C.t2'));
 SELECT (SELECT array_agg(k ORDER BY k) FROM json_object_keys(value) k)
        = (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a
           WHERE a.attrelid = 'flakeguard.test_health'::regclass AND a.attnum > 0) AS health_has_every_column
 FROM flakeguard.cache_value('cache/a', 'health', flakeguard.test_id('C.t2'));
+-- 64-bit ids as strings, as NOTIFY gives them: JavaScript reads a JSON number as a double
+SELECT json_typeof(value->'test_id') AS test_id_is, json_typeof(value->'repo_id') AS repo_id_is,
+       (value->>'test_id')::bigint = flakeguard.test_id('C.t2') AS test_id_matches
+FROM flakeguard.cache_value('cache/a', 'health', flakeguard.test_id('C.t2'));
 -- history: the newest executions first
 SELECT version, json_array_length(value) AS executions, value->0->>'run_id' AS newest, value->1->>'status' AS older,
        value->1->>'signature' IS NOT NULL AS signed
 FROM flakeguard.cache_value('cache/a', 'history', flakeguard.test_id('C.t2'));
 -- stats: the repository_health row
-SELECT version, value->>'repo' AS repo, value->>'tests' AS tests, value->>'runs' AS runs
+SELECT version, value->>'repo' AS repo, value->>'tests' AS tests, value->>'uploads' AS uploads
 FROM flakeguard.cache_value('cache/a', 'stats');
 -- quarantine: the quarantined_tests rows
 SELECT version, value FROM flakeguard.cache_value('cache/a', 'quarantine');
@@ -39,6 +43,8 @@ SELECT flakeguard.quarantine('cache/a', 'C.t2', 'flaky: boom');
 SELECT version, json_array_length(value) AS quarantined, value->0->>'full_name' AS full_name,
        value->0->>'reason' AS reason
 FROM flakeguard.cache_value('cache/a', 'quarantine');
+SELECT json_typeof(s.value->'repo_id') AS stats_repo_id_is, json_typeof(q.value->0->'test_id') AS quarantine_test_id_is
+FROM flakeguard.cache_value('cache/a', 'stats') s, flakeguard.cache_value('cache/a', 'quarantine') q;
 
 -- the history is bounded by the repository's scoring window
 SELECT flakeguard.set_policy('cache/a', window_runs => 5) > 0 AS rescored;
@@ -52,7 +58,7 @@ FROM flakeguard.cache_value('cache/a', 'history', flakeguard.test_id('C.t2'));
 -- unknown repository, unknown test, bad arguments
 SELECT * FROM flakeguard.cache_value('cache/nosuch', 'health', 1);
 SELECT version IS NOT NULL AS known_repository, value FROM flakeguard.cache_value('cache/a', 'health', 12345);
-SELECT version, value->>'repo' AS repo, value->>'tests' AS tests, value->>'runs' AS runs, value->>'flake_rate' AS flake_rate
+SELECT version, value->>'repo' AS repo, value->>'tests' AS tests, value->>'uploads' AS uploads, value->>'flake_rate' AS flake_rate
 FROM flakeguard.cache_value('cache/empty', 'stats');
 SELECT * FROM flakeguard.cache_value(NULL, 'health', 1);
 SELECT * FROM flakeguard.cache_value('cache/a', 'health');

@@ -213,7 +213,7 @@ SELECT r.repo, x.tests, x.failed
 FROM (VALUES ('acme/in-order'), ('acme/shuffled')) r(repo),
      LATERAL flakeguard.ingest_junit(r.repo, pg_temp.report(ARRAY['broken', 'fixed']), 'run-5', 2, '', 'sha-2', NULL,
                                      '2026-01-01 05:30+00') x;
-SELECT full_name, runs, failures, tail_fail_streak, proofs, verdict, recommendation
+SELECT full_name, executions, failures, tail_fail_streak, proofs, verdict, recommendation
 FROM flakeguard.test_health WHERE repo = 'acme/in-order' ORDER BY full_name;
 CREATE TEMP TABLE merged AS
 SELECT full_name, h::text AS h FROM flakeguard.test_health h WHERE repo = 'acme/in-order';
@@ -259,7 +259,7 @@ SELECT count(*) FROM generate_series(1, 6) i,
                                     timestamptz '2026-01-01 00:30+00' + i * interval '1 hour') x;
 -- the default branch was inferred from the uploads
 SELECT default_branch FROM flakeguard.repository WHERE name = 'acme/matrix';
-SELECT full_name, configurations, runs, verdict, recommendation, broken_on, flaky_on
+SELECT full_name, configurations, executions, verdict, recommendation, broken_on, flaky_on
 FROM flakeguard.test_health WHERE repo = 'acme/matrix' ORDER BY full_name;
 -- the same evidence pooled into one configuration (the aggregate without jobs) calls regressed flaky
 SELECT (flakeguard.flake_score(e.status, e.created_at, e.run_id, e.attempt, '', e.retry, e.commit_sha, e.duration_ms,

@@ -24,9 +24,9 @@ LANGUAGE sql AS $$
            NULL, CASE WHEN p_status = 'failed' THEN 'boom at 0x' || t END, false
     FROM unnest(string_to_array(p_tests, ',')) t
 $$;
-CREATE FUNCTION pg_temp.scores(p_repo text) RETURNS TABLE (full_name text, runs integer, failures integer, verdict text)
+CREATE FUNCTION pg_temp.scores(p_repo text) RETURNS TABLE (full_name text, executions integer, failures integer, verdict text)
 LANGUAGE sql AS $$
-    SELECT h.full_name, h.runs, h.failures, h.verdict FROM flakeguard.test_health h WHERE h.repo = p_repo ORDER BY 1
+    SELECT h.full_name, h.executions, h.failures, h.verdict FROM flakeguard.test_health h WHERE h.repo = p_repo ORDER BY 1
 $$;
 
 -- a batch of two uploads of the same tests: states set aside, folded once

@@ -26,7 +26,7 @@ CROSS JOIN LATERAL flakeguard.ingest_junit('history/' || m.runner, pg_read_binar
 GROUP BY m.runner ORDER BY m.runner;
 
 -- the verdicts: what was planted (same for both runners)
-SELECT repo, full_name, runs, failures, skips, tail_fail_streak, mixed_commits, proofs, verdict, recommendation,
+SELECT repo, full_name, executions, failures, skips, tail_fail_streak, mixed_commits, proofs, verdict, recommendation,
        priority, flake_rate_low < flake_rate_high AS has_interval
 FROM flakeguard.test_health WHERE repo LIKE 'history/%' ORDER BY repo, full_name;
 
@@ -36,12 +36,12 @@ SELECT repo, full_name, round(score::numeric, 2) AS score, round(flake_rate::num
        round(retry_pass_rate::numeric, 2) AS retry_pass_rate, wasted_seconds > 0 AS wasted
 FROM flakeguard.flaky_tests WHERE repo LIKE 'history/%';
 
-SELECT repo, tests, runs, executions, flaky_tests, broken_tests, quarantine_recommended, quarantined_tests,
+SELECT repo, tests, uploads, executions, flaky_count, broken_count, quarantine_recommended, quarantined_count,
        round(flake_rate::numeric, 3) AS flake_rate, first_run_at, last_run_at
 FROM flakeguard.repository_health WHERE repo LIKE 'history/%' ORDER BY repo;
 
 -- failure modes: the flaky tests' messages vary (ports, durations, times) but share a signature
-SELECT repo, pattern, tests, flaky_tests, occurrences
+SELECT repo, pattern, tests, flaky_count, occurrences
 FROM flakeguard.failure_signatures WHERE repo = 'history/pytest' ORDER BY occurrences DESC, pattern;
 SELECT count(DISTINCT r.message) AS messages, count(DISTINCT r.signature) AS signatures
 FROM flakeguard.execution r JOIN flakeguard.test t USING (repo_id, test_id)
@@ -79,7 +79,7 @@ SELECT repo, full_name, reason, until, verdict FROM flakeguard.quarantined_tests
 ORDER BY full_name;
 SELECT full_name, quarantined FROM flakeguard.test_health WHERE repo = 'history/pytest' AND verdict = 'flaky'
 ORDER BY full_name;
-SELECT quarantined_tests FROM flakeguard.repository_health WHERE repo = 'history/pytest';
+SELECT quarantined_count FROM flakeguard.repository_health WHERE repo = 'history/pytest';
 SELECT flakeguard.release('history/pytest', 'tests.test_shop.test_flaky_timing') AS released,
        flakeguard.release('history/pytest', 'tests.test_shop.test_flaky_timing') AS again;
 SELECT full_name FROM flakeguard.quarantined_tests WHERE repo LIKE 'history/%';
