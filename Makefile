@@ -6,11 +6,13 @@
 #   make unit | fuzz         only the core's unit tests / a 10-minute fuzz run
 #   make bench               run the benchmarks and rewrite bench/RESULTS.md
 #   make demo | demo-stop    a private cluster under .demo/ reading sample reports
+#   make deb                 the Debian packages postgresql-15-flakeguard and
+#                            flakeguard-sidecar in build/deb/ (docs/packages.md)
 #
 # The driver goals do not include PGXS: its own "check" target only says
 # that it is not supported.
 
-DRIVER_GOALS := check unit fuzz bench demo demo-stop
+DRIVER_GOALS := check unit fuzz bench demo demo-stop deb
 
 ifneq ($(filter $(DRIVER_GOALS),$(MAKECMDGOALS)),)
 
@@ -27,6 +29,8 @@ demo:
 	@./scripts/demo.sh start
 demo-stop:
 	@./scripts/demo.sh stop
+deb:
+	@./scripts/build-deb.sh
 
 else
 

@@ -10,6 +10,7 @@
 #   tests/check.sh security          attacks with real roles on a real cluster (tests/security)
 #   tests/check.sh citus             FlakeGuard distributed on a three-node Citus cluster (tests/citus)
 #   tests/check.sh corpus            the shared JUnit corpus through parse_junit
+#   tests/check.sh package           make deb, the packages installed, used and purged (root)
 #
 # Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
 # 30 s), regress (pg_regress on a temporary instance), isolation
@@ -104,12 +105,15 @@ tier_fuzz() {
 }
 
 # The release files name the control file's version: META.json (the
-# distribution and the extension) and CHANGELOG.md (a section for it).
+# distribution and the extension), CHANGELOG.md (a section for it) and
+# debian/changelog (its newest entry is V-1, the version `make deb` builds).
 release_files_agree() {
 	local v
 	v=$(sed -n "s/^default_version = '\(.*\)'/\1/p" flakeguard.control)
 	[ "$(grep -c "\"version\": \"$v\"" META.json)" = 2 ] || { echo "META.json does not say version $v twice"; return 1; }
 	grep -q "^## $v " CHANGELOG.md || { echo "CHANGELOG.md has no section for $v"; return 1; }
+	head -n 1 debian/changelog | grep -q "^flakeguard ($v-1) " ||
+		{ echo "debian/changelog's newest entry is not $v-1 (dch -v $v-1)"; return 1; }
 }
 
 tier_extension() {
@@ -350,6 +354,181 @@ tier_corpus() {
 	fi
 }
 
+# tier_package: the Debian packages as a user gets them.  `make deb`, then
+# both .deb files installed with apt-get, then everything from the installed
+# files only: a fresh cluster of the system PostgreSQL 15 loads the packaged
+# flakeguard.so and SQL scripts, ingests the pytest history and finds its flaky
+# tests; the installed sidecar runs; the package contents, the unit
+# (systemd-analyze verify) and the /etc/default file are checked.  Then the
+# packages are purged and what `make install` had installed in the system
+# PostgreSQL is installed again.  Installing packages needs root (or sudo
+# without a password): without it the tier is skipped.
+PKG_PG=/usr/lib/postgresql/15
+PKG_SHARE=/usr/share/postgresql/15
+PKG_UNIT=/lib/systemd/system/flakeguard-sidecar.service
+PKG_DEFAULT=/etc/default/flakeguard-sidecar
+PKGS=(postgresql-15-flakeguard flakeguard-sidecar)
+
+# pkg_check DESCRIPTION CMD...: "ok" when CMD succeeds, counted in the caller's p and f
+pkg_check() {
+	local what=$1
+	shift
+	if "$@"; then
+		echo "ok - $what"
+		p=$((p + 1))
+	else
+		echo "not ok - $what"
+		f=$((f + 1))
+		return 1
+	fi
+}
+
+# pkg_installed PACKAGE...: dpkg has them installed
+pkg_installed() {
+	dpkg -s "$@" >/dev/null 2>&1
+}
+
+# pkg_apt ARGS...: apt-get as root, quiet, no questions
+pkg_apt() {
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -y -q "$@"
+}
+
+# pkg_files PACKAGE...: the regular files the packages installed
+pkg_files() {
+	local x
+	dpkg -L "$@" 2>/dev/null | while read -r x; do [ -f "$x" ] && echo "$x"; done
+}
+
+# pkg_sidecar_files_are FILE...: flakeguard-sidecar installed these (present) and,
+# but for /usr/share/doc, nothing else
+pkg_sidecar_files_are() {
+	local got want
+	got=$(pkg_files flakeguard-sidecar | grep -v '^/usr/share/doc/' | sort)
+	want=$(printf '%s\n' "$@" | sort)
+	[ "$got" = "$want" ] || { diff <(echo "$want") <(echo "$got"); return 1; }
+}
+
+pkg_conffile() {
+	dpkg-query -W -f='${Conffiles}\n' flakeguard-sidecar | grep -q "^ $PKG_DEFAULT "
+}
+
+pkg_unit_says() {
+	grep -qx 'ExecStart=/usr/bin/flakeguard-sidecar run' "$PKG_UNIT" && grep -qx 'Type=notify' "$PKG_UNIT" &&
+		grep -qx "EnvironmentFile=-$PKG_DEFAULT" "$PKG_UNIT"
+}
+
+pkg_gone_from_dpkg() {
+	local x
+	for x in "${PKGS[@]}"; do
+		! pkg_installed "$x" || return 1
+	done
+}
+
+# pkg_gone FILE...: none of the FILEs exists
+pkg_gone() {
+	local x
+	for x in "$@"; do
+		[ ! -e "$x" ] || { echo "$x is still there"; return 1; }
+	done
+}
+
+pkg_reinstall() {
+	make -s -C "$ROOT" -j2 PG_CONFIG="$PKG_PG/bin/pg_config" >/dev/null &&
+		as_root make -s -C "$ROOT" install PG_CONFIG="$PKG_PG/bin/pg_config" >/dev/null &&
+		[ -f "$PKG_SHARE/extension/flakeguard.control" ] && [ -f "$PKG_PG/lib/flakeguard.so" ]
+}
+
+tier_package() {
+	say "package (make deb; the .deb files installed, used and purged)"
+	local p=0 f=0 v out dir had_install=0 debs want got files hist
+	local PG_BINDIR=$PKG_PG/bin # the system PostgreSQL, where the packages install
+	if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
+		echo "not root and no sudo without a password: tier skipped"
+		return
+	fi
+	v=$(sed -n "s/^default_version = '\(.*\)'/\1/p" flakeguard.control)
+	./scripts/build-deb.sh 2>&1
+	debs=("$ROOT/build/deb/postgresql-15-flakeguard_$v-1_"*.deb "$ROOT/build/deb/flakeguard-sidecar_$v-1_"*.deb)
+	pkg_check "make deb builds postgresql-15-flakeguard and flakeguard-sidecar $v-1" test -f "${debs[0]}" -a -f "${debs[1]}"
+	[ "$f" -eq 0 ] || { tally package "$p" "$f"; return; }
+
+	# the packages take the place of what `make install` put there: removed
+	# first, so that nothing but the packages' files can answer
+	if [ -f "$PKG_SHARE/extension/flakeguard.control" ] &&
+		! dpkg -S "$PKG_SHARE/extension/flakeguard.control" >/dev/null 2>&1; then
+		had_install=1
+		as_root make -s -C "$ROOT" uninstall PG_CONFIG="$PKG_PG/bin/pg_config" >/dev/null
+	fi
+	# a previous run's packages of the same version would stay as they are
+	for out in "${PKGS[@]}"; do
+		! pkg_installed "$out" || pkg_apt purge "$out" >/dev/null 2>&1
+	done
+	out=$(pkg_apt install "${debs[@]}" 2>&1)
+	pkg_check "apt-get install installs both packages" pkg_installed "${PKGS[@]}" || echo "$out" | tail -n 20
+
+	# the extension as PGXS installs it; the sidecar with its unit and conffile
+	want=$( (printf '%s\n' flakeguard.control flakeguard--0.1.0.sql "flakeguard--$v.sql" && cd sql && ls flakeguard--*--*.sql) | sort)
+	got=$(pkg_files postgresql-15-flakeguard | sed -n "s|^$PKG_SHARE/extension/||p" | sort)
+	pkg_check "postgresql-15-flakeguard holds flakeguard.control and every SQL script" test "$want" = "$got"
+	pkg_check "postgresql-15-flakeguard holds $PKG_PG/lib/flakeguard.so" \
+		grep -qx "$PKG_PG/lib/flakeguard.so" <(pkg_files postgresql-15-flakeguard)
+	pkg_check "flakeguard-sidecar holds the program, the unit and $PKG_DEFAULT, nothing else" \
+		pkg_sidecar_files_are /usr/bin/flakeguard-sidecar "$PKG_UNIT" "$PKG_DEFAULT"
+	pkg_check "$PKG_DEFAULT is a conffile" pkg_conffile
+	want=$(grep -o 'FLAKEGUARD_[A-Z_]*' sidecar/src/main.cpp | sort -u)
+	got=$(grep -o '^#\?FLAKEGUARD_[A-Z_]*' "$PKG_DEFAULT" 2>/dev/null | tr -d '#' | sort -u)
+	pkg_check "$PKG_DEFAULT names every FLAKEGUARD_* variable of the usage text" test "$want" = "$got"
+	[ "$want" = "$got" ] || diff <(echo "$want") <(echo "$got")
+	pkg_check "the unit runs /usr/bin/flakeguard-sidecar run (Type=notify) with $PKG_DEFAULT" pkg_unit_says
+	pkg_check "the service is installed, not enabled" \
+		test ! -e /etc/systemd/system/multi-user.target.wants/flakeguard-sidecar.service
+	if command -v systemd-analyze >/dev/null; then
+		out=$(systemd-analyze verify "$PKG_UNIT" 2>&1)
+		pkg_check "systemd-analyze verify $PKG_UNIT says nothing" test -z "$out"
+		[ -z "$out" ] || echo "$out"
+	fi
+	# the installed sidecar runs and names the release
+	out=$(/usr/bin/flakeguard-sidecar --version 2>&1)
+	pkg_check "flakeguard-sidecar --version names $v" grep -qF -- "$v" <<<"$out"
+	grep -qF -- "$v" <<<"$out" || echo "$out" | head -n 3
+
+	# a fresh cluster of the system PostgreSQL with the packaged extension
+	dir=$(scratch_dir package)
+	stage "$dir"
+	hist=$dir/tests/fixtures/junit/history
+	if pg_start "$dir"; then
+		got=$(psql_as_user -At -c 'CREATE EXTENSION flakeguard' \
+			-c "SELECT extversion FROM pg_extension WHERE extname = 'flakeguard'" 2>&1)
+		pkg_check "CREATE EXTENSION flakeguard makes version $v" test "$got" = "$v"
+		got=$(psql_as_user -At -c "SELECT count(*) FROM (
+		    SELECT f[1] AS file, f[2] AS run_id, f[3]::int AS attempt, f[4] AS sha, f[5]::timestamptz AS at
+		    FROM (SELECT string_to_array(l, E'\t') f
+		          FROM regexp_split_to_table(pg_read_file('$hist/MANIFEST.tsv'), E'\n') WITH ORDINALITY x(l, n)
+		          WHERE n > 1 AND l LIKE 'pytest/%') y ORDER BY at) m,
+		    LATERAL flakeguard.ingest_junit('acme/shop', pg_read_binary_file('$hist/' || m.file), m.run_id,
+		                                    m.attempt, '', m.sha, 'main', m.at) i" 2>&1)
+		pkg_check "flakeguard.ingest_junit ingests the pytest history (40 reports)" test "$got" = 40
+		got=$(psql_as_user -At -c "SELECT string_agg(name, ' ' ORDER BY name) FROM flakeguard.flaky_tests" 2>&1)
+		pkg_check "flakeguard.flaky_tests names the planted flaky tests: $got" \
+			test "$got" = "test_flaky_network test_flaky_timing"
+		pg_stop "$dir"
+	else
+		f=$((f + 1))
+	fi
+	rm -rf "$dir"
+
+	# purge: both packages and every file they installed gone, the conffile too
+	files=$(pkg_files "${PKGS[@]}")
+	out=$(pkg_apt purge "${PKGS[@]}" 2>&1)
+	pkg_check "apt-get purge removes both packages" pkg_gone_from_dpkg || echo "$out" | tail -n 20
+	# shellcheck disable=SC2086 # one file a line, no spaces
+	pkg_check "apt-get purge removes every file they installed" pkg_gone $files
+
+	# what `make install` had installed, back for the demo and the tiers after this one
+	[ "$had_install" = 0 ] || pkg_check "make install puts the checkout's extension back" pkg_reinstall
+	tally package "$p" "$f"
+}
+
 main() {
 	fg_prepare || exit 1
 	mkdir -p build
@@ -369,6 +548,7 @@ main() {
 			tier_security
 			tier_citus
 			tier_corpus
+			tier_package
 		fi
 		;;
 	regress)
@@ -392,8 +572,11 @@ main() {
 	fuzz)
 		tier_fuzz
 		;;
+	package)
+		tier_package
+		;;
 	*)
-		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | isolation [SPEC...] | integration | security | citus | corpus]" >&2
+		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | isolation [SPEC...] | integration | security | citus | corpus | package]" >&2
 		exit 2
 		;;
 	esac
