@@ -199,8 +199,8 @@ $(summary)
 
 ## Against the report we replace
 
-The original FlakeGuard's performance report (its "after" column; \`../shared/research/original-flakeguard.md\`
-section 6: those figures could not be reproduced from its repository) next to what this run measured
+The original FlakeGuard's performance report (its "after" column, as that report
+published it: those figures could not be reproduced from its repository) next to what this run measured
 for the same job. The ratios compare a claim with a measurement, on different machines.
 
 | the seed report measured | seed report | FlakeGuard, this run | ratio |

@@ -14,8 +14,9 @@
 #
 # Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
 # 30 s), regress (pg_regress on a temporary instance), isolation
-# (pg_isolation_regress on a temporary instance), corpus (every JUnit
-# file of ../shared/junit-corpus through parse_junit).  Each tier adds to
+# (pg_isolation_regress on a temporary instance), corpus (every file of a
+# corpus of real JUnit files, FG_JUNIT_CORPUS, through parse_junit; skipped
+# when there is none), readme (the README's snippets).  Each tier adds to
 # the closing "N passed, N failed" line; the exit status is non-zero when
 # anything failed.
 set -uo pipefail
@@ -363,8 +364,10 @@ tier_readme() {
 }
 
 tier_corpus() {
-	say "corpus (../shared/junit-corpus through parse_junit)"
-	local corpus=$ROOT/../shared/junit-corpus
+	# FG_JUNIT_CORPUS: a folder of real JUnit files, when present (the default
+	# is where the project's development machines keep one, next to the checkout)
+	local corpus=${FG_JUNIT_CORPUS:-$ROOT/../shared/junit-corpus}
+	say "corpus (every JUnit file of $corpus through parse_junit)"
 	if [ ! -d "$corpus" ]; then
 		echo "no corpus at $corpus: tier skipped"
 		return
