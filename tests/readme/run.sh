@@ -74,6 +74,8 @@ acme/checkout,backfill-1,2026-11-01T10:00:00Z,CartTest,testLegacy,passed,12.5,
 acme/checkout,backfill-1,2026-11-01T10:00:00Z,CartTest,testRounding,failed,3,expected 0.30 but was 0.29
 CSV
 
+# shown outputs are those of a UTC session, whatever the machine's zone
+export PGTZ=UTC PGDATESTYLE=ISO
 export DSN="host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER"
 export FLAKEGUARD_DSN=$DSN
 
