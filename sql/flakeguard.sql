@@ -49,7 +49,7 @@ CREATE TYPE flakeguard.junit_case AS (
 
 CREATE TYPE flakeguard.test_status AS ENUM ('passed', 'failed', 'error', 'skipped');
 
--- Scoring (DESIGN.md section 4; the model is in extension/README.md)
+-- Scoring (docs/design.md section 4; the model is in extension/README.md)
 -- what flake_score() says about one test's executions
 CREATE TYPE flakeguard.flake_score AS (
     runs                 integer,

@@ -9,13 +9,15 @@
 #   tests/check.sh integration       notifications, concurrency, dump and restore on a real cluster
 #   tests/check.sh security          attacks with real roles on a real cluster (tests/security)
 #   tests/check.sh citus             FlakeGuard distributed on a three-node Citus cluster (tests/citus)
-#   tests/check.sh corpus            the shared JUnit corpus through parse_junit
+#   tests/check.sh corpus            a corpus of real JUnit files through parse_junit (FG_JUNIT_CORPUS)
+#   tests/check.sh readme            the README's SQL snippets, in order, on a fresh cluster
 #   tests/check.sh package           make deb, the packages installed, used and purged (root)
 #
 # Tiers: unit (Boost.Test), unit under ASan+UBSan, fuzz smoke (libFuzzer,
 # 30 s), regress (pg_regress on a temporary instance), isolation
-# (pg_isolation_regress on a temporary instance), corpus (every JUnit
-# file of ../shared/junit-corpus through parse_junit).  Each tier adds to
+# (pg_isolation_regress on a temporary instance), corpus (every file of a
+# corpus of real JUnit files, FG_JUNIT_CORPUS, through parse_junit; skipped
+# when there is none), readme (the README's snippets).  Each tier adds to
 # the closing "N passed, N failed" line; the exit status is non-zero when
 # anything failed.
 set -uo pipefail
@@ -334,9 +336,42 @@ tier_citus() {
 	tally citus "$p" "$f"
 }
 
+# tier_readme: every ```sql block of README.md (and every ```sh block that only
+# calls psql), in order, on a fresh cluster whose database gets the extension
+# from the README's own CREATE EXTENSION and then the JUnit history fixtures;
+# a block that fails, or whose shown output differs, fails the tier
+# (tests/readme/run.sh says how blocks are picked and skipped)
+tier_readme() {
+	say "readme (the README's SQL snippets, in order, on a fresh cluster with the history fixtures)"
+	local dir out line
+	dir=$(scratch_dir readme)
+	stage "$dir"
+	if ! pg_start "$dir"; then
+		tally readme 0 1
+		return
+	fi
+	if ! as_user "$PG_BINDIR/createdb" readme; then
+		pg_stop "$dir"
+		tally readme 0 1
+		return
+	fi
+	out=$(PGDATABASE=readme PATH="$PG_BINDIR:$PATH" tests/readme/run.sh README.md "$dir/work" "$dir/tests/fixtures/junit")
+	printf '%s\n' "$out"
+	pg_stop "$dir"
+	rm -rf "$dir"
+	line=$(printf '%s\n' "$out" | tail -n 1)
+	if [[ $line =~ ^readme:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		tally readme "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+	else
+		tally readme 0 1
+	fi
+}
+
 tier_corpus() {
-	say "corpus (../shared/junit-corpus through parse_junit)"
-	local corpus=$ROOT/../shared/junit-corpus
+	# FG_JUNIT_CORPUS: a folder of real JUnit files, when present (the default
+	# is where the project's development machines keep one, next to the checkout)
+	local corpus=${FG_JUNIT_CORPUS:-$ROOT/../shared/junit-corpus}
+	say "corpus (every JUnit file of $corpus through parse_junit)"
 	if [ ! -d "$corpus" ]; then
 		echo "no corpus at $corpus: tier skipped"
 		return
@@ -548,6 +583,7 @@ main() {
 			tier_security
 			tier_citus
 			tier_corpus
+			tier_readme
 			tier_package
 		fi
 		;;
@@ -569,6 +605,9 @@ main() {
 	security)
 		tier_extension && tier_security
 		;;
+	readme)
+		tier_extension && tier_readme
+		;;
 	fuzz)
 		tier_fuzz
 		;;
@@ -576,7 +615,7 @@ main() {
 		tier_package
 		;;
 	*)
-		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | isolation [SPEC...] | integration | security | citus | corpus | package]" >&2
+		echo "usage: $0 [all | unit | fuzz | regress [TEST...] | isolation [SPEC...] | integration | security | citus | corpus | readme | package]" >&2
 		exit 2
 		;;
 	esac

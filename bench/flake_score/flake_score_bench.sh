@@ -179,7 +179,7 @@ Own cluster (fsync off, shared_buffers 256 MB), one session; times measured by t
 | scoring every test of one repository from history: \`flake_score()\` GROUP BY test ($rows1 rows) | $agg_ms ms | plain-SQL window query, flip rate and fail rate only, same rows: $window_ms ms | $ratio |
 | \`ingest_junit\`, a new 10k-test upload into that history (states merged and scored in the upload's transaction) | $ingest_ms ms | of which the merge and score of 10k states: about $fold_ms ms | |
 
-The views read \`test_score\`, which ingestion keeps (DESIGN.md section 8), so their cost does not
+The views read \`test_score\`, which ingestion keeps (docs/design.md section 8), so their cost does not
 grow with the history; \`flake_score()\` over history is what an ad-hoc query pays. For one test
 with 100 executions both are well under the target; the view pays for its joins (repository,
 test by name, quarantine), the history query for reading 100 index entries and rows. For a whole

@@ -1,6 +1,6 @@
 /*
  * cache.hpp
- *	  The Redis cache of scores (DESIGN.md section 5): key names, the
+ *	  The Redis cache of scores (docs/design.md section 5): key names, the
  *	  invalidation loop that keeps Redis at the database's versions, and the
  *	  read-through lookup every reader follows.
  *

@@ -1,6 +1,6 @@
 /*
  * ingest_stream.hpp
- *	  Reports pushed to a Redis stream, ingested in batches (DESIGN.md section 6).
+ *	  Reports pushed to a Redis stream, ingested in batches (docs/design.md section 6).
  *
  * `flakeguard-sidecar push` adds one entry per upload to the stream fg:ingest:
  *   v          "1", the entry format

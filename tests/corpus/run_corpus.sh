@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/corpus/run_corpus.sh CORPUS_DIR -- the corpus tier.
 #
-# Parses every XML file of the shared JUnit corpus with flakeguard.parse_junit
+# Parses every XML file of a corpus of real JUnit files with flakeguard.parse_junit
 # on a private PostgreSQL instance and checks each result against an
 # independent count made by xmllint (libxml2's DOM and XPath, not our reader):
 #

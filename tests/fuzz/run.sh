@@ -2,7 +2,8 @@
 # tests/fuzz/run.sh [SECONDS] [BUILD_DIR] -- fuzz the JUnit reader, then (for a
 # third of SECONDS each) the scoring state and the sidecar's hints and stream
 # entries, with libFuzzer under ASan and UBSan.  The seed corpus is every fixture of tests/fixtures/junit
-# plus ../shared/junit-corpus when present; new inputs go to BUILD_DIR/corpus.
+# plus the corpus of real JUnit files that FG_JUNIT_CORPUS names, when present
+# (tests/check.sh's corpus tier reads the same folder); new inputs go to BUILD_DIR/corpus.
 # `make fuzz` runs it for 10 minutes, `make check` for 30 seconds.  A crash
 # leaves crash-<sha1> here (a slow input, timeout-<sha1>): minimise it, add it to tests/fuzz/regressions/
 # (the unit tests replay that folder under ASan), then fix the reader.
@@ -20,9 +21,10 @@ seeds=$build/seeds
 rm -rf "$seeds"
 mkdir -p "$seeds" "$build/corpus"
 find tests/fixtures/junit tests/fuzz/regressions -name '*.xml' -size -64k -exec cp -t "$seeds" {} + 2>/dev/null || true
-if [ -d ../shared/junit-corpus ]; then
+corpus=${FG_JUNIT_CORPUS:-$ROOT/../shared/junit-corpus}
+if [ -d "$corpus" ]; then
 	i=0
-	find ../shared/junit-corpus -type f \( -name '*.xml' -o -name '*.golden' \) -size -64k | while read -r f; do
+	find "$corpus" -type f \( -name '*.xml' -o -name '*.golden' \) -size -64k | while read -r f; do
 		i=$((i + 1))
 		cp "$f" "$seeds/corpus-$i.xml"
 	done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Redis cache (DESIGN.md section 5) with a real redis-server and the
+# The Redis cache (docs/design.md section 5) with a real redis-server and the
 # sidecar: read-through lookups, invalidation on change, --refresh, fills
 # refused when the cache has seen a newer version, version gaps found by
 # reconciling, the quarantine set, and a reader without Redis.

@@ -1,7 +1,7 @@
 /*
  * test_flake_score.cpp
  *	  Unit tests of the scoring core (extension/src/core/flake_score.cpp):
- *	  the nine oracles of DESIGN.md section 4, the original FlakeGuard's
+ *	  the oracles of docs/design.md section 4, the original FlakeGuard's
  *	  worked cases, order independence and merging as properties over random
  *	  histories, and the state format's refusals.
  */

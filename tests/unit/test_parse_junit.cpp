@@ -2,8 +2,8 @@
  * test_parse_junit.cpp
  *	  Unit tests of the streaming JUnit reader (extension/src/core/parse_junit.cpp).
  *
- * Item numbers ("edge 12") refer to the edge-case checklist of
- * shared/research/junit-dialects.md section 2.
+ * Item numbers ("edge 12") refer to the edge-case checklist,
+ * tests/junit-edge-cases.md.
  */
 #define BOOST_TEST_MODULE flakeguard
 #include <boost/test/unit_test.hpp>

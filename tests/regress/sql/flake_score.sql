@@ -1,6 +1,6 @@
 --
 -- flake_score: the aggregate, the stored per-test state, the oracles of
--- DESIGN.md section 4 in SQL, parallel aggregation, hostile input
+-- docs/design.md section 4 in SQL, parallel aggregation, hostile input
 --
 -- runs alone or after the other tests
 SET client_min_messages = warning;

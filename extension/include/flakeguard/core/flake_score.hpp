@@ -56,7 +56,7 @@
 
 namespace flakeguard {
 
-/* DESIGN.md section 4's policy; the defaults are the GUCs' defaults. */
+/* docs/design.md section 4's policy; the defaults are the GUCs' defaults. */
 struct ScoringPolicy {
 	int window = FlakeState::default_window;          /* executions scored per configuration, newest first */
 	double warn_threshold = 0.3;                      /* score at which a flaky test is reported */
