@@ -164,12 +164,12 @@ FROM flakeguard.flaky_tests;"
 
 	step "the broken tests: fix them, do not quarantine them"
 	psql_as_user -P pager=off -c "
-SELECT repo, full_name, failures, runs, tail_fail_streak, left(regexp_replace(last_failure_message, '\\s+', ' ', 'g'), 60) AS last_failure
+SELECT repo, full_name, failures, executions, tail_fail_streak, left(regexp_replace(last_failure_message, '\\s+', ' ', 'g'), 60) AS last_failure
 FROM flakeguard.test_health WHERE verdict = 'broken' AND NOT full_name LIKE '%<init>%' ORDER BY repo, full_name;"
 
 	step "each repository at a glance (flakeguard.repository_health)"
 	psql_as_user -P pager=off -c "
-SELECT repo, tests, runs, executions, flaky_tests, broken_tests, quarantine_recommended,
+SELECT repo, tests, uploads, executions, flaky_count, broken_count, quarantine_recommended,
        round(flake_rate::numeric, 3) AS flake_rate
 FROM flakeguard.repository_health ORDER BY repo;"
 
