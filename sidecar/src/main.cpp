@@ -1,10 +1,12 @@
 /*
  * main.cpp
- *	  flakeguard-sidecar: run (the daemon), push (CI's upload step), lookup
- *	  (the cache's reference reader).  Usage in usage() below.
+ *	  flakeguard-sidecar: run (the daemon), push (CI's upload step), gate
+ *	  (CI's gate on known-flaky failures), lookup (the cache's reference
+ *	  reader).  Usage in usage_text below.
  */
 #include "cache.hpp"
 #include "config.hpp"
+#include "gate.hpp"
 #include "ingest_stream.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -48,6 +50,14 @@ Usage:
       this).  With --wait, waits until the daemon has committed the upload or
       rejected it, and prints "ingested ID" (stdout) or "rejected ID: SQLSTATE
       error" (stderr) instead; the exit status tells which (below).
+  flakeguard-sidecar gate --repo R --run-id ID [--attempt N] [--job J]
+                          [--commit SHA] [--branch B] [--created-at TS]
+                          [--timeout S] [--fail-open] FILE...
+      The CI gate, after a job's tests: stores the reports FILE... as one
+      upload (flakeguard.gate(), one statement, straight to PostgreSQL) and
+      judges each failing test: forgiven when it is quarantined or flaky (and
+      not broken in this job's configuration), refused otherwise.  Prints a
+      line per failure and a summary; exits 0 when every failure is forgiven.
   flakeguard-sidecar lookup [-v] REPO TEST
       Prints the test_health row of TEST (its full name) as JSON, from the
       cache or else from PostgreSQL, filling the cache.  -v says which.
@@ -94,6 +104,14 @@ run:
   --log-file PATH       log there instead of stderr; SIGHUP reopens it
                                                        [FLAKEGUARD_LOG_FILE]
 
+gate:
+  --timeout S           give up on the database after S seconds (connecting,
+                        then the statement) [30]
+  --fail-open           when the database gives no verdict (unreachable, timed
+                        out, shutting down), exit 0 and say so; by default
+                        such a gate fails (exit 4) when the reports hold a
+                        failure.  Reports without failures always pass.
+
 Signals (run): SIGTERM or SIGINT commits the batch in hand and exits 0 (a second
 one exits at once); SIGHUP reopens the log file.
 Exit status: 0 done, 1 failed, 2 bad usage; push --wait also:
@@ -103,6 +121,10 @@ Exit status: 0 done, 1 failed, 2 bad usage; push --wait also:
     was trimmed), SIGINT or SIGTERM, or Redis failed while waiting; the entry
     stays in the stream and may still be ingested.
   1 still means nothing was added (the push itself failed).
+gate: 0 no failure, or every failure forgiven (also: no verdict with --fail-open),
+  1 a failure was refused, 3 the database rejected the upload (a report that
+  is not JUnit, invalid metadata, no write access), 4 no verdict (the database
+  unreachable or timed out) while the reports hold a failure.
 )";
 
 struct UsageError : std::runtime_error {
@@ -388,6 +410,58 @@ read_file(const std::string &path, std::string &out, std::size_t limit, std::str
 	return true;
 }
 
+/* The options that describe an upload (push and gate). */
+std::vector<Option>
+upload_options(Upload &u)
+{
+	return {
+		{"--repo", nullptr, true, [&u](const std::string &v) { u.repo = v; }},
+		{"--run-id", nullptr, true, [&u](const std::string &v) { u.run_id = v; }},
+		{"--attempt", nullptr, true,
+		 [&u](const std::string &v) { u.attempt = static_cast<std::int32_t>(number("--attempt", v, 1, 1000000)); }},
+		{"--job", nullptr, true, [&u](const std::string &v) { u.job = v; }},
+		{"--commit", nullptr, true, [&u](const std::string &v) { u.commit_sha = v; }},
+		{"--branch", nullptr, true, [&u](const std::string &v) { u.branch = v; }},
+		{"--created-at", nullptr, true,
+		 [&u](const std::string &v) {
+			 if (!valid_timestamp(v))
+				 throw UsageError("invalid --created-at \"" + v + "\" (ISO 8601 with a time zone)");
+			 u.created_at = v;
+		 }},
+	};
+}
+
+void
+check_upload_arguments(const char *command, const Upload &u, const std::vector<std::string> &files)
+{
+	const std::string cmd(command);
+	if (u.repo.empty())
+		throw UsageError(cmd + " needs --repo");
+	if (u.run_id.empty())
+		throw UsageError(cmd + " needs --run-id (the CI's run identifier, for example $GITHUB_RUN_ID)");
+	if (files.empty())
+		throw UsageError(cmd + " needs at least one report file");
+	if (files.size() > max_upload_files)
+		throw UsageError(cmd + " takes at most " + std::to_string(max_upload_files) + " report files (one upload)");
+}
+
+/* Reads the report files into u (at most --max-report-size in all); the exit status. */
+int
+read_reports(const char *command, const Config &c, Upload &u, const std::vector<std::string> &files)
+{
+	std::size_t total = 0;
+	for (const auto &path : files) {
+		std::string bytes, error;
+		if (!read_file(path, bytes, c.max_report_size - std::min(total, c.max_report_size), error)) {
+			std::fprintf(stderr, "flakeguard-sidecar %s: %s\n", command, error.c_str());
+			return 1;
+		}
+		total += bytes.size();
+		u.files.emplace_back(path, std::move(bytes));
+	}
+	return 0;
+}
+
 /* push --wait's exit statuses (besides 0, 1 and 2) */
 constexpr int exit_rejected = 3;
 constexpr int exit_no_outcome = 4;
@@ -453,20 +527,8 @@ cmd_push(int argc, char **argv)
 	bool check = true;
 	std::int64_t wait_timeout_s = 300;
 	std::vector<Option> options = connection_options(c);
-	std::vector<Option> more = {
-		{"--repo", nullptr, true, [&u](const std::string &v) { u.repo = v; }},
-		{"--run-id", nullptr, true, [&u](const std::string &v) { u.run_id = v; }},
-		{"--attempt", nullptr, true,
-		 [&u](const std::string &v) { u.attempt = static_cast<std::int32_t>(number("--attempt", v, 1, 1000000)); }},
-		{"--job", nullptr, true, [&u](const std::string &v) { u.job = v; }},
-		{"--commit", nullptr, true, [&u](const std::string &v) { u.commit_sha = v; }},
-		{"--branch", nullptr, true, [&u](const std::string &v) { u.branch = v; }},
-		{"--created-at", nullptr, true,
-		 [&u](const std::string &v) {
-			 if (!valid_timestamp(v))
-				 throw UsageError("invalid --created-at \"" + v + "\" (ISO 8601 with a time zone)");
-			 u.created_at = v;
-		 }},
+	std::vector<Option> more = upload_options(u);
+	std::vector<Option> push_only = {
 		{"--no-check", nullptr, false, [&check](const std::string &) { check = false; }},
 		{"--wait", nullptr, false, [&u](const std::string &) { u.reply = true; }},
 		{"--wait-timeout", nullptr, true,
@@ -475,31 +537,15 @@ cmd_push(int argc, char **argv)
 			 u.reply = true;
 		 }},
 	};
+	more.insert(more.end(), push_only.begin(), push_only.end());
 	options.insert(options.end(), more.begin(), more.end());
 	std::vector<std::string> files = parse(options, argc, argv);
-	if (u.repo.empty())
-		throw UsageError("push needs --repo");
-	if (u.run_id.empty())
-		throw UsageError("push needs --run-id (the CI's run identifier, for example $GITHUB_RUN_ID)");
-	if (files.empty())
-		throw UsageError("push needs at least one report file");
-	if (files.size() > max_upload_files)
-		throw UsageError("push takes at most " + std::to_string(max_upload_files) +
-						 " report files (one upload); push the rest separately");
+	check_upload_arguments("push", u, files);
 	finish_config(c);
 	if (u.created_at.empty())
 		u.created_at = timestamp_now();
-
-	std::size_t total = 0;
-	for (const auto &path : files) {
-		std::string bytes, error;
-		if (!read_file(path, bytes, c.max_report_size - std::min(total, c.max_report_size), error)) {
-			std::fprintf(stderr, "flakeguard-sidecar push: %s\n", error.c_str());
-			return 1;
-		}
-		total += bytes.size();
-		u.files.emplace_back(path, std::move(bytes));
-	}
+	if (int status = read_reports("push", c, u, files); status != 0)
+		return status;
 	if (check) {
 		flakeguard::JunitLimits limits;
 		limits.max_report_size = c.max_report_size;
@@ -534,6 +580,101 @@ cmd_push(int argc, char **argv)
 	u.files.clear(); /* the reports' memory, not needed while waiting */
 	u.files.shrink_to_fit();
 	return wait_for_outcome(redis, c, id, wait_timeout_s);
+}
+
+/* One line whatever the text holds. */
+std::string
+one_line(std::string s)
+{
+	for (char &ch : s)
+		if (ch == '\n' || ch == '\r')
+			ch = ' ';
+	return s;
+}
+
+int
+cmd_gate(int argc, char **argv)
+{
+	Config c;
+	Upload u;
+	std::int64_t timeout_s = 30;
+	bool fail_open = false;
+	std::vector<Option> options = connection_options(c);
+	std::vector<Option> more = upload_options(u);
+	more.push_back({"--timeout", nullptr, true,
+					[&timeout_s](const std::string &v) { timeout_s = number("--timeout", v, 1, 86400); }});
+	more.push_back({"--fail-open", nullptr, false, [&fail_open](const std::string &) { fail_open = true; }});
+	options.insert(options.end(), more.begin(), more.end());
+	std::vector<std::string> files = parse(options, argc, argv);
+	check_upload_arguments("gate", u, files);
+	finish_config(c);
+	if (u.created_at.empty())
+		u.created_at = timestamp_now();
+	if (int status = read_reports("gate", c, u, files); status != 0)
+		return status;
+
+	/* the failures as the reports hold them: what a gate without a database would refuse */
+	std::vector<std::string> local;
+	flakeguard::JunitLimits limits;
+	limits.max_report_size = c.max_report_size;
+	try {
+		local = gate_local_failures(u, limits);
+	} catch (const flakeguard::Error &e) {
+		std::fprintf(stderr, "flakeguard-sidecar gate: a report cannot be ingested: %s%s%s\n", e.what(),
+					 e.detail().empty() ? "" : ": ", e.detail().c_str());
+		return exit_rejected;
+	}
+
+	std::string no_verdict;
+	std::vector<GateFailure> failures;
+	{
+		/* connect_timeout, then statement_timeout: both bounded by --timeout */
+		PgConn pg(c.pg, static_cast<int>(timeout_s * 1000), static_cast<int>(timeout_s));
+		if (!pg.connect()) {
+			no_verdict = "could not connect to PostgreSQL: " + one_line(pg.error());
+		} else {
+			try {
+				failures = gate_upload(pg, u);
+			} catch (const PgError &e) {
+				if (gate_rejected(e)) {
+					std::fprintf(
+						stderr, "flakeguard-sidecar gate: upload rejected: %s %s%s%s%s%s\n", e.sqlstate.c_str(),
+						one_line(e.what()).c_str(), e.detail.empty() ? "" : ": ", one_line(e.detail).c_str(),
+						e.hint.empty() ? "" : " (hint: ", e.hint.empty() ? "" : (one_line(e.hint) + ")").c_str());
+					return exit_rejected;
+				}
+				no_verdict = e.sqlstate + " " + one_line(e.what());
+			}
+		}
+	}
+	if (!no_verdict.empty()) {
+		if (local.empty()) {
+			std::printf("gate: passed, no failures (the upload was not stored: %s)\n", no_verdict.c_str());
+			return 0;
+		}
+		for (const auto &name : local)
+			std::printf("%s %s: no verdict\n", fail_open ? "forgiven" : "refused ", one_line(name).c_str());
+		if (fail_open) {
+			std::printf("gate: passed by --fail-open: %zu failures not judged, no verdict: %s\n", local.size(),
+						no_verdict.c_str());
+			return 0;
+		}
+		std::printf("gate: failed: %zu failures not judged, no verdict: %s\n", local.size(), no_verdict.c_str());
+		return exit_no_outcome;
+	}
+	std::size_t refused = 0;
+	for (const auto &f : failures) {
+		refused += f.forgiven ? 0 : 1;
+		std::printf("%s %s (%s): %s\n", f.forgiven ? "forgiven" : "refused ", one_line(f.full_name).c_str(),
+					f.status.c_str(), one_line(f.reason).c_str());
+	}
+	if (failures.empty())
+		std::printf("gate: passed, no failures\n");
+	else if (refused == 0)
+		std::printf("gate: passed, %zu failures forgiven\n", failures.size());
+	else
+		std::printf("gate: failed, %zu of %zu failures refused\n", refused, failures.size());
+	return refused == 0 ? 0 : 1;
 }
 
 int
@@ -579,6 +720,8 @@ main(int argc, char **argv)
 			return cmd_run(argc - 2, argv + 2);
 		if (command == "push")
 			return cmd_push(argc - 2, argv + 2);
+		if (command == "gate")
+			return cmd_gate(argc - 2, argv + 2);
 		if (command == "lookup")
 			return cmd_lookup(argc - 2, argv + 2);
 		if (command == "-h" || command == "--help" || command == "help") {

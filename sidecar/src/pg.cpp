@@ -28,8 +28,9 @@ PgError::data_error() const
 								sqlstate.rfind("54", 0) == 0 || sqlstate.rfind("XX", 0) == 0);
 }
 
-PgConn::PgConn(std::string dsn, int statement_timeout_ms)
-	: dsn_(std::move(dsn)), statement_timeout_ms_(statement_timeout_ms)
+PgConn::PgConn(std::string dsn, int statement_timeout_ms, int connect_timeout_s)
+	: dsn_(std::move(dsn)), statement_timeout_ms_(statement_timeout_ms),
+	  connect_timeout_s_(std::to_string(connect_timeout_s))
 {
 }
 
@@ -60,7 +61,8 @@ PgConn::connect()
 	const char *keys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
 						  "keepalives_interval", "keepalives_count", "tcp_user_timeout",
 						  "application_name",    "dbname",           nullptr};
-	const char *values[] = {"10", "1", "10", "5", "3", "30000", "flakeguard-sidecar", dsn_.c_str(), nullptr};
+	const char *values[] = {connect_timeout_s_.c_str(), "1",          "10",   "5", "3", "30000",
+							"flakeguard-sidecar",       dsn_.c_str(), nullptr};
 	conn_ = PQconnectdbParams(keys, values, 1);
 	if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
 		error_ = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";

@@ -55,7 +55,7 @@ using PgParam = std::optional<std::string>;
 
 class PgConn {
   public:
-	explicit PgConn(std::string dsn, int statement_timeout_ms = 300000);
+	explicit PgConn(std::string dsn, int statement_timeout_ms = 300000, int connect_timeout_s = 10);
 	~PgConn();
 	PgConn(const PgConn &) = delete;
 	PgConn &operator=(const PgConn &) = delete;
@@ -86,6 +86,7 @@ class PgConn {
 	PgError error_from(const PGresult *result);
 	std::string dsn_;
 	int statement_timeout_ms_;
+	std::string connect_timeout_s_;
 	PGconn *conn_ = nullptr;
 	std::string error_;
 };

@@ -43,6 +43,8 @@ function flush_gap() { }
 		prevlang = lang; prevn = n; gap_blank = 1
 		next
 	}
+	# a fence that opens a block inside a block: the one before was never closed
+	if (inblock && $0 ~ /^```[a-z]+[ \t]*$/) { print start > (dir "/unclosed"); inblock = 0 }
 	if (inblock) { print > body; next }
 	if ($0 ~ /^<!-- readme-test: skip/) {
 		pending_skip = $0; sub(/^<!-- readme-test: skip */, "", pending_skip); sub(/ *-->.*$/, "", pending_skip)
@@ -50,7 +52,13 @@ function flush_gap() { }
 		next
 	}
 	if ($0 !~ /^[ \t]*$/) { gap_blank = 0; pending_skip = "" }
-}' "$readme" >"$work/manifest.tsv"
+}
+END { if (inblock) print start > (dir "/unclosed") }' "$readme" >"$work/manifest.tsv"
+if [ -s "$work/blocks/unclosed" ]; then
+	echo "not ok - README.md:$(head -n1 "$work/blocks/unclosed"): a code block is never closed (the blocks after it are not checked)"
+	echo "readme: 0 passed, 1 failed"
+	exit 1
+fi
 
 # only_psql FILE: every command of the shell snippet is a psql call
 only_psql() {
