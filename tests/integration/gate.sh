@@ -61,6 +61,7 @@ report flaky.xml Flaky:failed Broken:failed Stable:passed
 report stable.xml Flaky:passed Stable:failed
 report green.xml Flaky:passed Stable:passed
 report rerun.xml Stable:passed
+report newtest.xml Flaky:failed Checkout:failed
 echo '<testsuite><testcase name="a">' >"$WORK/truncated.xml"
 
 # Broken fails: refused; then quarantined: forgiven, with Flaky's failure
@@ -142,9 +143,9 @@ readme_gate() { # REPORT RUN_ID: the README's commands with CI's variables set; 
 		CI_JOB_NAME=linux bash readme_gate.sh) >"$WORK/readme.out" 2>&1
 	RC=$?
 }
-readme_gate stable.xml g11
-check "psql-only gate, a refused failure: the step fails" 1 "$RC"
-grep -q '^refused Shop.Stable ' "$WORK/readme.out" && ok "... and psql printed why" || not_ok "readme: $(cat "$WORK/readme.out")"
+readme_gate newtest.xml g11
+check "psql-only gate, a new test's failure: the step fails" 1 "$RC"
+grep -q '^refused Shop.Checkout new test' "$WORK/readme.out" && ok "... and psql printed why" || not_ok "readme: $(cat "$WORK/readme.out")"
 readme_gate flaky.xml g12
 check "psql-only gate, forgiven failures: the step passes" 0 "$RC"
 finish
