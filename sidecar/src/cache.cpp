@@ -38,132 +38,7 @@ return 1
 
 /* keys per script call, well under Lua's unpack() limit */
 constexpr std::size_t unlink_chunk = 1000;
-/* changed tests per hint that --refresh writes back; more are left to readers */
-constexpr std::size_t refresh_limit = 1000;
-/* tests remembered per repository before a hint degrades to "all" */
-constexpr std::size_t pending_limit = 20000;
-/* how long a version gap may wait for its hint before it counts as lost */
-constexpr std::int64_t hint_grace_ms = 2000;
-
-std::int64_t
-parse_int64(const std::string &text, const char *what)
-{
-	char *end = nullptr;
-	errno = 0;
-	long long v = std::strtoll(text.c_str(), &end, 10);
-	if (text.empty() || *end != '\0' || errno != 0)
-		throw std::invalid_argument(std::string("invalid ") + what + " \"" + text + "\"");
-	return v;
-}
-
 } // namespace
-
-std::string
-escape_repo(std::string_view repo)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	std::string out;
-	out.reserve(repo.size());
-	for (char ch : repo) {
-		const auto c = static_cast<unsigned char>(ch);
-		if (c < 0x21 || c == 0x7f || std::strchr("%{}:*?[]\\", ch) != nullptr) {
-			out += '%';
-			out += hex[c >> 4];
-			out += hex[c & 0xf];
-		} else {
-			out += ch;
-		}
-	}
-	return out;
-}
-
-std::string
-CacheKeys::base(std::string_view repo) const
-{
-	return prefix + "{" + escape_repo(repo) + "}:";
-}
-
-std::string
-CacheKeys::version(std::string_view repo) const
-{
-	return base(repo) + "v";
-}
-
-std::string
-CacheKeys::health(std::string_view repo, std::int64_t test_id) const
-{
-	return base(repo) + "health:" + std::to_string(test_id);
-}
-
-std::string
-CacheKeys::history(std::string_view repo, std::int64_t test_id) const
-{
-	return base(repo) + "history:" + std::to_string(test_id);
-}
-
-std::string
-CacheKeys::stats(std::string_view repo) const
-{
-	return base(repo) + "stats";
-}
-
-std::string
-CacheKeys::quarantine(std::string_view repo) const
-{
-	return base(repo) + "quarantine";
-}
-
-std::string
-CacheKeys::pattern(std::string_view repo) const
-{
-	/* the escaped name holds no glob character; the prefix may */
-	std::string out;
-	for (char c : prefix) {
-		if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
-			out += '\\';
-		out += c;
-	}
-	return out + "{" + escape_repo(repo) + "}:*";
-}
-
-Hint
-parse_hint(std::string_view payload)
-{
-	Json doc = parse_json(payload);
-	if (doc.type != Json::Type::object)
-		throw std::invalid_argument("hint is not an object");
-	const Json *repo = doc.find("repo");
-	const Json *repo_id = doc.find("repo_id");
-	const Json *version = doc.find("version");
-	const Json *tests = doc.find("tests");
-	const bool named = repo != nullptr && repo->type == Json::Type::string;
-	const bool numbered =
-		repo_id != nullptr && (repo_id->type == Json::Type::string || repo_id->type == Json::Type::number);
-	if (!(named || numbered) || version == nullptr || version->type != Json::Type::number || tests == nullptr)
-		throw std::invalid_argument("hint lacks repo_id, version or tests");
-	Hint hint;
-	if (named)
-		hint.repo = repo->text;
-	else
-		hint.repo_id = parse_int64(repo_id->text, "repo_id");
-	hint.version = parse_int64(version->text, "version");
-	if (const Json *at = doc.find("at"); at != nullptr && at->type == Json::Type::number)
-		hint.at = std::strtod(at->text.c_str(), nullptr);
-	if (tests->type == Json::Type::string && tests->text == "all") {
-		hint.all = true;
-	} else if (tests->type == Json::Type::array) {
-		for (const Json &t : tests->items) {
-			if (t.type != Json::Type::string && t.type != Json::Type::number)
-				throw std::invalid_argument("hint lists a test that is not an id");
-			hint.tests.push_back(parse_int64(t.text, "test id"));
-		}
-	} else if (tests->type == Json::Type::null) {
-		hint.all = true;
-	} else {
-		throw std::invalid_argument("hint's tests are neither a list nor \"all\"");
-	}
-	return hint;
-}
 
 void
 cache_apply(RedisConn &redis, const CacheKeys &keys, std::string_view repo, std::int64_t version,
@@ -231,9 +106,10 @@ lookup_health(PgConn &pg, RedisConn *redis, const CacheKeys &keys, std::string_v
 	if (!pg.ok() && !pg.connect())
 		throw PgError("08001", "could not connect to PostgreSQL: " + pg.error(), {}, {}, true);
 	CacheRead read = cache_read(pg, repo, "health", id);
-	if (!read.version)
+	const LookupStep step = lookup_step(read);
+	if (step == LookupStep::unknown_repository)
 		throw PgError("42704", "repository \"" + std::string(repo) + "\" does not exist");
-	if (!read.value)
+	if (step == LookupStep::no_score)
 		throw PgError(
 			"42704", "test \"" + std::string(full_name) + "\" of repository \"" + std::string(repo) + "\" has no score",
 			"The test is unknown, or all its executions were pruned.");
@@ -249,8 +125,8 @@ lookup_health(PgConn &pg, RedisConn *redis, const CacheKeys &keys, std::string_v
 }
 
 CacheLoop::CacheLoop(const Config &config, Metrics &metrics)
-	: config_(config), metrics_(metrics), keys_{config.prefix}, pg_(config.pg, 30000),
-	  redis_(config.redis, config.redis_timeout_ms), pg_reconnect_(metrics.pg_reconnects),
+	: config_(config), metrics_(metrics), keys_{config.prefix}, state_(keys_, config.refresh, config.reconcile_ms),
+	  pg_(config.pg, 30000), redis_(config.redis, config.redis_timeout_ms), pg_reconnect_(metrics.pg_reconnects),
 	  redis_reconnect_(metrics.redis_reconnects)
 {
 }
@@ -272,7 +148,7 @@ CacheLoop::connect_pg()
 		}))
 		return false;
 	log(Level::info, "cache: listening on PostgreSQL channel \"flakeguard\"");
-	need_reconcile_ = true;
+	state_.connected();
 	return true;
 }
 
@@ -284,7 +160,7 @@ CacheLoop::connect_redis()
 		return false;
 	log(Level::info, "cache: connected to Redis");
 	check_redis_identity();
-	need_reconcile_ = true;
+	state_.connected();
 	return true;
 }
 
@@ -297,13 +173,10 @@ CacheLoop::check_redis_identity()
 	std::string text = reply_string(info.get()).value_or("");
 	auto at = text.find("run_id:");
 	std::string run_id = at == std::string::npos ? "" : text.substr(at + 7, text.find_first_of("\r\n", at) - at - 7);
-	if (!redis_run_id_.empty() && run_id != redis_run_id_) {
+	if (state_.redis_identity(run_id)) {
 		log(Level::info, "cache: Redis restarted (run_id changed): every repository's keys are unlinked");
 		metrics_.redis_restarts++;
-		redis_restarted_ = true;
-		need_reconcile_ = true;
 	}
-	redis_run_id_ = run_id;
 
 	RedisReply stats = redis_.command({"INFO", "stats"});
 	std::string s = reply_string(stats.get()).value_or("");
@@ -320,45 +193,15 @@ CacheLoop::read_versions()
 {
 	PgResult rows = pg_.exec("SELECT * FROM flakeguard.cache_versions()");
 	const int repo = PQfnumber(rows.get(), "repo"), id = PQfnumber(rows.get(), "repo_id");
-	if (repo < 0 || id < 0) /* an extension before 0.4.0: its hints name the repository */
+	if (repo < 0 || id < 0) { /* an extension before 0.4.0: its hints name the repository */
+		state_.names(std::nullopt);
 		return rows;
-	repo_names_.clear();
+	}
+	std::map<std::int64_t, std::string> names;
 	for (int i = 0; i < PQntuples(rows.get()); i++)
-		repo_names_[parse_int64(*pg_value(rows.get(), i, id), "repo_id")] = *pg_value(rows.get(), i, repo);
+		names[parse_int64(*pg_value(rows.get(), i, id), "repo_id")] = *pg_value(rows.get(), i, repo);
+	state_.names(std::move(names)); /* hints for repositories our role may not read are dropped */
 	return rows;
-}
-
-std::optional<std::string>
-CacheLoop::hint_repo(const Hint &hint)
-{
-	if (!hint.repo_id)
-		return hint.repo;
-	auto it = repo_names_.find(*hint.repo_id);
-	if (it == repo_names_.end()) {
-		read_versions();
-		it = repo_names_.find(*hint.repo_id);
-	}
-	if (it == repo_names_.end())
-		return std::nullopt; /* a repository our role may not read: not ours to cache */
-	return it->second;
-}
-
-void
-CacheLoop::add_hint(const Hint &hint)
-{
-	std::optional<std::string> repo = hint_repo(hint);
-	if (!repo)
-		return;
-	Pending &p = pending_[*repo];
-	p.version = std::max(p.version, hint.version);
-	if (p.at == 0 || (hint.at > 0 && hint.at < p.at))
-		p.at = hint.at;
-	if (hint.all || p.tests.size() + hint.tests.size() > pending_limit) {
-		p.all = true;
-		p.tests.clear();
-	} else if (!p.all) {
-		p.tests.insert(hint.tests.begin(), hint.tests.end());
-	}
 }
 
 void
@@ -369,43 +212,74 @@ CacheLoop::drain_notifications()
 		pg_.close();
 		return;
 	}
+	bool read_names = false;
 	while (PGnotify *n = PQnotifies(pg_.raw())) {
 		metrics_.notifications++;
 		try {
-			add_hint(parse_hint(n->extra));
+			if (state_.hint(parse_hint(n->extra)).kind == CacheAction::Kind::read_names)
+				read_names = true;
 		} catch (const std::invalid_argument &e) {
-			/*
-			 * Not ours to understand: reconcile instead, at most once a
-			 * second, and log the first of every 10 s only: anyone allowed to
-			 * NOTIFY could otherwise flood the log and keep the loop
-			 * reconciling.
-			 */
 			metrics_.unreadable_hints++;
-			bad_hint_reconcile_ = true;
-			const std::int64_t now = monotonic_ms();
-			if (now >= bad_hint_log_at_ms_) {
-				if (bad_hints_unlogged_ > 0)
+			BadHint bad = state_.bad_hint(monotonic_ms());
+			if (bad.log) {
+				if (bad.unlogged > 0)
 					log(Level::warning, "cache: %llu more unreadable hints in the last 10 s",
-						static_cast<unsigned long long>(bad_hints_unlogged_));
+						static_cast<unsigned long long>(bad.unlogged));
 				log(Level::warning, "cache: unreadable hint (%s): reconciling", e.what());
-				bad_hints_unlogged_ = 0;
-				bad_hint_log_at_ms_ = now + 10000;
-			} else {
-				bad_hints_unlogged_++;
 			}
 		}
 		PQfreemem(n);
 		PQconsumeInput(pg_.raw());
 	}
+	/* one read of the names for every hint of this drain that named a new repo_id */
+	if (read_names) {
+		try {
+			read_versions();
+		} catch (const PgError &e) {
+			log(Level::warning, "cache: %s", e.what());
+			state_.names(std::nullopt); /* the hints of new ids are dropped: reconcile instead */
+			state_.connected();
+			if (e.connection_lost)
+				pg_.close();
+		}
+	}
+}
+
+void
+CacheLoop::refused(const RedisErrorReply &e)
+{
+	if (!refused_)
+		refused_ = e.what();
 }
 
 bool
-CacheLoop::invalidate_all(const std::string &repo, std::int64_t version, bool force)
+CacheLoop::apply(const CacheAction &a)
 {
-	const std::string vkey = keys_.version(repo), ver = std::to_string(version);
+	try {
+		cache_apply(redis_, keys_, a.repo, a.version, a.unlink);
+		return true;
+	} catch (const RedisErrorReply &e) {
+		if (!e.oom())
+			throw;
+		refused(e);
+	}
+	/* what cannot be updated is unlinked: no reader gets a value older than the change as a hit */
+	for (std::size_t at = 0; at < a.unlink.size(); at += unlink_chunk) {
+		std::vector<std::string_view> argv = {"UNLINK"};
+		for (std::size_t i = at; i < std::min(a.unlink.size(), at + unlink_chunk); i++)
+			argv.push_back(a.unlink[i]);
+		check_reply(redis_.command(argv).get(), "UNLINK");
+	}
+	return false;
+}
+
+bool
+CacheLoop::invalidate_all(const CacheAction &a)
+{
+	const std::string vkey = keys_.version(a.repo), ver = std::to_string(a.version);
 	bool raised = true;
 	try {
-		check_reply(redis_.command({"EVAL", apply_script, "1", vkey, ver, force ? "force" : "max"}).get(),
+		check_reply(redis_.command({"EVAL", apply_script, "1", vkey, ver, a.force ? "force" : "max"}).get(),
 					"EVAL (apply)");
 	} catch (const RedisErrorReply &e) {
 		if (!e.oom())
@@ -414,7 +288,7 @@ CacheLoop::invalidate_all(const std::string &repo, std::int64_t version, bool fo
 		raised = false;
 		refused(e);
 	}
-	const std::string pattern = keys_.pattern(repo);
+	const std::string pattern = keys_.pattern(a.repo);
 	std::string cursor = "0";
 	do {
 		RedisReply r = redis_.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
@@ -432,73 +306,19 @@ CacheLoop::invalidate_all(const std::string &repo, std::int64_t version, bool fo
 		if (argv.size() > 1)
 			check_reply(redis_.command(argv).get(), "UNLINK");
 	} while (cursor != "0");
-	if (!raised)
-		return false;
-	metrics_.full_invalidations++;
-	refresh(repo, Pending{version, true, {}, 0});
-	return true;
+	return raised;
 }
 
 void
-CacheLoop::refused(const RedisErrorReply &e)
-{
-	if (!refused_)
-		refused_ = e.what();
-}
-
-bool
-CacheLoop::apply_one(const std::string &repo, const Pending &p)
-{
-	if (p.all)
-		return invalidate_all(repo, p.version, false);
-	std::vector<std::string> unlink = {keys_.stats(repo), keys_.quarantine(repo)};
-	for (std::int64_t id : p.tests) {
-		unlink.push_back(keys_.health(repo, id));
-		unlink.push_back(keys_.history(repo, id));
-	}
-	try {
-		cache_apply(redis_, keys_, repo, p.version, unlink);
-		return true;
-	} catch (const RedisErrorReply &e) {
-		if (!e.oom())
-			throw;
-		refused(e);
-	}
-	/* what cannot be updated is unlinked: no reader gets a value older than the change as a hit */
-	for (std::size_t at = 0; at < unlink.size(); at += unlink_chunk) {
-		std::vector<std::string_view> argv = {"UNLINK"};
-		for (std::size_t i = at; i < std::min(unlink.size(), at + unlink_chunk); i++)
-			argv.push_back(unlink[i]);
-		check_reply(redis_.command(argv).get(), "UNLINK");
-	}
-	return false;
-}
-
-void
-CacheLoop::fill_from_db(const std::string &repo, const char *kind, std::optional<std::int64_t> test_id,
-						const std::string &key, int ttl)
-{
-	CacheRead read = cache_read(pg_, repo, kind, test_id);
-	if (read.version && read.value && cache_fill(redis_, keys_, repo, key, *read.version, *read.value, ttl))
-		metrics_.fills++;
-}
-
-void
-CacheLoop::refresh(const std::string &repo, const Pending &pending)
+CacheLoop::refill(const std::string &repo, const std::vector<CacheFill> &fills)
 {
 	if (!pg_.ok())
 		return;
 	try {
-		/* the quarantine set is rebuilt on every change; the rest only with --refresh */
-		fill_from_db(repo, "quarantine", std::nullopt, keys_.quarantine(repo), quarantine_ttl);
-		if (!config_.refresh)
-			return;
-		fill_from_db(repo, "stats", std::nullopt, keys_.stats(repo), stats_ttl);
-		if (pending.all || pending.tests.size() > refresh_limit)
-			return;
-		for (std::int64_t id : pending.tests) {
-			fill_from_db(repo, "health", id, keys_.health(repo, id), health_ttl);
-			fill_from_db(repo, "history", id, keys_.history(repo, id), history_ttl);
+		for (const CacheFill &f : fills) {
+			CacheRead read = cache_read(pg_, repo, f.kind.c_str(), f.test_id);
+			if (read.version && read.value && cache_fill(redis_, keys_, repo, f.key, *read.version, *read.value, f.ttl))
+				metrics_.fills++;
 		}
 	} catch (const PgError &e) {
 		log(Level::warning, "cache: refreshing repository \"%s\" failed: %s", repo.c_str(), e.what());
@@ -513,24 +333,26 @@ CacheLoop::refresh(const std::string &repo, const Pending &pending)
 }
 
 void
+CacheLoop::execute(const CacheAction &a)
+{
+	const bool raised = a.kind == CacheAction::Kind::apply ? apply(a) : invalidate_all(a);
+	CacheDone done = state_.done(a, raised);
+	if (done.full_invalidation)
+		metrics_.full_invalidations++;
+	if (done.invalidation) {
+		metrics_.invalidations++;
+		if (done.at > 0)
+			metrics_.invalidation_seconds.observe(std::max(0.0, wall_seconds() - done.at));
+	}
+	refill(a.repo, done.refill);
+}
+
+void
 CacheLoop::apply_pending()
 {
-	for (auto it = pending_.begin(); it != pending_.end();) {
-		const std::string repo = it->first;
-		const Pending p = it->second;
-		if (!apply_one(repo, p)) {
-			/* stays pending: applied again after the backoff (its keys are unlinked meanwhile) */
-			++it;
-			continue;
-		}
-		metrics_.invalidations++;
-		if (p.at > 0)
-			metrics_.invalidation_seconds.observe(std::max(0.0, wall_seconds() - p.at));
-		it = pending_.erase(it);
-		suspects_.erase(repo);
-		if (!p.all) /* invalidate_all refreshed what is left */
-			refresh(repo, p);
-	}
+	/* a change Redis refuses stays pending: applied again after the backoff (its keys are unlinked meanwhile) */
+	for (const CacheAction &a : state_.pending_actions())
+		execute(a);
 }
 
 void
@@ -539,74 +361,49 @@ CacheLoop::reconcile(bool immediate)
 	PgResult rows = read_versions();
 	const int n = PQntuples(rows.get());
 	const int repo_col = PQfnumber(rows.get(), "repo"), version_col = PQfnumber(rows.get(), "version");
-	std::vector<std::string> repos, vkeys;
-	std::vector<std::int64_t> versions;
+	std::vector<RepoVersions> versions;
+	std::vector<std::string> vkeys;
 	for (int i = 0; i < n; i++) {
-		repos.push_back(*pg_value(rows.get(), i, repo_col));
-		versions.push_back(parse_int64(*pg_value(rows.get(), i, version_col), "version"));
-		vkeys.push_back(keys_.version(repos.back()));
+		RepoVersions rv;
+		rv.repo = *pg_value(rows.get(), i, repo_col);
+		rv.database = parse_int64(*pg_value(rows.get(), i, version_col), "version");
+		vkeys.push_back(keys_.version(rv.repo));
+		versions.push_back(std::move(rv));
 	}
 	std::vector<std::vector<std::string_view>> gets;
 	for (const auto &k : vkeys)
 		gets.push_back({"GET", k});
 	std::vector<RedisReply> cached = n > 0 ? redis_.pipeline(gets) : std::vector<RedisReply>{};
-	const bool restarted = redis_restarted_;
-	bool retry = false; /* a repository's v could not be set (Redis full): reconcile again after the backoff */
-	for (int i = 0; i < n; i++) {
-		std::optional<std::string> text = reply_string(cached[static_cast<std::size_t>(i)].get());
-		std::int64_t have = text ? std::strtoll(text->c_str(), nullptr, 10) : -1;
-		const std::string &repo = repos[static_cast<std::size_t>(i)];
-		std::int64_t db = versions[static_cast<std::size_t>(i)];
-		if (restarted || have > db) {
-			/* Redis restarted or holds another database's versions: nothing cached can be trusted */
-			if (!invalidate_all(repo, db, true))
-				retry = true;
-		} else if (have < db) {
-			auto p = pending_.find(repo);
-			if (p != pending_.end() && p->second.version >= db)
-				continue;
-			if (immediate) {
-				if (have >= 0) /* no v at all: nothing was cached under the protocol yet */
-					metrics_.lost_hints++;
-				log(Level::info, "cache: repository \"%s\" is at version %lld, Redis at %lld: unlinking its keys",
-					repo.c_str(), static_cast<long long>(db), static_cast<long long>(have));
-				if (!invalidate_all(repo, db, false))
-					retry = true;
-			} else if (suspects_.find(repo) == suspects_.end()) {
-				/* its hint may still be on the way */
-				suspects_[repo] = Suspect{db, monotonic_ms() + hint_grace_ms};
-			}
-		}
+	for (std::size_t i = 0; i < versions.size(); i++)
+		if (std::optional<std::string> text = reply_string(cached[i].get()))
+			versions[i].redis = std::strtoll(text->c_str(), nullptr, 10);
+	for (const CacheAction &a : state_.reconcile(versions, immediate, monotonic_ms())) {
+		if (a.lost_hint)
+			metrics_.lost_hints++;
+		if (!a.force)
+			log(Level::info, "cache: repository \"%s\" is at version %lld, Redis at %lld: unlinking its keys",
+				a.repo.c_str(), static_cast<long long>(a.version), static_cast<long long>(a.have));
+		execute(a);
 	}
-	if (retry) {
-		need_reconcile_ = true;
-		return; /* and redis_restarted_ stays set for the next try */
-	}
-	redis_restarted_ = false;
-	need_reconcile_ = false;
-	metrics_.reconciles++;
+	if (state_.reconciled())
+		metrics_.reconciles++;
 }
 
 void
-CacheLoop::check_suspects()
+CacheLoop::check_gaps()
 {
-	const std::int64_t now = monotonic_ms();
-	for (auto it = suspects_.begin(); it != suspects_.end();) {
-		if (now < it->second.deadline_ms) {
-			++it;
-			continue;
-		}
-		RedisReply r = redis_.command({"GET", keys_.version(it->first)});
+	for (const CacheAction &check : state_.due_gaps(monotonic_ms())) {
+		RedisReply r = redis_.command({"GET", keys_.version(check.repo)});
 		std::optional<std::string> text = reply_string(r.get());
-		std::int64_t have = text ? std::strtoll(text->c_str(), nullptr, 10) : -1;
-		if (have < it->second.version) {
+		std::optional<std::int64_t> have;
+		if (text)
+			have = std::strtoll(text->c_str(), nullptr, 10);
+		if (std::optional<CacheAction> a = state_.version_checked(check, have)) {
 			metrics_.lost_hints++;
 			log(Level::info, "cache: no hint came for version %lld of repository \"%s\": unlinking its keys",
-				static_cast<long long>(it->second.version), it->first.c_str());
-			if (!invalidate_all(it->first, it->second.version, false))
-				need_reconcile_ = true;
+				static_cast<long long>(a->version), a->repo.c_str());
+			execute(*a);
 		}
-		it = suspects_.erase(it);
 	}
 }
 
@@ -635,43 +432,26 @@ CacheLoop::run()
 		 * are none.
 		 */
 		drain_notifications();
-		const std::int64_t now = monotonic_ms();
-		if (bad_hint_reconcile_ && now >= bad_hint_reconcile_at_ms_) {
-			need_reconcile_ = true;
-			bad_hint_reconcile_ = false;
-			bad_hint_reconcile_at_ms_ = now + 1000;
-		}
-		if (next_tick_ms_ == 0)
-			next_tick_ms_ = now + config_.reconcile_ms;
-		/*
-		 * With Redis down nothing can be applied, and after Redis refused a
-		 * write (full, at maxmemory with noeviction) nothing is tried again
-		 * before the backoff: wait for hints meanwhile, without spinning.
-		 */
-		const bool backing_off = now < write_retry_at_ms_;
-		const bool work = redis_.ok() && !backing_off && (!pending_.empty() || need_reconcile_);
-		if (pg_.ok() && !work) {
-			std::int64_t until = backing_off ? write_retry_at_ms_ : next_tick_ms_;
-			int wait = redis_.ok() ? static_cast<int>(std::clamp<std::int64_t>(until - now, 0, 250)) : 250;
+		const int wait = state_.wait_ms(monotonic_ms(), redis_.ok());
+		if (pg_.ok() && wait >= 0) {
 			struct pollfd p = {PQsocket(pg_.raw()), POLLIN, 0};
 			if (poll(&p, 1, wait) < 0 && errno != EINTR)
 				log(Level::warning, "cache: poll failed: %s", std::strerror(errno));
 			drain_notifications();
 		}
-		if (!pg_.ok() || !redis_.ok() || monotonic_ms() < write_retry_at_ms_)
+		if (!pg_.ok() || !redis_.ok() || !state_.may_write(monotonic_ms()))
 			continue; /* hints stay pending until Redis is back, or takes writes again */
 
 		try {
 			apply_pending();
-			if (monotonic_ms() >= next_tick_ms_) {
-				next_tick_ms_ = monotonic_ms() + config_.reconcile_ms;
+			if (state_.tick(monotonic_ms())) {
 				check_redis_identity();
-				if (!need_reconcile_)
+				if (!state_.reconcile_owed())
 					reconcile(false);
 			}
-			if (need_reconcile_)
+			if (state_.reconcile_owed())
 				reconcile(true);
-			check_suspects();
+			check_gaps();
 		} catch (const RedisErrorReply &e) {
 			/* an error reply: the connection is fine, the command is not; retried after the backoff */
 			refused(e);
@@ -685,21 +465,18 @@ CacheLoop::run()
 			else
 				sleep_unless_stopped(1000);
 		}
-		if (refused_) {
+		TurnEnd end = state_.end_turn(refused_.has_value(), monotonic_ms());
+		if (end.kind == TurnEnd::Kind::back_off) {
 			/* one line per backoff step, however many writes were refused */
-			const std::int64_t delay = write_backoff_.next_ms();
-			write_retry_at_ms_ = monotonic_ms() + delay;
 			metrics_.redis_write_refusals++;
 			log(Level::warning,
 				"cache: Redis refused a write (%s); the keys it could not update are unlinked, %zu "
 				"repositories' changes stay pending: retrying in %lld ms",
-				refused_->c_str(), pending_.size(), static_cast<long long>(delay));
-			refused_.reset();
-		} else if (write_backoff_.attempts() > 0 && pending_.empty() && !need_reconcile_) {
+				refused_->c_str(), end.pending, static_cast<long long>(end.delay_ms));
+		} else if (end.kind == TurnEnd::Kind::recovered) {
 			log(Level::info, "cache: Redis takes writes again; every pending change is applied");
-			write_backoff_.reset();
-			write_retry_at_ms_ = 0;
 		}
+		refused_.reset();
 	}
 	log(Level::info, "cache: stopped");
 }

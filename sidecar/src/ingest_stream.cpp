@@ -6,6 +6,7 @@
 
 #include "flakeguard/core/error.hpp"
 #include "flakeguard/core/test_id.hpp"
+#include "flakeguard/core/utf8.hpp"
 #include "json.hpp"
 #include "log.hpp"
 
@@ -160,45 +161,7 @@ str(std::int64_t v)
 bool
 storable_text(std::string_view s)
 {
-	const auto *p = reinterpret_cast<const unsigned char *>(s.data());
-	const std::size_t size = s.size();
-	std::size_t i = 0;
-	while (i < size) {
-		unsigned char c = p[i];
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		std::size_t more;
-		std::uint32_t cp;
-		if (c >= 0xC2 && c <= 0xDF) {
-			more = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			more = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			more = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (size - i <= more)
-			return false;
-		for (std::size_t k = 1; k <= more; k++) {
-			if ((p[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3F);
-		}
-		/* overlong forms, surrogates, beyond U+10FFFF */
-		if ((more == 2 && cp < 0x800) || (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-			(cp >= 0xD800 && cp < 0xE000))
-			return false;
-		i += more + 1;
-	}
-	return true;
+	return s.find('\0') == std::string_view::npos && flakeguard::utf8_valid(s);
 }
 
 bool
@@ -528,7 +491,7 @@ IngestLoop::connect_pg()
 				pg_.exec("SELECT flakeguard.ingest_stream_open()");
 			} catch (const PgError &e) {
 				pg_.close();
-				return std::string("could not open the stage: ") + e.what() + (e.hint.empty() ? "" : "; ") + e.hint;
+				return std::string("could not open the stage: ") + e.what() + (e.hint().empty() ? "" : "; ") + e.hint();
 			}
 			return "";
 		}))
@@ -1035,10 +998,10 @@ IngestLoop::flush()
 				 */
 				if (e.transient()) {
 					log(Level::warning, "ingest: batch of %zu entries rolled back, will retry: %s: %s", items.size(),
-						e.sqlstate.c_str(), e.what());
+						e.sqlstate(), e.what());
 				} else {
 					log(Level::error, "ingest: batch of %zu entries failed, will retry in a new session: %s: %s%s%s",
-						items.size(), e.sqlstate.c_str(), e.what(), e.hint.empty() ? "" : "; ", e.hint.c_str());
+						items.size(), e.sqlstate(), e.what(), e.hint().empty() ? "" : "; ", e.hint().c_str());
 					pg_.close();
 				}
 				forget_read();
@@ -1046,14 +1009,14 @@ IngestLoop::flush()
 				return;
 			}
 			if (items.size() > 1) {
-				log(Level::warning, "ingest: batch failed (%s: %s): retrying its %zu entries one by one",
-					e.sqlstate.c_str(), e.what(), items.size());
+				log(Level::warning, "ingest: batch failed (%s: %s): retrying its %zu entries one by one", e.sqlstate(),
+					e.what(), items.size());
 				for (Item *item : items)
 					groups.push_back({item});
 				continue;
 			}
 			/* this entry fails alone: it is rejected */
-			items[0]->rejection = Rejection{e.sqlstate, e.what(), e.detail, e.hint};
+			items[0]->rejection = Rejection{e.sqlstate(), e.what(), e.detail(), e.hint()};
 			if (!record_alone(items)) {
 				forget_read();
 				return;

@@ -75,9 +75,12 @@ struct Rejection {
 	std::string hint;
 };
 
-class EntryError : public std::runtime_error {
+/* An entry that cannot be ingested: the core's error, with the rejection it is recorded as. */
+class EntryError : public flakeguard::Error {
   public:
-	EntryError(Rejection r) : std::runtime_error(r.error), rejection(std::move(r)) {}
+	EntryError(Rejection r) : flakeguard::Error(r.sqlstate.c_str(), r.error, r.detail, r.hint), rejection(std::move(r))
+	{
+	}
 	Rejection rejection;
 };
 

@@ -4,6 +4,8 @@
  */
 #include "json.hpp"
 
+#include "flakeguard/core/utf8.hpp"
+
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
@@ -285,19 +287,9 @@ json_string(std::string_view s)
 			continue;
 		}
 		/* a whole, shortest, non-surrogate UTF-8 sequence is copied; anything else is one U+FFFD per byte */
-		std::size_t more = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
-		std::uint32_t cp = more == 1 ? c & 0x1Fu : more == 2 ? c & 0x0Fu : c & 0x07u;
-		bool valid = more != 0 && size - i > more;
-		for (std::size_t k = 1; valid && k <= more; k++) {
-			valid = (p[i + k] & 0xC0) == 0x80;
-			cp = (cp << 6) | (p[i + k] & 0x3Fu);
-		}
-		if (valid && ((more == 2 && cp < 0x800) || (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-					  (cp >= 0xD800 && cp < 0xE000)))
-			valid = false;
-		if (valid) {
-			out.append(s.substr(i, more + 1));
-			i += more + 1;
+		if (std::size_t len = flakeguard::utf8_sequence_length(s.data() + i, size - i); len > 0) {
+			out.append(s.substr(i, len));
+			i += len;
 		} else {
 			out += "\xEF\xBF\xBD";
 			i++;

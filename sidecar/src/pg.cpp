@@ -16,6 +16,7 @@ PgError::transient() const
 {
 	if (connection_lost)
 		return true;
+	const std::string_view sqlstate = this->sqlstate();
 	/* 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57P0x shutdown, 55P03 lock timeout */
 	return sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("40", 0) == 0 || sqlstate.rfind("53", 0) == 0 ||
 		   sqlstate.rfind("57P0", 0) == 0 || sqlstate == "55P03" || sqlstate == "57014";
@@ -24,6 +25,7 @@ PgError::transient() const
 bool
 PgError::data_error() const
 {
+	const std::string_view sqlstate = this->sqlstate();
 	return !connection_lost && (sqlstate.rfind("22", 0) == 0 || sqlstate.rfind("23", 0) == 0 ||
 								sqlstate.rfind("54", 0) == 0 || sqlstate.rfind("XX", 0) == 0);
 }

@@ -9,6 +9,8 @@
  */
 #pragma once
 
+#include "flakeguard/core/error.hpp"
+
 #include <libpq-fe.h>
 
 #include <memory>
@@ -19,17 +21,15 @@
 
 namespace flakeguard::sidecar {
 
-class PgError : public std::runtime_error {
+/* The server's error (sqlstate(), what(), detail(), hint()), or a connection's failure (08xxx). */
+class PgError : public flakeguard::Error {
   public:
-	PgError(std::string sqlstate, const std::string &message, std::string detail = {}, std::string hint = {},
+	PgError(const std::string &sqlstate, const std::string &message, std::string detail = {}, std::string hint = {},
 			bool connection_lost = false)
-		: std::runtime_error(message), sqlstate(std::move(sqlstate)), detail(std::move(detail)), hint(std::move(hint)),
+		: flakeguard::Error(sqlstate.c_str(), message, std::move(detail), std::move(hint)),
 		  connection_lost(connection_lost)
 	{
 	}
-	std::string sqlstate;
-	std::string detail;
-	std::string hint;
 	bool connection_lost;
 
 	/* Worth retrying the same work later: lost connection, deadlock, serialization, shutdown, resources. */

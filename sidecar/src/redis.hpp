@@ -10,6 +10,8 @@
  */
 #pragma once
 
+#include "flakeguard/core/error.hpp"
+
 #include <hiredis/hiredis.h>
 
 #include <cstdint>
@@ -34,21 +36,38 @@ struct RedisEndpoint {
 /* Throws std::invalid_argument with a message naming what is wrong. */
 RedisEndpoint parse_redis_url(const std::string &url);
 
-/* The connection failed or dropped (the command may or may not have run). */
-class RedisError : public std::runtime_error {
+/* The connection failed or dropped (the command may or may not have run): SQLSTATE 08006. */
+class RedisError : public flakeguard::Error {
   public:
-	using std::runtime_error::runtime_error;
+	explicit RedisError(const std::string &message, const char *sqlstate = flakeguard::sqlstate::connection_failure)
+		: flakeguard::Error(sqlstate, message)
+	{
+	}
 };
 
-/* Redis answered with an error reply (the connection is fine). */
+/*
+ * Redis answered with an error reply (the connection is fine): SQLSTATE 53200
+ * when it is out of memory, else 58000 (an error of a system outside PostgreSQL).
+ */
 class RedisErrorReply : public RedisError {
   public:
-	using RedisError::RedisError;
+	explicit RedisErrorReply(const std::string &message)
+		: RedisError(message,
+					 is_oom(message) ? flakeguard::sqlstate::out_of_memory : flakeguard::sqlstate::system_error)
+	{
+	}
 	/* The server is at maxmemory and refuses writes that need memory (noeviction). */
 	bool
 	oom() const
 	{
-		return std::string_view(what()).find("OOM ") != std::string_view::npos;
+		return is_oom(what());
+	}
+
+  private:
+	static bool
+	is_oom(std::string_view message)
+	{
+		return message.find("OOM ") != std::string_view::npos;
 	}
 };
 

@@ -6,16 +6,21 @@
  *	  on the channel or XADD to the stream can send these bytes.
  *
  * Properties: parse_hint and parse_json either accept or throw
- * std::invalid_argument; decode_upload either accepts or throws EntryError, and what it accepts
- * encodes and decodes to the same upload; decoding by moving the reports agrees with it and,
- * when it rejects, leaves the fields as they were.
+ * std::invalid_argument; a hint parse_hint accepts, fed to the cache's state
+ * machine (cache_state.cpp), leaves at most one pending change for its
+ * repository, at its version or above, whose keys all carry the repository's
+ * hash tag, and an applied change is no longer pending; decode_upload either accepts or throws EntryError, and what it
+ *accepts encodes and decodes to the same upload; decoding by moving the reports agrees with it and, when it rejects,
+ *leaves the fields as they were.
  */
 #include "cache.hpp"
+#include "cache_state.hpp"
 #include "ingest_stream.hpp"
 #include "json.hpp"
 
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -27,7 +32,32 @@ LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size)
 {
 	const std::string_view input(reinterpret_cast<const char *>(data), size);
 	try {
-		parse_hint(input);
+		const Hint hint = parse_hint(input);
+		CacheState state(CacheKeys{"fg:"}, true, 5000);
+		state.names(std::map<std::int64_t, std::string>{{1, "r"}, {2, "a}:*{b"}});
+		const CacheAction first = state.hint(hint);
+		if (first.kind == CacheAction::Kind::read_names && state.names(std::nullopt).size() != 1)
+			std::abort(); /* an id the names do not hold is dropped */
+		for (const CacheAction &a : state.pending_actions()) {
+			if (a.version < hint.version || (a.kind == CacheAction::Kind::apply && a.tests.size() > pending_limit))
+				std::abort();
+			const std::string base = CacheKeys{"fg:"}.base(a.repo);
+			for (const std::string &key : a.unlink)
+				if (key.compare(0, base.size(), base) != 0)
+					std::abort();
+			CacheDone done = state.done(a, true);
+			for (const CacheFill &f : done.refill)
+				if (f.key.compare(0, base.size(), base) != 0)
+					std::abort();
+		}
+		if (!state.pending().empty())
+			std::abort();
+		/* the same hint against versions read back: a reconcile's actions are whole-repository invalidations */
+		const std::int64_t behind = hint.version > INT64_MIN ? hint.version - 1 : hint.version;
+		for (const CacheAction &a :
+			 state.reconcile({{"r", hint.version, behind}, {"a}:*{b", hint.version, std::nullopt}}, true, 0))
+			if (a.kind != CacheAction::Kind::invalidate_all)
+				std::abort();
 	} catch (const std::invalid_argument &) {
 	}
 	try {

@@ -16,6 +16,7 @@
  */
 #include "flakeguard/core/parse_junit.hpp"
 #include "flakeguard/core/test_id.hpp"
+#include "flakeguard/core/utf8.hpp"
 #include "parse_junit_input.hpp"
 
 #include <libxml/SAX2.h>
@@ -62,22 +63,6 @@ status_name(Status status) noexcept
 	}
 	return "passed";
 }
-
-namespace {
-
-/* Length of the longest prefix of s, at most max bytes, that splits no UTF-8 sequence. */
-std::size_t
-utf8_prefix_length(std::string_view s, std::size_t max) noexcept
-{
-	if (s.size() <= max)
-		return s.size();
-	std::size_t cut = max;
-	while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
-		cut--; /* back off continuation bytes */
-	return cut;
-}
-
-} // namespace
 
 bool
 truncate_utf8(std::string &s, std::size_t max) noexcept

@@ -15,6 +15,8 @@
  */
 #include "parse_junit_input.hpp"
 
+#include "flakeguard/core/utf8.hpp"
+
 #include <iconv.h>
 
 #if defined(__SSE2__)
@@ -148,38 +150,6 @@ struct InvalidUtf8 {
 struct TooManyAttributes {
 	std::size_t at;
 };
-
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
-std::size_t
-utf8_sequence_length(const char *p, std::size_t avail)
-{
-	auto u = [&](std::size_t k) { return static_cast<unsigned char>(p[k]); };
-	unsigned char c = u(0);
-	std::size_t len;
-	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-	if (c >= 0xC2 && c <= 0xDF)
-		len = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		if (c == 0xE0)
-			lo = 0xA0; /* overlong */
-		else if (c == 0xED)
-			hi = 0x9F; /* surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		if (c == 0xF0)
-			lo = 0x90; /* overlong */
-		else if (c == 0xF4)
-			hi = 0x8F; /* beyond U+10FFFF */
-	} else
-		return 0;
-	if (avail < len || u(1) < lo || u(1) > hi)
-		return 0;
-	for (std::size_t k = 2; k < len; k++)
-		if (u(k) < 0x80 || u(k) > 0xBF)
-			return 0;
-	return len;
-}
 
 /* True when p[0..avail) could still become a valid sequence with more bytes. */
 bool

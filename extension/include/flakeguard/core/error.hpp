@@ -5,7 +5,9 @@
  * flakeguard::Error carries everything PostgreSQL's ereport() needs: a
  * SQLSTATE, a primary message (lower case, no final period), and optional
  * detail and hint sentences.  The extension's error boundary turns it into an
- * ereport(ERROR) with the same fields; the sidecar prints it.
+ * ereport(ERROR) with the same fields; the sidecar prints it, and derives its
+ * own errors from it (PgError, RedisError, EntryError), so every error the
+ * sidecar handles carries a SQLSTATE.
  *
  * flakeguard::Interrupted is thrown when the caller's cancel check says the
  * work must stop (query cancel, backend termination).  The glue reacts by
@@ -30,6 +32,8 @@ inline constexpr char invalid_binary_representation[] = "22P03";
 inline constexpr char query_canceled[] = "57014";
 inline constexpr char out_of_memory[] = "53200";
 inline constexpr char internal_error[] = "XX000";
+inline constexpr char connection_failure[] = "08006";
+inline constexpr char system_error[] = "58000";
 } // namespace sqlstate
 
 /* Which configurable limit an error is about, so callers can name their knob. */
@@ -41,9 +45,12 @@ class Error : public std::runtime_error {
 		  Limit limit = Limit::none)
 		: std::runtime_error(message), detail_(std::move(detail)), hint_(std::move(hint)), limit_(limit)
 	{
-		for (int i = 0; i < 5; i++)
+		/* five characters; a shorter string (none known) is kept as it is, never read past its end */
+		int i = 0;
+		for (; i < 5 && sqlstate != nullptr && sqlstate[i] != '\0'; i++)
 			sqlstate_[i] = sqlstate[i];
-		sqlstate_[5] = '\0';
+		for (; i < 6; i++)
+			sqlstate_[i] = '\0';
 	}
 
 	const char *
