@@ -92,7 +92,7 @@ gate_rejected(const PgError &error)
 {
 	if (error.connection_lost || error.transient())
 		return false;
-	const std::string &s = error.sqlstate;
+	const std::string s = error.sqlstate();
 	/* data, integrity, limits, access, undefined objects: the upload's fault, or the role's */
 	return s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0 || s.rfind("54", 0) == 0 || s.rfind("42", 0) == 0 ||
 		   s.rfind("2F", 0) == 0;

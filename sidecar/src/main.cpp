@@ -638,12 +638,12 @@ cmd_gate(int argc, char **argv)
 			} catch (const PgError &e) {
 				if (gate_rejected(e)) {
 					std::fprintf(
-						stderr, "flakeguard-sidecar gate: upload rejected: %s %s%s%s%s%s\n", e.sqlstate.c_str(),
-						one_line(e.what()).c_str(), e.detail.empty() ? "" : ": ", one_line(e.detail).c_str(),
-						e.hint.empty() ? "" : " (hint: ", e.hint.empty() ? "" : (one_line(e.hint) + ")").c_str());
+						stderr, "flakeguard-sidecar gate: upload rejected: %s %s%s%s%s%s\n", e.sqlstate(),
+						one_line(e.what()).c_str(), e.detail().empty() ? "" : ": ", one_line(e.detail()).c_str(),
+						e.hint().empty() ? "" : " (hint: ", e.hint().empty() ? "" : (one_line(e.hint()) + ")").c_str());
 					return exit_rejected;
 				}
-				no_verdict = e.sqlstate + " " + one_line(e.what());
+				no_verdict = std::string(e.sqlstate()) + " " + one_line(e.what());
 			}
 		}
 	}
