@@ -93,6 +93,7 @@ q "SELECT flakeguard.grant_repository('sec/attack', '${R}_attacker', 'write')" >
 q "SELECT flakeguard.grant_repository('*', '${R}_attacker', 'write')" >/dev/null
 as "${R}_attacker" "SET search_path = ${R}_atk, pg_catalog, public;
   SELECT tests FROM flakeguard.ingest_junit('sec/attack', '$report', 'r1');
+  SELECT count(*) FROM flakeguard.gate('sec/attack', ARRAY['$report'], 'r-gate', job => 'evil');
   COPY flakeguard.result_inbox (repo, run_id, name, status) FROM STDIN (FORMAT csv);" >/dev/null
 check "owner-run ingestion never calls the caller's functions or operators" "0" \
 	"$(q "SELECT count(*) FROM ${R}_atk.called")"
@@ -110,6 +111,22 @@ check "... with the same error for a repository that does not exist (no probing)
 check "a superuser's session after SET ROLE is checked as that role" "ERROR: 42501" \
 	"$(psql_as_user -At -v VERBOSITY=sqlstate -v ON_ERROR_STOP=0 -c "SET ROLE ${R}_ci_a" \
 		-c "SELECT tests FROM flakeguard.ingest_junit('sec/b', '$report', 'r2')" 2>&1 | sed 's/^ERROR: */ERROR: /' | grep -m1 ERROR)"
+# the CI gate stores an upload and reads scores: write on the repository, no more
+check "write on sec/a: gate on sec/a judges its failure" "refused c.t2" \
+	"$(as "${R}_ci_a" "SELECT decision || ' ' || full_name FROM flakeguard.gate('sec/a', ARRAY['$report'], 'g1')")"
+check "write on sec/a: gate on sec/b is refused" "ERROR: 42501" \
+	"$(as "${R}_ci_a" "SELECT * FROM flakeguard.gate('sec/b', ARRAY['$report'], 'g1')" | grep -m1 ERROR)"
+gate_b=$(as_full "${R}_ci_a" "SELECT * FROM flakeguard.gate('sec/b', ARRAY['$report'], 'g1')" | sed 's/sec\/b/REPO/g')
+gate_c=$(as_full "${R}_ci_a" "SELECT * FROM flakeguard.gate('sec/nope', ARRAY['$report'], 'g1')" | sed 's/sec\/nope/REPO/g')
+check "... with the same error for a repository that does not exist, and no CONTEXT" "$gate_b" "$gate_c"
+case $gate_b in *CONTEXT*) not_ok "the gate's error shows CONTEXT: $gate_b" ;; *) ok "the gate's error has no CONTEXT lines" ;; esac
+check "read on sec/a: gate is refused (it stores an upload)" "ERROR: 42501" \
+	"$(as "${R}_bi_a" "SELECT * FROM flakeguard.gate('sec/a', ARRAY['$report'], 'g2')" | grep -m1 ERROR)"
+check "no grant: gate is refused" "ERROR: 42501" \
+	"$(as "${R}_attacker" "SELECT * FROM flakeguard.gate('sec/a', ARRAY['$report'], 'g2')" | grep -m1 ERROR)"
+check "... and nothing of those was stored" "1" \
+	"$(q "SELECT count(*) FROM flakeguard.run WHERE run_id IN ('g1', 'g2')")"
+
 check "write on sec/a does not create repositories" "0" \
 	"$(q "SELECT count(*) FROM flakeguard.repository WHERE name = 'sec/c'")"
 check "write on '*' creates a repository on first use" "2" \
