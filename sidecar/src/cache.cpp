@@ -108,7 +108,8 @@ lookup_health(PgConn &pg, RedisConn *redis, const CacheKeys &keys, std::string_v
 	CacheRead read = cache_read(pg, repo, "health", id);
 	const LookupStep step = lookup_step(read);
 	if (step == LookupStep::unknown_repository)
-		throw PgError("42704", "repository \"" + std::string(repo) + "\" does not exist");
+		throw PgError("42704", "repository \"" + std::string(repo) + "\" does not exist", {},
+					  "Check the name, and that the role holds read on the repository (flakeguard.repository_grants).");
 	if (step == LookupStep::no_score)
 		throw PgError(
 			"42704", "test \"" + std::string(full_name) + "\" of repository \"" + std::string(repo) + "\" has no score",

@@ -698,8 +698,8 @@ cmd_lookup(int argc, char **argv)
 		if (verbose)
 			std::fprintf(stderr, "cache %s\n", l.hit ? "hit" : l.filled ? "miss (filled)" : "miss (not filled)");
 	} catch (const PgError &e) {
-		std::fprintf(stderr, "flakeguard-sidecar lookup: %s%s%s\n", e.what(), e.detail().empty() ? "" : ": ",
-					 e.detail().c_str());
+		std::fprintf(stderr, "flakeguard-sidecar lookup: %s%s%s%s%s\n", e.what(), e.detail().empty() ? "" : ": ",
+					 e.detail().c_str(), e.hint().empty() ? "" : " HINT: ", e.hint().c_str());
 		return 1;
 	}
 	return 0;
