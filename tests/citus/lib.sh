@@ -101,7 +101,7 @@ compared_queries() {
 	cat <<'SQL'
 test_health|SELECT h.* FROM flakeguard.test_health h ORDER BY h.repo, h.full_name
 flaky_tests|SELECT f.repo, f.full_name, f.score, f.priority FROM flakeguard.flaky_tests f ORDER BY f.repo, f.full_name
-repository_health|SELECT h.repo, h.repo_id, h.tests, h.runs, h.executions, h.flaky_tests, h.broken_tests, h.quarantine_recommended, h.quarantined_tests, round(h.flake_rate::numeric, 12), h.wasted_seconds, h.first_run_at, h.last_run_at FROM flakeguard.repository_health h ORDER BY h.repo
+repository_health|SELECT h.repo, h.repo_id, h.tests, h.uploads, h.executions, h.flaky_count, h.broken_count, h.quarantine_recommended, h.quarantined_count, round(h.flake_rate::numeric, 12), h.wasted_seconds, h.first_run_at, h.last_run_at FROM flakeguard.repository_health h ORDER BY h.repo
 failure_signatures|SELECT f.* FROM flakeguard.failure_signatures f ORDER BY f.repo, f.signature
 quarantined_tests|SELECT q.repo, q.full_name, q.reason, q.until, q.verdict, q.score FROM flakeguard.quarantined_tests q ORDER BY 1, 2
 execution|SELECT e.repo_id, e.run_id, e.attempt, e.job, e.test_id, e.retry, e.status, e.duration_ms, e.created_at, e.commit_sha, e.branch, e.failure_type, e.message, e.signature FROM flakeguard.execution e ORDER BY e.repo_id, e.run_id, e.attempt, e.job, e.test_id, e.retry

@@ -20,7 +20,7 @@ ingest() { # ingest RUN STATUS
 version() { q "SELECT version FROM flakeguard.cache_versions() WHERE repo = '$R'"; }
 tid() { q "SELECT flakeguard.test_id('$1')"; }
 lookup() { "$SIDECAR" lookup -v "$@"; }
-runs_of() { sed -n 's/.*"runs":\([0-9]*\).*/\1/p'; }
+runs_of() { sed -n 's/.*"executions":\([0-9]*\).*/\1/p'; }
 key_gone() { [ "$(rcli EXISTS "$1")" = 0 ]; }
 key_there() { [ "$(rcli EXISTS "$1")" = 1 ]; }
 
@@ -134,7 +134,7 @@ check "SIGTERM stops the daemon with status 0" 0 "$?"
 # --- --refresh writes the changed tests' values back ---------------------
 sidecar_start refresh --refresh --reconcile-ms 500
 ingest 8 fail
-wait_for 30 sh -c "redis-cli -p $REDIS_PORT GET 'fg:{$R}:health:$T2' | grep -q '\"runs\":8'"
+wait_for 30 sh -c "redis-cli -p $REDIS_PORT GET 'fg:{$R}:health:$T2' | grep -q '\"executions\":8'"
 check "with --refresh the changed test's health is written fresh" "8" "$(rcli GET "fg:{$R}:health:$T2" | runs_of)"
 check "... its history too (newest first)" 1 "$(rcli GET "fg:{$R}:history:$T2" | grep -c '^\[{"run_id":"run-8"')"
 ttl=$(rcli TTL "fg:{$R}:history:$T2")

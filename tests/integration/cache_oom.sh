@@ -20,7 +20,7 @@ ingest() { # ingest RUN STATUS
 	q "SELECT tests FROM flakeguard.ingest_junit('$R', \$x\$$(report "$2")\$x\$, 'run-$1', created_at => '2026-11-01'::timestamptz + interval '1 hour' * $1)" >/dev/null
 }
 version() { q "SELECT version FROM flakeguard.cache_versions() WHERE repo = '$R'"; }
-runs_of() { sed -n 's/.*"runs":\([0-9]*\).*/\1/p'; }
+runs_of() { sed -n 's/.*"executions":\([0-9]*\).*/\1/p'; }
 key_gone() { [ "$(rcli EXISTS "$1")" = 0 ]; }
 v_is() { [ "$(rcli GET "fg:{$R}:v")" = "$1" ]; }
 # lookup_says TEST: lookup -v's verdict (its last stderr line) and the runs it printed

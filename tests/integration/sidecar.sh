@@ -183,7 +183,7 @@ report() { # RUN STATUS
 dbv() { q "SELECT version FROM flakeguard.cache_versions() WHERE repo = 'rel/cache'"; }
 v_is_db() { [ "$(rcli GET "fg:{rel/cache}:v")" = "$(dbv)" ]; }
 key_gone() { [ "$(rcli EXISTS "$KEY")" = 0 ]; }
-runs_of() { sed -n 's/.*"runs":\([0-9]*\).*/\1/p'; }
+runs_of() { sed -n 's/.*"executions":\([0-9]*\).*/\1/p'; }
 KEY="fg:{rel/cache}:health:$(q "SELECT flakeguard.test_id('C.t')")"
 report 1 pass
 wait_for 30 v_is_db || not_ok "the cache did not follow the change"
