@@ -416,6 +416,13 @@ reload(Config &c, int argc, char **argv)
 	log(Level::info, "SIGHUP: settings reloaded (%d changed)", changed);
 }
 
+/* A message to systemd (nothing without NOTIFY_SOCKET), one assignment a line, each ended by a newline. */
+void
+notify(const std::string &message)
+{
+	sd_notify(0, (message + "\n").c_str());
+}
+
 int
 cmd_run(int argc, char **argv)
 {
@@ -499,10 +506,10 @@ cmd_run(int argc, char **argv)
 			if (connected && !metrics.ready) {
 				/* connected: LISTEN issued, the group exists, metrics served (listen() came first) */
 				log(Level::info, "ready: connected to PostgreSQL and Redis");
-				sd_notify(0, ("READY=1\n" + now).c_str());
+				notify("READY=1\n" + now);
 				metrics.ready = true;
 			} else if (now != status) {
-				sd_notify(0, now.c_str());
+				notify(now);
 			}
 			status = now;
 		}
@@ -515,15 +522,15 @@ cmd_run(int argc, char **argv)
 				/* Type=notify-reload (systemd 253) wants the reload's start on the monotonic clock */
 				struct timespec ts;
 				clock_gettime(CLOCK_MONOTONIC, &ts);
-				sd_notifyf(0, "RELOADING=1\nSTATUS=reloading the settings\nMONOTONIC_USEC=%llu",
+				sd_notifyf(0, "RELOADING=1\nSTATUS=reloading the settings\nMONOTONIC_USEC=%llu\n",
 						   static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL +
 							   static_cast<unsigned long long>(ts.tv_nsec) / 1000ULL);
 				reload(c, argc, argv);
-				sd_notify(0, ("READY=1\n" + status).c_str());
+				notify("READY=1\n" + status);
 			} else if (stop_signal_ms == 0) {
 				log(Level::info, "%s: committing the batch in hand, then stopping",
 					info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-				sd_notify(0, "STOPPING=1\nSTATUS=committing the batch in hand, then stopping");
+				notify("STOPPING=1\nSTATUS=committing the batch in hand, then stopping");
 				stop_signal_ms = monotonic_ms();
 				stop_requested = true;
 			} else if (monotonic_ms() - stop_signal_ms >= 1000) {
@@ -534,7 +541,7 @@ cmd_run(int argc, char **argv)
 		}
 	}
 	if (stop_signal_ms == 0)
-		sd_notify(0, "STOPPING=1\nSTATUS=stopping: a loop failed");
+		notify("STOPPING=1\nSTATUS=stopping: a loop failed");
 	cache_thread.join();
 	ingest_thread.join();
 	server.stop();
