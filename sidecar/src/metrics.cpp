@@ -231,10 +231,21 @@ namespace {
 
 enum MHD_Result
 handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method, const char *, const char *,
-	   size_t *upload_data_size, void **)
+	   size_t *upload_data_size, void **request)
 {
 	const auto *metrics = static_cast<const Metrics *>(cls);
-	/* a request body is neither wanted nor read: answer at once */
+	/*
+	 * GET and HEAD are answered on the second call, once the headers are
+	 * complete: libmicrohttpd closes the connection after a response queued
+	 * on the first call, and keeps it (HTTP/1.1) otherwise.  Other methods
+	 * are refused at once, their body neither wanted nor read.
+	 */
+	static int seen;
+	const bool bodiless = std::strcmp(method, "GET") == 0 || std::strcmp(method, "HEAD") == 0;
+	if (*request == nullptr && bodiless) {
+		*request = &seen;
+		return MHD_YES;
+	}
 	if (upload_data_size != nullptr && *upload_data_size != 0)
 		*upload_data_size = 0;
 	std::string body, type;
