@@ -85,11 +85,18 @@ void render_process_metrics(std::string &out);
  */
 class MetricsServer {
   public:
-	static constexpr unsigned threads = 4;
+	/*
+	 * Each thread takes an equal share of max_connections.  Two: then a share
+	 * is max_connections_per_ip, so one client address cannot fill a thread;
+	 * libmicrohttpd 0.9.75 (Debian 12) stops a pool whose thread is full only
+	 * after the idle timeout (seen with four threads and one address).
+	 */
+	static constexpr unsigned threads = 2;
 	static constexpr unsigned max_connections = 512;
 	/* per client address: one client cannot take every connection and lock probes out */
 	static constexpr unsigned max_connections_per_ip = 256;
 	static constexpr unsigned idle_timeout_s = 10;
+	static_assert(max_connections / threads <= max_connections_per_ip, "one address could fill a thread");
 
 	MetricsServer(const Metrics &metrics) : metrics_(metrics) {}
 	~MetricsServer();
