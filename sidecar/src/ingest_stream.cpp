@@ -1251,6 +1251,7 @@ IngestLoop::read_backlog()
 	} catch (const RedisError &e) {
 		log(Level::warning, "ingest: reading the stream's backlog: %s", e.what());
 		redis_.close();
+		forget_read(); /* as after any lost connection: our pending entries are read again */
 	}
 	metrics_.stream_undelivered = undelivered;
 	metrics_.stream_pending = pending;
