@@ -9,6 +9,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
 	libxml2-dev libxml2-utils
 	libhiredis-dev libmicrohttpd-dev libsystemd-dev redis-server curl
+	socat # a NOTIFY_SOCKET for the sidecar's readiness test (tests/integration/service.sh)
 	iproute2 procps # ss, ps and pkill for the tests and CI: a minimal Debian has neither
 	libboost-test-dev
 	liblz4-dev libzstd-dev libkrb5-dev # to build Citus for the Citus tier (tests/citus/build.sh)

@@ -1135,10 +1135,96 @@ IngestLoop::claim()
 	}
 }
 
+std::int64_t
+stream_id_ms(std::string_view id)
+{
+	const std::size_t dash = id.find('-');
+	const std::string_view ms = id.substr(0, dash);
+	if (ms.empty() || ms.size() > 18 || ms.find_first_not_of("0123456789") != std::string_view::npos)
+		return -1;
+	if (dash != std::string_view::npos) {
+		const std::string_view seq = id.substr(dash + 1);
+		if (seq.empty() || seq.size() > 20 || seq.find_first_not_of("0123456789") != std::string_view::npos)
+			return -1;
+	}
+	std::int64_t v = 0;
+	for (char c : ms)
+		v = v * 10 + (c - '0');
+	return v;
+}
+
+void
+IngestLoop::read_backlog()
+{
+	std::int64_t undelivered = -1, pending = -1, oldest_ms = -1;
+	try {
+		RedisReply groups = redis_.command({"XINFO", "GROUPS", config_.stream});
+		check_reply(groups.get(), "XINFO GROUPS");
+		std::optional<std::string> last_delivered;
+		if (groups->type == REDIS_REPLY_ARRAY)
+			for (std::size_t g = 0; g < groups->elements; g++) {
+				const redisReply *group = groups->element[g];
+				/* a flat list of names and values (RESP2), or a map (RESP3) */
+				if (group->type != REDIS_REPLY_ARRAY && group->type != 9 /* REDIS_REPLY_MAP */)
+					continue;
+				std::optional<std::string> name;
+				std::int64_t lag = -1, group_pending = -1;
+				std::optional<std::string> last;
+				for (std::size_t i = 0; i + 1 < group->elements; i += 2) {
+					const std::optional<std::string> key = reply_string(group->element[i]);
+					const redisReply *value = group->element[i + 1];
+					if (!key)
+						continue;
+					if (*key == "name")
+						name = reply_string(value);
+					else if (*key == "lag" && value->type == REDIS_REPLY_INTEGER)
+						lag = value->integer; /* nil when Redis cannot tell (entries deleted) */
+					else if (*key == "pending" && value->type == REDIS_REPLY_INTEGER)
+						group_pending = value->integer;
+					else if (*key == "last-delivered-id")
+						last = reply_string(value);
+				}
+				if (name == config_.group) {
+					undelivered = lag;
+					pending = group_pending;
+					last_delivered = last;
+				}
+			}
+		if (pending >= 0 && last_delivered) {
+			/* the oldest entry not acknowledged: the first pending one, else the first not delivered */
+			std::string oldest;
+			if (pending > 0) {
+				RedisReply p = redis_.command({"XPENDING", config_.stream, config_.group});
+				check_reply(p.get(), "XPENDING");
+				if (p->type == REDIS_REPLY_ARRAY && p->elements >= 2)
+					oldest = reply_string(p->element[1]).value_or("");
+			}
+			if (oldest.empty()) {
+				const std::string after = "(" + *last_delivered;
+				RedisReply r = redis_.command({"XRANGE", config_.stream, after, "+", "COUNT", "1"});
+				check_reply(r.get(), "XRANGE");
+				if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+					r->element[0]->elements >= 1)
+					oldest = reply_string(r->element[0]->element[0]).value_or("");
+			}
+			oldest_ms = oldest.empty() ? 0 : stream_id_ms(oldest);
+		}
+	} catch (const RedisErrorReply &e) {
+		/* no stream or group yet (a reconnect creates them): not known */
+	} catch (const RedisError &e) {
+		log(Level::warning, "ingest: reading the stream's backlog: %s", e.what());
+		redis_.close();
+		forget_read(); /* as after any lost connection: our pending entries are read again */
+	}
+	metrics_.stream_undelivered = undelivered;
+	metrics_.stream_pending = pending;
+	metrics_.stream_oldest_unacked_ms = oldest_ms;
+}
+
 void
 IngestLoop::run()
 {
-	log(Level::info, "ingest: starting (batch %zu executions or %lld ms)", config_.batch_size,
+	log(Level::info, "ingest: starting (batch %zu executions or %lld ms)", config_.batch_size.get(),
 		static_cast<long long>(config_.batch_ms));
 	for (;;) {
 		metrics_.ingest_heartbeat_ms = monotonic_ms();
@@ -1149,6 +1235,11 @@ IngestLoop::run()
 			connect_redis();
 		metrics_.ingest_pg_up = pg_.ok();
 		metrics_.ingest_redis_up = redis_.ok();
+		/* also while PostgreSQL is away: that is when the backlog grows */
+		if (redis_.ok() && monotonic_ms() >= next_backlog_ms_) {
+			next_backlog_ms_ = monotonic_ms() + Metrics::backlog_interval_ms;
+			read_backlog();
+		}
 		if (!pg_.ok() || !redis_.ok()) {
 			forget_read(); /* read again once connected */
 			if (stopping)

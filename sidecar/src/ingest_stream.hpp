@@ -149,6 +149,9 @@ struct Waited {
 Waited wait_outcome(RedisConn &redis, const Config &config, const std::string &id, std::int64_t timeout_ms,
 					int wake_fd);
 
+/* The Unix time in ms of a stream entry id ("1700000000000-0"); -1 when id is not one. */
+std::int64_t stream_id_ms(std::string_view id);
+
 class IngestLoop {
   public:
 	IngestLoop(const Config &config, Metrics &metrics);
@@ -192,6 +195,8 @@ class IngestLoop {
 					 std::vector<std::vector<std::string_view>> &commands) const;
 	void claim();
 	void forget_read();
+	/* The stream's backlog and lag, into metrics_ (Metrics::stream_*). */
+	void read_backlog();
 
 	const Config &config_;
 	Metrics &metrics_;
@@ -203,6 +208,7 @@ class IngestLoop {
 	bool read_own_pending_ = true;
 	std::string own_cursor_ = "0";
 	std::int64_t next_claim_ms_ = 0;
+	std::int64_t next_backlog_ms_ = 0;
 	std::deque<Raw> queue_; /* read, not yet in a batch */
 	std::vector<Item> batch_;
 	std::size_t batch_executions_ = 0;

@@ -6,8 +6,11 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
+#include <string_view>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -33,7 +36,64 @@ level_name(Level level)
 	return "LOG";
 }
 
+/* sd-daemon(3) priorities: journald reads "<N>" at a line's start as the line's priority */
+int
+level_priority(Level level)
+{
+	switch (level) {
+	case Level::info:
+		return 6; /* LOG_INFO */
+	case Level::warning:
+		return 4; /* LOG_WARNING */
+	case Level::error:
+		return 3; /* LOG_ERR */
+	}
+	return 6;
+}
+
+/*
+ * stderr is connected to the journal: JOURNAL_STREAM ("device:inode", set by
+ * systemd) names stderr's own file (not one inherited by a child whose stderr
+ * was redirected).  Decided once.
+ */
+bool
+stderr_is_journal()
+{
+	static const bool journal = [] {
+		const char *v = std::getenv("JOURNAL_STREAM");
+		unsigned long long dev = 0, ino = 0;
+		struct stat st;
+		return v != nullptr && std::sscanf(v, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+			   static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+	}();
+	return journal;
+}
+
 } // namespace
+
+std::string
+log_escape(const std::string &message)
+{
+	/* a trailing newline of a server's message is no part of it */
+	std::size_t end = message.size();
+	while (end > 0 && (message[end - 1] == '\n' || message[end - 1] == '\r'))
+		end--;
+	std::string out;
+	out.reserve(end);
+	for (char c : std::string_view(message).substr(0, end)) {
+		if (c == '\n')
+			out += "\\n";
+		else if (c == '\r')
+			out += "\\r";
+		else if (static_cast<unsigned char>(c) < 0x20 && c != '\t') {
+			char hex[8];
+			std::snprintf(hex, sizeof(hex), "\\x%02x", static_cast<unsigned char>(c));
+			out += hex;
+		} else
+			out += c;
+	}
+	return out;
+}
 
 bool
 log_open(const std::string &path)
@@ -67,11 +127,13 @@ log_reopen()
 void
 log(Level level, const char *format, ...)
 {
-	char message[2048];
+	char buffer[2048];
 	va_list args;
 	va_start(args, format);
-	std::vsnprintf(message, sizeof(message), format, args);
+	std::vsnprintf(buffer, sizeof(buffer), format, args);
 	va_end(args);
+	/* one line per event, whatever PostgreSQL's or Redis's messages hold */
+	const std::string message = log_escape(buffer);
 
 	struct timeval now;
 	gettimeofday(&now, nullptr);
@@ -82,8 +144,14 @@ log(Level level, const char *format, ...)
 
 	std::lock_guard<std::mutex> lock(log_mutex);
 	FILE *out = log_file != nullptr ? log_file : stderr;
+	if (out == stderr && stderr_is_journal()) {
+		/* the journal has the time and the pid: the priority, the level's name, the message */
+		std::fprintf(out, "<%d>%s: %s\n", level_priority(level), level_name(level), message.c_str());
+		std::fflush(out);
+		return;
+	}
 	std::fprintf(out, "%s.%03dZ flakeguard-sidecar[%d] %s: %s\n", stamp, static_cast<int>(now.tv_usec / 1000),
-				 static_cast<int>(getpid()), level_name(level), message);
+				 static_cast<int>(getpid()), level_name(level), message.c_str());
 	std::fflush(out);
 }
 

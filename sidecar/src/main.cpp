@@ -10,6 +10,7 @@
 #include "ingest_stream.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
+#include "settings.hpp"
 #include "stop.hpp"
 
 #include "flakeguard/core/error.hpp"
@@ -26,7 +27,9 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sstream>
+#include <set>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -61,6 +64,15 @@ Usage:
   flakeguard-sidecar lookup [-v] REPO TEST
       Prints the test_health row of TEST (its full name) as JSON, from the
       cache or else from PostgreSQL, filling the cache.  -v says which.
+  flakeguard-sidecar version     (or --version, after any command)
+      Prints "flakeguard-sidecar X.Y.Z", the version of the extension it
+      belongs to.
+
+Every command:
+  --config FILE         read settings from FILE: FLAKEGUARD_*=VALUE lines, the
+                        names of the variables below, as in an /etc/default
+                        file (sidecar/README.md)   [FLAKEGUARD_CONFIG]
+                        Precedence: options, then the environment, then FILE.
 
 Connections (every command):
   --pg DSN              libpq connection string        [FLAKEGUARD_PG; libpq's PG* variables]
@@ -113,7 +125,11 @@ gate:
                         failure.  Reports without failures always pass.
 
 Signals (run): SIGTERM or SIGINT commits the batch in hand and exits 0 (a second
-one exits at once); SIGHUP reopens the log file.
+one exits at once); SIGHUP reopens the log file and reads --config again: the
+batch settings, --refresh, --claim-idle-ms, --max-deliveries, --reconcile-ms
+and --log-file change at once, the others need a restart (logged).
+Under systemd (Type=notify) run says READY=1 once connected to PostgreSQL
+(LISTEN) and Redis and serving metrics; it logs to the journal with priorities.
 Exit status: 0 done, 1 failed, 2 bad usage; push --wait also:
   0 the upload was ingested (committed; also when it was ingested before),
   3 the upload was rejected (dead-lettered, recorded in flakeguard.rejected_report),
@@ -130,6 +146,12 @@ gate: 0 no failure, or every failure forgiven (also: no verdict with --fail-open
 struct UsageError : std::runtime_error {
 	using std::runtime_error::runtime_error;
 };
+
+void
+print_version()
+{
+	std::printf("flakeguard-sidecar %s\n", FG_VERSION);
+}
 
 long long
 number(const std::string &name, const std::string &text, long long low, long long high)
@@ -150,18 +172,60 @@ struct Option {
 	std::function<void(const std::string &)> set;
 };
 
-/* Applies environment variables, then the command line; returns the arguments that are not options. */
+/* Every FLAKEGUARD_* name a config file may set (those of run's options, a superset of the others'). */
+std::set<std::string> setting_names();
+
+/* The --config file named on the command line, else by FLAKEGUARD_CONFIG; "" when none. */
+std::string
+config_path(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		const std::string arg = argv[i];
+		if (arg == "--")
+			break;
+		if (arg == "--config") {
+			if (i + 1 >= argc)
+				throw UsageError("option --config needs a value");
+			return argv[i + 1];
+		}
+		if (arg.rfind("--config=", 0) == 0)
+			return arg.substr(9);
+	}
+	const char *v = std::getenv("FLAKEGUARD_CONFIG");
+	return v != nullptr ? v : "";
+}
+
+/* Sets o from a variable's or a config file's value: "" is unset, a flag's "0" is off. */
+void
+apply_setting(const Option &o, const std::string &value)
+{
+	if (!value.empty())
+		o.set(value);
+}
+
+/*
+ * Applies the config file (--config or FLAKEGUARD_CONFIG; throws
+ * SettingsError), then environment variables, then the command line; returns
+ * the arguments that are not options.  A flag's setter gets "0" (off) or
+ * anything else (on).
+ */
 std::vector<std::string>
 parse(const std::vector<Option> &options, int argc, char **argv, bool *verbose = nullptr)
 {
+	for (int i = 0; i < argc && std::strcmp(argv[i], "--") != 0; i++)
+		if (std::strcmp(argv[i], "--version") == 0) {
+			print_version();
+			std::exit(0);
+		}
+	if (const std::string path = config_path(argc, argv); !path.empty())
+		for (const auto &[key, value] : read_settings(path, setting_names()))
+			for (const auto &o : options)
+				if (o.env != nullptr && key == o.env)
+					apply_setting(o, value);
 	for (const auto &o : options)
 		if (o.env != nullptr)
-			if (const char *v = std::getenv(o.env); v != nullptr && *v != '\0') {
-				if (o.takes_value)
-					o.set(v);
-				else if (std::strcmp(v, "0") != 0)
-					o.set("");
-			}
+			if (const char *v = std::getenv(o.env); v != nullptr)
+				apply_setting(o, v);
 	std::vector<std::string> rest;
 	for (int i = 0; i < argc; i++) {
 		std::string arg = argv[i];
@@ -169,6 +233,12 @@ parse(const std::vector<Option> &options, int argc, char **argv, bool *verbose =
 			std::fputs(usage_text, stdout);
 			std::exit(0);
 		}
+		if (arg == "--config") {
+			i++; /* read above */
+			continue;
+		}
+		if (arg.rfind("--config=", 0) == 0)
+			continue;
 		if (verbose != nullptr && arg == "-v") {
 			*verbose = true;
 			continue;
@@ -202,7 +272,7 @@ parse(const std::vector<Option> &options, int argc, char **argv, bool *verbose =
 		} else if (!o->takes_value && has_value) {
 			throw UsageError("option " + arg + " takes no value");
 		}
-		o->set(value);
+		o->set(o->takes_value ? value : "1");
 	}
 	return rest;
 }
@@ -248,15 +318,14 @@ finish_config(Config &c)
 	}
 }
 
-int
-cmd_run(int argc, char **argv)
+std::vector<Option>
+run_options(Config &c)
 {
-	Config c;
 	std::vector<Option> options = connection_options(c);
 	std::vector<Option> more = {
-		{"--refresh", "FLAKEGUARD_REFRESH", false, [&c](const std::string &) { c.refresh = true; }},
+		{"--refresh", "FLAKEGUARD_REFRESH", false, [&c](const std::string &v) { c.refresh = v != "0"; }},
 		{"--create-repositories", "FLAKEGUARD_CREATE_REPOSITORIES", false,
-		 [&c](const std::string &) { c.create_repositories = true; }},
+		 [&c](const std::string &v) { c.create_repositories = v != "0"; }},
 		{"--batch-size", "FLAKEGUARD_BATCH_SIZE", true,
 		 [&c](const std::string &v) {
 			 c.batch_size = static_cast<std::size_t>(number("--batch-size", v, 1, 1000000));
@@ -282,10 +351,104 @@ cmd_run(int argc, char **argv)
 		{"--log-file", "FLAKEGUARD_LOG_FILE", true, [&c](const std::string &v) { c.log_file = v; }},
 	};
 	options.insert(options.end(), more.begin(), more.end());
-	std::vector<std::string> rest = parse(options, argc, argv);
+	return options;
+}
+
+std::set<std::string>
+setting_names()
+{
+	Config c;
+	std::set<std::string> names;
+	for (const auto &o : run_options(c))
+		if (o.env != nullptr)
+			names.insert(o.env);
+	return names;
+}
+
+/* run's settings from its arguments, the environment and the config file (read again on SIGHUP). */
+Config
+run_config(int argc, char **argv)
+{
+	Config c;
+	std::vector<std::string> rest = parse(run_options(c), argc, argv);
 	if (!rest.empty())
 		throw UsageError("run takes no arguments (got \"" + rest[0] + "\")");
 	finish_config(c);
+	return c;
+}
+
+/*
+ * SIGHUP: reads the settings again and applies those the loops read as they
+ * go; logs the others as needing a restart.
+ */
+void
+reload(Config &c, int argc, char **argv)
+{
+	Config fresh;
+	try {
+		fresh = run_config(argc, argv);
+	} catch (const std::exception &e) {
+		log(Level::error, "SIGHUP: settings not reloaded, keeping the current ones: %s", e.what());
+		return;
+	}
+	int changed = 0;
+	auto live = [&](const char *name, auto &current, const auto &next) {
+		if (current.get() == next.get())
+			return;
+		log(Level::info, "SIGHUP: %s changed from %s to %s", name, std::to_string(current.get()).c_str(),
+			std::to_string(next.get()).c_str());
+		current = next;
+		changed++;
+	};
+	live("batch size", c.batch_size, fresh.batch_size);
+	live("batch ms", c.batch_ms, fresh.batch_ms);
+	live("max batch bytes", c.max_batch_bytes, fresh.max_batch_bytes);
+	live("refresh", c.refresh, fresh.refresh);
+	live("reconcile ms", c.reconcile_ms, fresh.reconcile_ms);
+	live("claim idle ms", c.claim_idle_ms, fresh.claim_idle_ms);
+	live("max deliveries", c.max_deliveries, fresh.max_deliveries);
+	auto restart = [&](const char *name, bool same) {
+		if (!same)
+			log(Level::warning, "SIGHUP: the new %s needs a restart; keeping the current one", name);
+	};
+	restart("PostgreSQL connection (FLAKEGUARD_PG)", fresh.pg == c.pg);
+	restart("Redis URL (FLAKEGUARD_REDIS)", fresh.redis_url == c.redis_url);
+	restart("key prefix (FLAKEGUARD_PREFIX)", fresh.prefix == c.prefix);
+	restart("stream (FLAKEGUARD_STREAM)", fresh.stream == c.stream);
+	restart("group (FLAKEGUARD_GROUP)", fresh.group == c.group);
+	restart("consumer (FLAKEGUARD_CONSUMER)", fresh.consumer == c.consumer);
+	restart("report size limit (FLAKEGUARD_MAX_REPORT_SIZE)", fresh.max_report_size == c.max_report_size);
+	restart("create-repositories setting (FLAKEGUARD_CREATE_REPOSITORIES)",
+			fresh.create_repositories == c.create_repositories);
+	restart("metrics port (FLAKEGUARD_METRICS_PORT)", fresh.metrics_port == c.metrics_port);
+	restart("metrics address (FLAKEGUARD_METRICS_ADDRESS)", fresh.metrics_address == c.metrics_address);
+	/* the log file: reopened (logrotate), or another one; logged after, so the line lands in the new file */
+	const bool moved = fresh.log_file != c.log_file;
+	if (log_open(fresh.log_file)) {
+		if (moved)
+			log(Level::info, "SIGHUP: logging to %s", fresh.log_file.empty() ? "stderr" : fresh.log_file.c_str());
+		else if (!c.log_file.empty())
+			log(Level::info, "SIGHUP: reopened the log file");
+		c.log_file = fresh.log_file;
+	} else {
+		log(Level::error, "SIGHUP: could not open log file \"%s\": %s", fresh.log_file.c_str(), std::strerror(errno));
+		if (moved)
+			log_open(c.log_file);
+	}
+	log(Level::info, "SIGHUP: settings reloaded (%d changed)", changed);
+}
+
+/* A message to systemd (nothing without NOTIFY_SOCKET), one assignment a line, each ended by a newline. */
+void
+notify(const std::string &message)
+{
+	sd_notify(0, (message + "\n").c_str());
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+	Config c = run_config(argc, argv);
 
 	if (!log_open(c.log_file)) {
 		std::fprintf(stderr, "flakeguard-sidecar: could not open log file \"%s\": %s\n", c.log_file.c_str(),
@@ -349,24 +512,47 @@ cmd_run(int argc, char **argv)
 	std::thread cache_thread = worker("cache", cache);
 	std::thread ingest_thread = worker("ingest", ingest);
 
-	/* signals, until both loops are done (they drain after a stop request); probes are the server's thread's */
+	/*
+	 * Signals, until both loops are done (they drain after a stop request),
+	 * and systemd's notifications (sd_notify: nothing without NOTIFY_SOCKET);
+	 * probes are the server's threads'.
+	 */
 	std::int64_t stop_signal_ms = 0;
+	std::string status; /* the last STATUS= sent */
 	while (done.load() < 2) {
+		const bool connected = metrics.connected();
+		if (!stop_requested.load()) {
+			const std::string now = connected       ? "STATUS=connected to PostgreSQL and Redis, consuming " + c.stream
+									: metrics.ready ? "STATUS=reconnecting: " + metrics.down()
+													: "STATUS=connecting: " + metrics.down();
+			if (connected && !metrics.ready) {
+				/* connected: LISTEN issued, the group exists, metrics served (listen() came first) */
+				log(Level::info, "ready: connected to PostgreSQL and Redis");
+				notify("READY=1\n" + now);
+				metrics.ready = true;
+			} else if (now != status) {
+				notify(now);
+			}
+			status = now;
+		}
 		struct pollfd fds[1] = {{sfd, POLLIN, 0}};
 		int n = poll(fds, 1, 100);
 		struct signalfd_siginfo info;
 		if (n > 0 && (fds[0].revents & POLLIN) &&
 			read(sfd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
 			if (info.ssi_signo == SIGHUP) {
-				/* logged after reopening, so the line lands in the new file */
-				if (log_reopen())
-					log(Level::info, "SIGHUP: reopened the log file");
-				else
-					log(Level::error, "SIGHUP: could not reopen log file \"%s\": %s", c.log_file.c_str(),
-						std::strerror(errno));
+				/* Type=notify-reload (systemd 253) wants the reload's start on the monotonic clock */
+				struct timespec ts;
+				clock_gettime(CLOCK_MONOTONIC, &ts);
+				sd_notifyf(0, "RELOADING=1\nSTATUS=reloading the settings\nMONOTONIC_USEC=%llu\n",
+						   static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL +
+							   static_cast<unsigned long long>(ts.tv_nsec) / 1000ULL);
+				reload(c, argc, argv);
+				notify("READY=1\n" + status);
 			} else if (stop_signal_ms == 0) {
 				log(Level::info, "%s: committing the batch in hand, then stopping",
 					info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+				notify("STOPPING=1\nSTATUS=committing the batch in hand, then stopping");
 				stop_signal_ms = monotonic_ms();
 				stop_requested = true;
 			} else if (monotonic_ms() - stop_signal_ms >= 1000) {
@@ -376,6 +562,8 @@ cmd_run(int argc, char **argv)
 			}
 		}
 	}
+	if (stop_signal_ms == 0)
+		notify("STOPPING=1\nSTATUS=stopping: a loop failed");
 	cache_thread.join();
 	ingest_thread.join();
 	server.stop();
@@ -724,6 +912,10 @@ main(int argc, char **argv)
 			return cmd_gate(argc - 2, argv + 2);
 		if (command == "lookup")
 			return cmd_lookup(argc - 2, argv + 2);
+		if (command == "version" || command == "--version") {
+			print_version();
+			return 0;
+		}
 		if (command == "-h" || command == "--help" || command == "help") {
 			std::fputs(usage_text, stdout);
 			return 0;
@@ -731,6 +923,9 @@ main(int argc, char **argv)
 		throw UsageError("unknown command \"" + command + "\"");
 	} catch (const UsageError &e) {
 		std::fprintf(stderr, "flakeguard-sidecar: %s\nTry \"flakeguard-sidecar --help\".\n", e.what());
+		return 2;
+	} catch (const SettingsError &e) {
+		std::fprintf(stderr, "flakeguard-sidecar: %s\n", e.what());
 		return 2;
 	}
 }

@@ -1,6 +1,6 @@
 /*
  * metrics.cpp
- *	  /metrics and /healthz, served by libmicrohttpd.
+ *	  /metrics, /healthz and /readyz, served by libmicrohttpd.
  */
 #include "metrics.hpp"
 
@@ -11,9 +11,14 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <netinet/in.h>
+#include <dirent.h>
+#include <fstream>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <sstream>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace flakeguard::sidecar {
 
@@ -117,7 +122,98 @@ Metrics::render() const
 	append(out, "flakeguard_sidecar_up{loop=\"cache\",server=\"redis\"} %d\n", cache_redis_up ? 1 : 0);
 	append(out, "flakeguard_sidecar_up{loop=\"ingest\",server=\"postgresql\"} %d\n", ingest_pg_up ? 1 : 0);
 	append(out, "flakeguard_sidecar_up{loop=\"ingest\",server=\"redis\"} %d\n", ingest_redis_up ? 1 : 0);
+	gauge(out, "flakeguard_sidecar_ready", "Whether the daemon is connected and serving (what /readyz says).",
+		  ready && connected() && !stop_requested.load() ? 1 : 0);
+	/* the stream's backlog: left out until the ingest loop has read it */
+	if (const std::int64_t n = stream_undelivered; n >= 0)
+		gauge(out, "flakeguard_sidecar_stream_undelivered_entries",
+			  "Entries of the ingest stream not yet delivered to the consumer group (XINFO GROUPS lag).",
+			  static_cast<double>(n));
+	if (const std::int64_t n = stream_pending; n >= 0)
+		gauge(out, "flakeguard_sidecar_stream_pending_entries",
+			  "Entries delivered to the consumer group and not acknowledged (XPENDING).", static_cast<double>(n));
+	if (const std::int64_t n = stream_undelivered, p = stream_pending; n >= 0 && p >= 0)
+		gauge(out, "flakeguard_sidecar_stream_backlog_entries", "Entries not ingested yet: undelivered plus pending.",
+			  static_cast<double>(n + p));
+	if (const std::int64_t at = stream_oldest_unacked_ms; at >= 0) {
+		const double age = at == 0 ? 0 : std::max(0.0, wall_seconds() - static_cast<double>(at) / 1000);
+		gauge(out, "flakeguard_sidecar_stream_lag_seconds",
+			  "Age of the oldest entry not acknowledged yet, from its stream id (0: none).", age);
+	}
+	append(out,
+		   "# HELP flakeguard_sidecar_build_info The sidecar's version.\n"
+		   "# TYPE flakeguard_sidecar_build_info gauge\nflakeguard_sidecar_build_info{version=\"%s\"} 1\n",
+		   FG_VERSION);
+	render_process_metrics(out);
 	return out;
+}
+
+bool
+Metrics::connected() const
+{
+	return cache_pg_up && cache_redis_up && ingest_pg_up && ingest_redis_up;
+}
+
+std::string
+Metrics::down() const
+{
+	std::string out;
+	auto add = [&out](bool up, const char *what) {
+		if (!up)
+			out += (out.empty() ? "" : ", ") + std::string(what);
+	};
+	add(cache_pg_up, "cache: PostgreSQL");
+	add(cache_redis_up, "cache: Redis");
+	add(ingest_pg_up, "ingest: PostgreSQL");
+	add(ingest_redis_up, "ingest: Redis");
+	return out;
+}
+
+void
+render_process_metrics(std::string &out)
+{
+	const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+	const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+	std::ifstream stat_file("/proc/self/stat");
+	std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+	/* the fields after "(comm)", which may hold spaces and parentheses: field 3 (state) on */
+	if (const std::size_t close = stat.rfind(')'); close != std::string::npos && ticks > 0) {
+		std::istringstream fields(stat.substr(close + 2));
+		std::vector<std::string> f;
+		for (std::string field; fields >> field;)
+			f.push_back(field);
+		/* f[0] is field 3: utime 14, stime 15, starttime 22, vsize 23, rss 24 */
+		if (f.size() >= 22) {
+			const double utime = std::strtod(f[11].c_str(), nullptr), stime = std::strtod(f[12].c_str(), nullptr);
+			append(out,
+				   "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+				   "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.17g\n",
+				   (utime + stime) / ticks);
+			gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
+				  std::strtod(f[20].c_str(), nullptr));
+			gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
+				  std::strtod(f[21].c_str(), nullptr) * page);
+			/* the start in ticks since boot, plus the boot's time (btime of /proc/stat) */
+			std::ifstream proc_stat("/proc/stat");
+			for (std::string line; std::getline(proc_stat, line);)
+				if (line.rfind("btime ", 0) == 0) {
+					gauge(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+						  std::strtod(line.c_str() + 6, nullptr) + std::strtod(f[19].c_str(), nullptr) / ticks);
+					break;
+				}
+		}
+	}
+	if (DIR *d = opendir("/proc/self/fd"); d != nullptr) {
+		long n = 0;
+		while (const struct dirent *e = readdir(d))
+			if (e->d_name[0] != '.')
+				n++;
+		closedir(d);
+		gauge(out, "process_open_fds", "Number of open file descriptors.", static_cast<double>(n - 1)); /* not d's */
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		gauge(out, "process_max_fds", "Maximum number of open file descriptors.", static_cast<double>(rl.rlim_cur));
 }
 
 bool
@@ -135,10 +231,21 @@ namespace {
 
 enum MHD_Result
 handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method, const char *, const char *,
-	   size_t *upload_data_size, void **)
+	   size_t *upload_data_size, void **request)
 {
 	const auto *metrics = static_cast<const Metrics *>(cls);
-	/* a request body is neither wanted nor read: answer at once */
+	/*
+	 * GET and HEAD are answered on the second call, once the headers are
+	 * complete: libmicrohttpd closes the connection after a response queued
+	 * on the first call, and keeps it (HTTP/1.1) otherwise.  Other methods
+	 * are refused at once, their body neither wanted nor read.
+	 */
+	static int seen;
+	const bool bodiless = std::strcmp(method, "GET") == 0 || std::strcmp(method, "HEAD") == 0;
+	if (*request == nullptr && bodiless) {
+		*request = &seen;
+		return MHD_YES;
+	}
 	if (upload_data_size != nullptr && *upload_data_size != 0)
 		*upload_data_size = 0;
 	std::string body, type;
@@ -148,7 +255,6 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
 	if (response == nullptr)
 		return MHD_NO;
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type.c_str());
-	MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result ret = MHD_queue_response(connection, static_cast<unsigned>(status), response);
 	MHD_destroy_response(response);
 	return ret;
@@ -170,12 +276,21 @@ MetricsServer::answer(const Metrics &metrics, const std::string &method, const s
 		body = metrics.render();
 		return 200;
 	}
-	if (path == "/healthz") {
-		const bool alive = metrics.alive(monotonic_ms(), 30000);
-		body = alive ? "ok\n" : "a worker loop is stuck\n";
-		return alive ? 200 : 503;
+	/* healthy: the loops turn and are connected; ready: that, once READY was said, and not stopping */
+	if (path == "/healthz" || path == "/readyz") {
+		if (!metrics.alive(monotonic_ms(), 30000))
+			body = "a worker loop is stuck\n";
+		else if (!metrics.connected())
+			body = "not connected: " + metrics.down() + "\n";
+		else if (path == "/readyz" && stop_requested.load())
+			body = "stopping\n";
+		else if (path == "/readyz" && !metrics.ready)
+			body = "starting\n";
+		else
+			body = "ok\n";
+		return body == "ok\n" ? 200 : 503;
 	}
-	body = "try /metrics or /healthz\n";
+	body = "try /metrics, /healthz or /readyz\n";
 	return 404;
 }
 
@@ -195,21 +310,36 @@ MetricsServer::stop()
 bool
 MetricsServer::listen(const std::string &address, int port)
 {
-	struct sockaddr_in sa;
-	std::memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(static_cast<std::uint16_t>(port));
-	if (inet_pton(AF_INET, address.c_str(), &sa.sin_addr) != 1) {
-		error_ = "invalid IPv4 address \"" + address + "\"";
+	std::string host = address;
+	if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+		host = host.substr(1, host.size() - 2);
+	struct sockaddr_in sa4;
+	struct sockaddr_in6 sa6;
+	std::memset(&sa4, 0, sizeof(sa4));
+	std::memset(&sa6, 0, sizeof(sa6));
+	const struct sockaddr *sa = nullptr;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY;
+	if (inet_pton(AF_INET, host.c_str(), &sa4.sin_addr) == 1) {
+		sa4.sin_family = AF_INET;
+		sa4.sin_port = htons(static_cast<std::uint16_t>(port));
+		sa = reinterpret_cast<const struct sockaddr *>(&sa4);
+	} else if (inet_pton(AF_INET6, host.c_str(), &sa6.sin6_addr) == 1) {
+		sa6.sin6_family = AF_INET6;
+		sa6.sin6_port = htons(static_cast<std::uint16_t>(port));
+		sa = reinterpret_cast<const struct sockaddr *>(&sa6);
+		/* "::" takes IPv4 too (IPV6_V6ONLY off); any other IPv6 address is that address only */
+		flags |= IN6_IS_ADDR_UNSPECIFIED(&sa6.sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+	} else {
+		error_ = "invalid address \"" + address + "\" (an IPv4 or IPv6 address, such as 127.0.0.1 or ::1)";
 		return false;
 	}
-	/* one internal thread with epoll: every connection is served concurrently, none blocks another */
+	/* a pool of threads, each an epoll loop: every connection is served concurrently, none blocks another */
 	errno = 0;
 	daemon_ = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY, static_cast<std::uint16_t>(port), nullptr, nullptr,
-		&handle, const_cast<Metrics *>(&metrics_), MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
-		max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-		idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u, MHD_OPTION_END);
+		flags, static_cast<std::uint16_t>(port), nullptr, nullptr, &handle, const_cast<Metrics *>(&metrics_),
+		MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u, MHD_OPTION_END);
 	if (daemon_ == nullptr) {
 		error_ = errno != 0 ? std::strerror(errno) : "libmicrohttpd could not start";
 		return false;

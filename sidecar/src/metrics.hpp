@@ -1,7 +1,7 @@
 /*
  * metrics.hpp
- *	  The sidecar's own figures, served as /metrics (Prometheus text format)
- *	  and /healthz on --metrics-port.
+ *	  The sidecar's own figures, served as /metrics (Prometheus text format),
+ *	  /healthz and /readyz on --metrics-port.
  */
 #pragma once
 
@@ -46,31 +46,67 @@ struct Metrics {
 	std::atomic<bool> cache_pg_up{false}, cache_redis_up{false}, ingest_pg_up{false}, ingest_redis_up{false};
 	/* liveness: monotonic ms of each loop's last turn (0: not running) */
 	std::atomic<std::int64_t> cache_heartbeat_ms{0}, ingest_heartbeat_ms{0};
+	/* the daemon said READY (every connection was up once) */
+	std::atomic<bool> ready{false};
+	/*
+	 * The ingest stream as its group sees it, read every backlog_interval_ms
+	 * by the ingest loop (-1: not known yet, or Redis did not say):
+	 * entries not yet delivered to the group (XINFO GROUPS lag), entries
+	 * delivered and not acknowledged (pending), and the Unix time in ms of
+	 * the oldest entry not acknowledged (0: none), from its id.
+	 */
+	static constexpr std::int64_t backlog_interval_ms = 1000;
+	std::atomic<std::int64_t> stream_undelivered{-1}, stream_pending{-1}, stream_oldest_unacked_ms{-1};
 
 	std::string render() const;
 	/* Every running loop turned within the last stale_ms. */
 	bool alive(std::int64_t now_ms, std::int64_t stale_ms) const;
+	/* Both loops are connected to both servers. */
+	bool connected() const;
+	/* The connections that are down, for messages ("cache: PostgreSQL, ingest: Redis"); "" when none. */
+	std::string down() const;
 };
 
 /*
- * The HTTP server of GET /metrics and GET /healthz: libmicrohttpd on a thread
- * of its own (one epoll loop over non-blocking sockets), so no client, however
- * slow or idle, delays another client or the daemon's signal handling.
- * Connections are capped (max_connections, max_connections_per_ip per
- * client address) and closed when idle (idle_timeout_s).
+ * The process's figures under their standard Prometheus names
+ * (process_cpu_seconds_total, ...), read from /proc/self; appended to out.
+ * Those /proc cannot give are left out.
+ */
+void render_process_metrics(std::string &out);
+
+/*
+ * The HTTP/1.1 server of GET /metrics, /healthz and /readyz: libmicrohttpd
+ * with a pool of threads of its own (each an epoll loop over non-blocking
+ * sockets), so no client, however slow or idle, delays another client or the
+ * daemon's signal handling, and scrapes are rendered side by side.
+ * Connections are capped (max_connections, max_connections_per_ip per client
+ * address), kept alive between requests and closed when idle
+ * (idle_timeout_s).  IPv4 or IPv6; "::" listens on both.
  */
 class MetricsServer {
   public:
+	/*
+	 * Each thread takes an equal share of max_connections.  Two: then a share
+	 * is max_connections_per_ip, so one client address cannot fill a thread;
+	 * libmicrohttpd 0.9.75 (Debian 12) stops a pool whose thread is full only
+	 * after the idle timeout (seen with four threads and one address).
+	 */
+	static constexpr unsigned threads = 2;
 	static constexpr unsigned max_connections = 512;
 	/* per client address: one client cannot take every connection and lock probes out */
 	static constexpr unsigned max_connections_per_ip = 256;
 	static constexpr unsigned idle_timeout_s = 10;
+	static_assert(max_connections / threads <= max_connections_per_ip, "one address could fill a thread");
 
 	MetricsServer(const Metrics &metrics) : metrics_(metrics) {}
 	~MetricsServer();
 	MetricsServer(const MetricsServer &) = delete;
 	MetricsServer &operator=(const MetricsServer &) = delete;
-	/* Listens on address:port and starts serving; false with error() set when it cannot. */
+	/*
+	 * Listens on address:port and starts serving; false with error() set when
+	 * it cannot.  address: an IPv4 or IPv6 address, the latter with or without
+	 * brackets ("::1", "[::1]"); "::" is every address of both families.
+	 */
 	bool listen(const std::string &address, int port);
 	/* Stops serving (also done by the destructor). */
 	void stop();

@@ -88,7 +88,8 @@ BOOST_AUTO_TEST_CASE(hints)
 		  R"({"repo":"r","version":3,"tests":"some"})", R"({"repo":"r","version":3,"tests":[{}]})",
 		  R"({"repo":"r","version":3,"tests":["x"]})", R"({"repo":"r","version":99999999999999999999,"tests":"all"})",
 		  R"({"repo":"r","version":3,"tests":"all"} x)", R"({"repo_id":"x","version":3,"tests":"all"})",
-		  R"({"repo_id":null,"version":3,"tests":"all"})", R"({"repo_id":"99999999999999999999","version":3,"tests":"all"})",
+		  R"({"repo_id":null,"version":3,"tests":"all"})",
+		  R"({"repo_id":"99999999999999999999","version":3,"tests":"all"})",
 		  R"({"repo_id":[],"version":3,"tests":"all"})"})
 		BOOST_CHECK_THROW(parse_hint(bad), std::invalid_argument);
 }
@@ -134,14 +135,17 @@ BOOST_AUTO_TEST_CASE(metrics_text)
 BOOST_AUTO_TEST_CASE(http_answers)
 {
 	Metrics m;
+	m.cache_pg_up = m.cache_redis_up = m.ingest_pg_up = m.ingest_redis_up = true; /* healthy when connected */
 	std::string body, type;
 	BOOST_TEST(MetricsServer::answer(m, "GET", "/healthz", body, type) == 200);
 	BOOST_TEST(body == "ok\n");
+	m.cache_redis_up = false;
 	BOOST_TEST(MetricsServer::answer(m, "GET", "/metrics", body, type) == 200);
 	BOOST_TEST(type == "text/plain; version=0.0.4");
 	BOOST_TEST(body.find("flakeguard_sidecar_up{loop=\"cache\",server=\"redis\"} 0\n") != std::string::npos);
 	BOOST_TEST(MetricsServer::answer(m, "GET", "/nope", body, type) == 404);
 	BOOST_TEST(MetricsServer::answer(m, "POST", "/metrics", body, type) == 405);
+	m.cache_redis_up = true;
 	m.cache_heartbeat_ms = monotonic_ms() - 60000; /* a loop stuck for a minute */
 	BOOST_TEST(MetricsServer::answer(m, "GET", "/healthz", body, type) == 503);
 }
