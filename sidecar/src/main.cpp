@@ -38,7 +38,7 @@ using namespace flakeguard::sidecar;
 
 namespace {
 
-const char usage_text[] = R"(flakeguard-sidecar: the Redis cache and stream ingestion of FlakeGuard
+const char usage_text[] = R"(flakeguard-sidecar: the Redis cache, stream ingestion and CI gate of FlakeGuard
 
 Usage:
   flakeguard-sidecar run [OPTIONS]
