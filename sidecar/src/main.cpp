@@ -650,6 +650,18 @@ read_reports(const char *command, const Config &c, Upload &u, const std::vector<
 	return 0;
 }
 
+/* An upload command's arguments parsed and checked, its reports read into u; the exit status (0: go on). */
+int
+upload_command(const char *command, Config &c, Upload &u, const std::vector<Option> &options, int argc, char **argv)
+{
+	std::vector<std::string> files = parse(options, argc, argv);
+	check_upload_arguments(command, u, files);
+	finish_config(c);
+	if (u.created_at.empty())
+		u.created_at = timestamp_now();
+	return read_reports(command, c, u, files);
+}
+
 /* push --wait's exit statuses (besides 0, 1 and 2) */
 constexpr int exit_rejected = 3;
 constexpr int exit_no_outcome = 4;
@@ -727,12 +739,7 @@ cmd_push(int argc, char **argv)
 	};
 	more.insert(more.end(), push_only.begin(), push_only.end());
 	options.insert(options.end(), more.begin(), more.end());
-	std::vector<std::string> files = parse(options, argc, argv);
-	check_upload_arguments("push", u, files);
-	finish_config(c);
-	if (u.created_at.empty())
-		u.created_at = timestamp_now();
-	if (int status = read_reports("push", c, u, files); status != 0)
+	if (int status = upload_command("push", c, u, options, argc, argv); status != 0)
 		return status;
 	if (check) {
 		flakeguard::JunitLimits limits;
@@ -793,12 +800,7 @@ cmd_gate(int argc, char **argv)
 					[&timeout_s](const std::string &v) { timeout_s = number("--timeout", v, 1, 86400); }});
 	more.push_back({"--fail-open", nullptr, false, [&fail_open](const std::string &) { fail_open = true; }});
 	options.insert(options.end(), more.begin(), more.end());
-	std::vector<std::string> files = parse(options, argc, argv);
-	check_upload_arguments("gate", u, files);
-	finish_config(c);
-	if (u.created_at.empty())
-		u.created_at = timestamp_now();
-	if (int status = read_reports("gate", c, u, files); status != 0)
+	if (int status = upload_command("gate", c, u, options, argc, argv); status != 0)
 		return status;
 
 	/* the failures as the reports hold them: what a gate without a database would refuse */
