@@ -95,6 +95,13 @@ if [ "$QUICK" = 1 ]; then
 else
 	"$BENCH/access/access_bench.sh" >"$OUT/access.md"
 fi
+say "the CI gate: gate_bench.sh"
+if [ "$QUICK" = 1 ]; then
+	FG_BENCH_BUILD=$BUILD FG_BENCH_TESTS=500 FG_BENCH_RUNS=40 FG_BENCH_SECONDS=1 FG_BENCH_ROUNDS=1 FG_BENCH_COMMANDS=3 \
+		"$BENCH/gate/gate_bench.sh" >"$OUT/gate.md"
+else
+	FG_BENCH_BUILD=$BUILD "$BENCH/gate/gate_bench.sh" >"$OUT/gate.md"
+fi
 say "Citus: citus_bench.sh (builds Citus once, tests/citus/build.sh)"
 if [ "$QUICK" = 1 ]; then
 	FG_BENCH_REPOS=10 FG_BENCH_TESTS=200 FG_BENCH_RUNS=5 FG_BENCH_SECONDS=1 FG_BENCH_REPS=3 \
@@ -119,7 +126,7 @@ body() { grep -v "^summary: \|^seed: " "$1" | cat -s; }
 seed() { sed -n 's/^seed: //p' "$OUT/core.md" "$OUT/score.md" "$OUT/stream.md" "$OUT/cache.md"; }
 summary() {
 	sed -n 's/^summary: //p' "$OUT/core.md" "$OUT/sql.md" "$OUT/ingest.md" "$OUT/score.md" "$OUT/simulate.md" \
-		"$OUT/stream.md" "$OUT/cache.md" "$OUT/access.md" "$OUT/citus.md"
+		"$OUT/stream.md" "$OUT/cache.md" "$OUT/access.md" "$OUT/gate.md" "$OUT/citus.md"
 }
 
 {
@@ -178,6 +185,10 @@ Running one benchmark alone: see [bench/README.md](README.md).
   repositories. The views, one test's history and \`cache_value\` as the extension's owner (row-level
   security does not apply), as a role granted read on every repository, and as one granted read on
   one repository; mean latency in one warm session (pgbench -c 1).
+* **The CI gate** (\`bench/gate/gate_bench.sh\`): its own cluster, a repository whose tests have a
+  full scoring window. \`gate()\` of a 2000-test report against \`ingest_junit()\` of the same report
+  (pgbench -c 1, each call a new upload), and the whole \`flakeguard-sidecar gate\` command against
+  psql running the README's psql-only gate.
 
 ## Machine
 
@@ -226,6 +237,7 @@ $(body "$OUT/stream.md")
 $(body "$OUT/cache.md")
 
 $(body "$OUT/access.md")
+$(body "$OUT/gate.md")
 
 $(body "$OUT/citus.md")
 
