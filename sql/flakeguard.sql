@@ -630,9 +630,10 @@ DECLARE
     v_rank integer := array_position(ARRAY['read', 'write', 'admin'], p_privilege);
 BEGIN
     IF v_rank IS NULL THEN
-        PERFORM flakeguard_internal.raise_error('22023', format('unknown repository privilege "%s"', p_privilege),
-            NULL,
-            'Use read, write or admin.');
+        -- RAISE, not raise_error: this function runs as its caller, who may
+        -- not use flakeguard_internal
+        RAISE EXCEPTION 'unknown repository privilege "%"', p_privilege USING ERRCODE = '22023',
+            HINT = 'Use read, write or admin.';
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_extension e
                WHERE r.oid = p_role AND e.extname = 'flakeguard'
@@ -1941,13 +1942,13 @@ $$;
 -- ---------------------------------------------------------------------------
 -- The CI gate.  A CI job's reports are stored as one upload, as
 -- ingest_junit stores a report, and each test whose last execution in the
--- upload failed is judged on the scores that now include it: forgiven when
--- the test is quarantined, or when it is flaky and not broken in the
+-- upload (skips aside) failed is judged: forgiven when the test is
+-- quarantined, or when, before this upload, it had flaky failures in the
 -- upload's configuration (its job, on the default branch or on other
--- branches): its verdict is flaky, or it is broken elsewhere but has proof
--- of flakiness (a passing retry, a commit that also passed) in this
--- configuration.  Refused otherwise: one isolated failure, the one being
--- judged included, is no evidence.  One statement: one round trip.
+-- branches) and was flaky (or had proof: a passing retry, a commit that also
+-- passed), and the scores with this upload do not call it broken there.
+-- Refused otherwise.  The failure judged is never its own evidence.  One
+-- statement: one round trip.
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION flakeguard_internal.gate(
@@ -1965,6 +1966,7 @@ DECLARE
     v_names text[];
     v_statuses flakeguard.test_status[];
     v_config text;
+    v_before jsonb;
 BEGIN
     IF v_reports = 0 THEN
         PERFORM flakeguard_internal.raise_error(CASE WHEN p_texts IS NULL AND p_bytes IS NULL THEN '22004' ELSE '22023' END,
@@ -1992,15 +1994,22 @@ BEGIN
              .. coalesce(array_upper(p_texts, 1), array_upper(p_bytes, 1)) LOOP
         PERFORM flakeguard_internal.stage_junit(v_no, p_texts[i], p_bytes[i]);
     END LOOP;
-    -- the failures: the tests whose last execution in the upload failed
+    -- the failures: the tests whose last execution in the upload that was
+    -- not skipped failed (a retry that passed makes it no failure)
     SELECT array_agg(f.test_id ORDER BY f.full_name), array_agg(f.full_name ORDER BY f.full_name),
            array_agg(f.status ORDER BY f.full_name)
     INTO v_ids, v_names, v_statuses
     FROM (SELECT DISTINCT ON (c.test_id) c.test_id, c.full_name, c.status
-          FROM pg_temp.flakeguard_stage c WHERE c.upload_no = v_no
+          FROM pg_temp.flakeguard_stage c WHERE c.upload_no = v_no AND c.status <> 'skipped'
           ORDER BY c.test_id, c.retry DESC) f
     WHERE f.status IN ('failed', 'error');
     SELECT u.repo_id INTO v_repo_id FROM pg_temp.flakeguard_upload u WHERE u.upload_no = v_no;
+    -- the evidence before this upload: a failure being judged is never its
+    -- own evidence of flakiness, whatever its created_at
+    SELECT jsonb_object_agg(s.test_id::text, jsonb_build_object('verdict', s.verdict, 'flaky_on', s.flaky_on,
+                                                                'proofs', s.proofs))
+    INTO v_before
+    FROM flakeguard.test_score s WHERE s.repo_id = v_repo_id AND s.test_id = ANY (v_ids);
     PERFORM flakeguard_internal.ingest_batch(true);
     PERFORM flakeguard_internal.stage_close();
     -- the upload's configuration, as the scores name it
@@ -2026,20 +2035,26 @@ BEGIN
                            ELSE '' END)
            WHEN v_config = ANY (s.broken_on) THEN
                format('broken on %s: its last %s executions there failed', v_config, s.tail_fail_streak)
+           WHEN b.verdict IS NULL THEN 'new test: no history to tell flaky from broken'
+           WHEN b.verdict = 'flaky' AND NOT v_config = ANY (b.flaky_on) THEN
+               format('flaky on %s, but no flaky failure on %s before', array_to_string(b.flaky_on, ', '), v_config)
            WHEN s.verdict = 'broken' THEN
                format('broken%s: its last %s executions failed', CASE WHEN cardinality(s.broken_on) > 0
                                                                      THEN ' on ' || array_to_string(s.broken_on, ', ')
                                                                      ELSE '' END, s.tail_fail_streak)
-           WHEN s.runs <= 1 THEN 'new test: no history to tell flaky from broken'
            ELSE format('no flaky evidence: failed %s of %s executions', s.failures, s.runs)
            END
     FROM unnest(v_ids, v_names, v_statuses) AS f(test_id, full_name, status)
     LEFT JOIN flakeguard.test_score s ON s.repo_id = v_repo_id AND s.test_id = f.test_id
+    LEFT JOIN LATERAL (
+        SELECT e->>'verdict' AS verdict, ARRAY(SELECT jsonb_array_elements_text(e->'flaky_on')) AS flaky_on,
+               (e->>'proofs')::integer AS proofs
+        FROM (SELECT v_before->(f.test_id::text) AS e) x) b ON true
     LEFT JOIN flakeguard.quarantine q ON q.repo_id = v_repo_id AND q.test_id = f.test_id
                                      AND (q.until IS NULL OR q.until > now())
     CROSS JOIN LATERAL (
         SELECT CASE WHEN q.test_id IS NOT NULL
-                         OR ((s.verdict = 'flaky' OR (v_config = ANY (s.flaky_on) AND s.proofs > 0))
+                         OR (v_config = ANY (b.flaky_on) AND (b.verdict = 'flaky' OR b.proofs > 0)
                              AND NOT v_config = ANY (s.broken_on)) THEN 'forgiven'
                     ELSE 'refused' END AS decision) j
     ORDER BY j.decision DESC, f.full_name;
@@ -2914,7 +2929,9 @@ DECLARE
     v_repo_id bigint := (SELECT r.repo_id FROM flakeguard.repository r WHERE r.name = test_history.repo);
 BEGIN
     IF max_runs < 0 THEN
-        PERFORM flakeguard_internal.raise_error('22023', 'max_runs must be 0 or more', NULL, NULL);
+        -- RAISE, not raise_error: this function runs as its caller, who may
+        -- not use flakeguard_internal
+        RAISE EXCEPTION 'max_runs must be 0 or more' USING ERRCODE = '22023';
     END IF;
     RETURN QUERY
     SELECT e.* FROM flakeguard.execution e
@@ -2953,7 +2970,7 @@ CREATE FUNCTION flakeguard_internal.ids_as_text(row_json json)
 RETURNS json
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT regexp_replace(row_json::text, '"(repo_id|test_id)":(-?[0-9]+)', '"\1":"\2"', 'g')::json
+    SELECT pg_catalog.regexp_replace(row_json::text, '"(repo_id|test_id)":(-?[0-9]+)', '"\1":"\2"', 'g')::json
 $$;
 
 CREATE FUNCTION flakeguard.cache_value(repo text, kind text, test_id bigint DEFAULT NULL,

@@ -188,6 +188,12 @@ check "read on sec/a: cannot write" "ERROR: 42501" \
 check "read on sec/a: cache_value of sec/b looks like a repository that does not exist" \
 	"$(as "${R}_bi_a" "SELECT version IS NULL, value IS NULL FROM flakeguard.cache_value('sec/none', 'stats')")" \
 	"$(as "${R}_bi_a" "SELECT version IS NULL, value IS NULL FROM flakeguard.cache_value('sec/b', 'stats')")"
+# the functions that run as their caller raise their own errors, not through
+# flakeguard_internal, which a caller may not use
+check "read on sec/a: test_history's bad argument is 22023, not a permission error" "ERROR: 22023" \
+	"$(as "${R}_bi_a" "SELECT count(*) FROM flakeguard.test_history('sec/a', 'c.t1', -1)" | grep -m1 ERROR)"
+check "granted_repositories' bad privilege is 22023 for any role" "ERROR: 22023" \
+	"$(as "${R}_attacker" "SELECT flakeguard.granted_repositories('bogus')" | grep -m1 ERROR)"
 check "read on sec/a: cache_versions lists sec/a only" "sec/a" \
 	"$(as "${R}_bi_a" "SELECT string_agg(repo, ' ') FROM flakeguard.cache_versions()")"
 check "the grants view: a role sees its own grants" "sec/a read" \

@@ -85,6 +85,27 @@ FROM flakeguard.gate('gate/shop', ('[0:1]={"' || replace(pg_temp.report(ARRAY['O
                                   || '","<testsuite/>"}')::text[],
                      'run-30', 1, 'linux', 'c30', 'main', '2026-11-02 06:00+00');
 
+-- a failure whose retry was skipped is still a failure
+SELECT decision, full_name, status
+FROM flakeguard.gate('gate/shop', ARRAY['<testsuite name="S"><testcase classname="Shop" name="Odd"><error message="x"/></testcase>'
+                                        '<testcase classname="Shop" name="Odd"><skipped/></testcase></testsuite>'],
+                     'run-31', 1, 'linux', 'c31', 'main', '2026-11-02 07:00+00');
+-- the failure judged is never its own evidence: backdated between passes,
+-- on a commit that passed, Lone's one failure makes it flaky, yet this
+-- failure is refused
+SELECT count(*) FROM (
+    SELECT flakeguard.ingest_junit('gate/shop', pg_temp.report(ARRAY['Lone'], ARRAY[]::text[]), 'lone-' || i, 1, 'linux',
+                                   'l' || i, 'main', '2026-10-01'::timestamptz + i * interval '1 hour')
+    FROM generate_series(1, 12) i) x;
+SELECT decision, full_name, reason
+FROM flakeguard.gate('gate/shop', ARRAY[pg_temp.report(ARRAY['Lone'], ARRAY['Lone'])], 'lone-back', 1, 'linux', 'l6',
+                     'main', '2026-10-01 06:30+00');
+SELECT verdict, flaky_on FROM flakeguard.test_health WHERE repo = 'gate/shop' AND full_name = 'Shop.Lone';
+-- flaky on linux is no evidence for a job it never failed on
+SELECT decision, full_name, reason
+FROM flakeguard.gate('gate/shop', ARRAY[pg_temp.report(ARRAY['Stable'], ARRAY['Stable'])], 'run-32', 1, 'mac', 'c32',
+                     'main', '2026-11-02 08:00+00');
+
 -- Bad input: an error with a SQLSTATE and a HINT where there is one, no
 -- CONTEXT lines, and nothing stored
 \set VERBOSITY default
