@@ -6,30 +6,35 @@
 
 #include "flakeguard/core/parse_junit.hpp"
 
+#include <arpa/inet.h>
+#include <cstdint>
 #include <map>
+#include <utility>
 
 namespace flakeguard::sidecar {
 
 std::vector<std::string>
 gate_local_failures(const Upload &upload, const JunitLimits &limits)
 {
-	/* the last execution of each test across the reports, in order: a rerun's report is its retry */
+	/*
+	 * Each test's last execution that was not skipped, across the reports in
+	 * order (a later report is a rerun: its executions are the retries), as
+	 * flakeguard.gate() judges them.
+	 */
 	std::map<std::string, Status> last;
 	for (const auto &f : upload.files) {
 		JunitReader reader(f.second, JunitInput::bytes, limits);
 		JunitCase c;
-		std::map<std::string, std::int32_t> retry;
-		std::map<std::string, Status> in_file;
+		std::map<std::string, std::pair<std::int32_t, Status>> in_file;
 		while (reader.next(c)) {
-			std::string name(c.full_name);
-			auto r = retry.find(name);
-			if (r == retry.end() || c.retry >= r->second) {
-				retry[name] = c.retry;
-				in_file[name] = c.status;
-			}
+			if (c.status == Status::skipped)
+				continue;
+			auto [it, fresh] = in_file.try_emplace(std::string(c.full_name), c.retry, c.status);
+			if (!fresh && c.retry >= it->second.first)
+				it->second = {c.retry, c.status};
 		}
-		for (auto &s : in_file)
-			last[s.first] = s.second;
+		for (auto &e : in_file)
+			last[e.first] = e.second.second;
 	}
 	std::vector<std::string> failing;
 	for (const auto &l : last)
@@ -40,39 +45,50 @@ gate_local_failures(const Upload &upload, const JunitLimits &limits)
 
 namespace {
 
-/* The reports as a bytea[] parameter in text format: {"\\x…","\\x…"}. */
-std::string
-bytea_array(const Upload &upload)
+void
+put_int32(std::string &out, std::uint32_t v)
 {
-	static const char hex[] = "0123456789abcdef";
-	std::size_t size = 2;
+	const std::uint32_t n = htonl(v);
+	out.append(reinterpret_cast<const char *>(&n), sizeof(n));
+}
+
+/*
+ * The reports as one bytea[] in PostgreSQL's binary array format: no hex
+ * text twice their size, nothing for the server to decode.  Moves the bytes
+ * out of upload.files.
+ */
+std::string
+bytea_array(Upload &upload)
+{
+	constexpr std::uint32_t bytea_oid = 17;
+	std::size_t size = 20;
 	for (const auto &f : upload.files)
-		size += 6 + 2 * f.second.size();
+		size += 4 + f.second.size();
 	std::string out;
 	out.reserve(size);
-	out += '{';
-	for (std::size_t i = 0; i < upload.files.size(); i++) {
-		out += i == 0 ? "\"\\\\x" : ",\"\\\\x";
-		for (unsigned char ch : upload.files[i].second) {
-			out += hex[ch >> 4];
-			out += hex[ch & 15];
-		}
-		out += '"';
+	put_int32(out, 1); /* dimensions */
+	put_int32(out, 0); /* no NULLs */
+	put_int32(out, bytea_oid);
+	put_int32(out, static_cast<std::uint32_t>(upload.files.size()));
+	put_int32(out, 1); /* lower bound */
+	for (auto &f : upload.files) {
+		put_int32(out, static_cast<std::uint32_t>(f.second.size()));
+		out += f.second;
+		std::string().swap(f.second);
 	}
-	out += '}';
 	return out;
 }
 
 } // namespace
 
 std::vector<GateFailure>
-gate_upload(PgConn &pg, const Upload &upload)
+gate_upload(PgConn &pg, Upload &upload)
 {
 	std::vector<PgParam> params = {upload.repo, bytea_array(upload), upload.run_id, std::to_string(upload.attempt),
 								   upload.job,  upload.commit_sha,   upload.branch, upload.created_at};
 	PgResult rows = pg.exec("SELECT g.decision, g.full_name, g.status, g.verdict, g.quarantined, g.reason"
 							" FROM flakeguard.gate($1, $2::bytea[], $3, $4::integer, $5, $6, $7, $8::timestamptz) g",
-							params);
+							params, {0, 1, 0, 0, 0, 0, 0, 0});
 	std::vector<GateFailure> out;
 	for (int i = 0; i < PQntuples(rows.get()); i++) {
 		GateFailure f;
@@ -93,6 +109,9 @@ gate_rejected(const PgError &error)
 	if (error.connection_lost || error.transient())
 		return false;
 	const std::string s = error.sqlstate();
+	/* FlakeGuard missing or older than the gate: the database's state, not the upload's */
+	if (s == "42883" || s == "42P01" || s == "3F000")
+		return false;
 	/* data, integrity, limits, access, undefined objects: the upload's fault, or the role's */
 	return s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0 || s.rfind("54", 0) == 0 || s.rfind("42", 0) == 0 ||
 		   s.rfind("2F", 0) == 0;

@@ -80,17 +80,33 @@ log_escape(const std::string &message)
 		end--;
 	std::string out;
 	out.reserve(end);
-	for (char c : std::string_view(message).substr(0, end)) {
+	auto hex = [&out](unsigned char c) {
+		char text[8];
+		std::snprintf(text, sizeof(text), "\\x%02x", c);
+		out += text;
+	};
+	const std::string_view m(message.data(), end);
+	for (std::size_t i = 0; i < m.size(); i++) {
+		const auto c = static_cast<unsigned char>(m[i]);
 		if (c == '\n')
 			out += "\\n";
 		else if (c == '\r')
 			out += "\\r";
-		else if (static_cast<unsigned char>(c) < 0x20 && c != '\t') {
-			char hex[8];
-			std::snprintf(hex, sizeof(hex), "\\x%02x", static_cast<unsigned char>(c));
-			out += hex;
+		else if ((c < 0x20 && c != '\t') || c == 0x7f)
+			hex(c);
+		else if (c == 0xc2 && i + 1 < m.size() && static_cast<unsigned char>(m[i + 1]) >= 0x80 &&
+				 static_cast<unsigned char>(m[i + 1]) <= 0x9f) {
+			/* C1 controls (U+0080 to U+009F: NEL among them) */
+			hex(c);
+			hex(static_cast<unsigned char>(m[++i]));
+		} else if (c == 0xe2 && i + 2 < m.size() && static_cast<unsigned char>(m[i + 1]) == 0x80 &&
+				   (static_cast<unsigned char>(m[i + 2]) == 0xa8 || static_cast<unsigned char>(m[i + 2]) == 0xa9)) {
+			/* U+2028 and U+2029, line and paragraph separators */
+			hex(c);
+			hex(static_cast<unsigned char>(m[++i]));
+			hex(static_cast<unsigned char>(m[++i]));
 		} else
-			out += c;
+			out += static_cast<char>(c);
 	}
 	return out;
 }

@@ -25,7 +25,11 @@ bool log_reopen();
 
 void log(Level level, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
-/* message on one line: newlines as \n, other control characters (not tab) as \xNN; trailing newlines dropped. */
+/*
+ * message on one line, with nothing a terminal acts on: newlines as \n, other
+ * control characters (C0 but tab, DEL, C1) and U+2028/U+2029 as \xNN; trailing
+ * newlines dropped.
+ */
 std::string log_escape(const std::string &message);
 
 } // namespace flakeguard::sidecar

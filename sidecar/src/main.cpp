@@ -777,16 +777,6 @@ cmd_push(int argc, char **argv)
 	return wait_for_outcome(redis, c, id, wait_timeout_s);
 }
 
-/* One line whatever the text holds. */
-std::string
-one_line(std::string s)
-{
-	for (char &ch : s)
-		if (ch == '\n' || ch == '\r')
-			ch = ' ';
-	return s;
-}
-
 int
 cmd_gate(int argc, char **argv)
 {
@@ -802,6 +792,15 @@ cmd_gate(int argc, char **argv)
 	options.insert(options.end(), more.begin(), more.end());
 	if (int status = upload_command("gate", c, u, options, argc, argv); status != 0)
 		return status;
+	/* the reports go as one bytea[] value: PostgreSQL's limit for one is 1 GB */
+	std::size_t total = 0;
+	for (const auto &f : u.files)
+		total += f.second.size();
+	if (total > gate_max_bytes) {
+		std::fprintf(stderr, "flakeguard-sidecar gate: the reports hold %zu bytes; one gate takes at most %zu\n", total,
+					 gate_max_bytes);
+		return exit_rejected;
+	}
 
 	/* the failures as the reports hold them: what a gate without a database would refuse */
 	std::vector<std::string> local;
@@ -810,8 +809,8 @@ cmd_gate(int argc, char **argv)
 	try {
 		local = gate_local_failures(u, limits);
 	} catch (const flakeguard::Error &e) {
-		std::fprintf(stderr, "flakeguard-sidecar gate: a report cannot be ingested: %s%s%s\n", e.what(),
-					 e.detail().empty() ? "" : ": ", e.detail().c_str());
+		std::fprintf(stderr, "flakeguard-sidecar gate: a report cannot be ingested: %s%s%s\n",
+					 log_escape(e.what()).c_str(), e.detail().empty() ? "" : ": ", log_escape(e.detail()).c_str());
 		return exit_rejected;
 	}
 
@@ -821,19 +820,19 @@ cmd_gate(int argc, char **argv)
 		/* connect_timeout, then statement_timeout: both bounded by --timeout */
 		PgConn pg(c.pg, static_cast<int>(timeout_s * 1000), static_cast<int>(timeout_s));
 		if (!pg.connect()) {
-			no_verdict = "could not connect to PostgreSQL: " + one_line(pg.error());
+			no_verdict = "could not connect to PostgreSQL: " + log_escape(pg.error());
 		} else {
 			try {
 				failures = gate_upload(pg, u);
 			} catch (const PgError &e) {
 				if (gate_rejected(e)) {
-					std::fprintf(
-						stderr, "flakeguard-sidecar gate: upload rejected: %s %s%s%s%s%s\n", e.sqlstate(),
-						one_line(e.what()).c_str(), e.detail().empty() ? "" : ": ", one_line(e.detail()).c_str(),
-						e.hint().empty() ? "" : " (hint: ", e.hint().empty() ? "" : (one_line(e.hint()) + ")").c_str());
+					std::fprintf(stderr, "flakeguard-sidecar gate: upload rejected: %s %s%s%s%s%s\n", e.sqlstate(),
+								 log_escape(e.what()).c_str(), e.detail().empty() ? "" : ": ",
+								 log_escape(e.detail()).c_str(), e.hint().empty() ? "" : " (hint: ",
+								 e.hint().empty() ? "" : (log_escape(e.hint()) + ")").c_str());
 					return exit_rejected;
 				}
-				no_verdict = std::string(e.sqlstate()) + " " + one_line(e.what());
+				no_verdict = std::string(e.sqlstate()) + " " + log_escape(e.what());
 			}
 		}
 	}
@@ -843,7 +842,7 @@ cmd_gate(int argc, char **argv)
 			return 0;
 		}
 		for (const auto &name : local)
-			std::printf("%s %s: no verdict\n", fail_open ? "forgiven" : "refused ", one_line(name).c_str());
+			std::printf("%s %s: no verdict\n", fail_open ? "forgiven" : "refused ", log_escape(name).c_str());
 		if (fail_open) {
 			std::printf("gate: passed by --fail-open: %zu failures not judged, no verdict: %s\n", local.size(),
 						no_verdict.c_str());
@@ -855,8 +854,8 @@ cmd_gate(int argc, char **argv)
 	std::size_t refused = 0;
 	for (const auto &f : failures) {
 		refused += f.forgiven ? 0 : 1;
-		std::printf("%s %s (%s): %s\n", f.forgiven ? "forgiven" : "refused ", one_line(f.full_name).c_str(),
-					f.status.c_str(), one_line(f.reason).c_str());
+		std::printf("%s %s (%s): %s\n", f.forgiven ? "forgiven" : "refused ", log_escape(f.full_name).c_str(),
+					f.status.c_str(), log_escape(f.reason).c_str());
 	}
 	if (failures.empty())
 		std::printf("gate: passed, no failures\n");
@@ -888,8 +887,9 @@ cmd_lookup(int argc, char **argv)
 		if (verbose)
 			std::fprintf(stderr, "cache %s\n", l.hit ? "hit" : l.filled ? "miss (filled)" : "miss (not filled)");
 	} catch (const PgError &e) {
-		std::fprintf(stderr, "flakeguard-sidecar lookup: %s%s%s%s%s\n", e.what(), e.detail().empty() ? "" : ": ",
-					 e.detail().c_str(), e.hint().empty() ? "" : " HINT: ", e.hint().c_str());
+		std::fprintf(stderr, "flakeguard-sidecar lookup: %s%s%s%s%s\n", log_escape(e.what()).c_str(),
+					 e.detail().empty() ? "" : ": ", log_escape(e.detail()).c_str(),
+					 e.hint().empty() ? "" : " HINT: ", log_escape(e.hint()).c_str());
 		return 1;
 	}
 	return 0;

@@ -119,16 +119,23 @@ PgConn::error_from(const PGresult *result)
 }
 
 PgResult
-PgConn::exec(const std::string &sql, const std::vector<PgParam> &params)
+PgConn::exec(const std::string &sql, const std::vector<PgParam> &params, const std::vector<int> &formats)
 {
 	if (!ok())
 		throw PgError("08003", "not connected to PostgreSQL", {}, {}, true);
+	if (!formats.empty() && formats.size() != params.size())
+		throw std::invalid_argument("PgConn::exec: one format per parameter");
 	std::vector<const char *> values;
+	std::vector<int> lengths;
 	values.reserve(params.size());
-	for (const auto &p : params)
-		values.push_back(p ? p->c_str() : nullptr);
-	PgResult result(
-		PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+	lengths.reserve(params.size());
+	for (const auto &p : params) {
+		values.push_back(p ? p->data() : nullptr);
+		lengths.push_back(p ? static_cast<int>(p->size()) : 0);
+	}
+	PgResult result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+								 formats.empty() ? nullptr : lengths.data(), formats.empty() ? nullptr : formats.data(),
+								 0));
 	ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
 	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
 		throw error_from(result.get());

@@ -75,8 +75,9 @@ class PgConn {
 		return conn_;
 	}
 
-	/* Runs one statement; throws PgError. */
-	PgResult exec(const std::string &sql, const std::vector<PgParam> &params = {});
+	/* Runs one statement; throws PgError.  formats: 1 for a parameter in binary (all text when empty). */
+	PgResult exec(const std::string &sql, const std::vector<PgParam> &params = {},
+				  const std::vector<int> &formats = {});
 	/* Ends a failed transaction, if the connection still stands. */
 	void rollback();
 	/* COPY ... FROM STDIN with data in COPY's text format; throws PgError. */

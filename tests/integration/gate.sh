@@ -78,6 +78,19 @@ grep -q '^forgiven Shop.Broken (failed): quarantined by .*: BUG-7$' "$WORK/quara
 	grep -q '^gate: passed, 2 failures forgiven$' "$WORK/quarantined.out" && ok "the quarantine is the reason given" ||
 	not_ok "quarantined: $(cat "$WORK/quarantined.out" "$WORK/quarantined.err")"
 
+# what the gate prints is one line per failure, whatever names and reasons hold
+q "SELECT flakeguard.quarantine('gate/shop', 'Shop.Broken', E'BUG-7\\x1b[2K\\nrefused  Shop.Forged')" >/dev/null
+printf '%s\n' '<testsuite name="Shop"><testcase classname="Shop" name="Broken"><failure/></testcase>' \
+	'<testcase classname="Shop" name="Odd&#10;forgiven Shop.Forged&#x85;&#x2028;"><failure/></testcase></testsuite>' \
+	>"$WORK/hostile.xml"
+gate hostile --run-id g2h --job linux --commit c26 --branch main hostile.xml
+check "hostile names and reasons: exit 1 (the new test refused)" 1 "$RC"
+check "... one line per failure and a summary, nothing forged" 3 "$(wc -l <"$WORK/hostile.out")"
+grep -qF 'BUG-7\x1b[2K\nrefused  Shop.Forged' "$WORK/hostile.out" &&
+	grep -qF 'refused  Shop.Odd\nforgiven Shop.Forged\xc2\x85\xe2\x80\xa8 (failed)' "$WORK/hostile.out" &&
+	ok "... control characters and line separators escaped" || not_ok "hostile: $(cat -A "$WORK/hostile.out")"
+q "SELECT flakeguard.quarantine('gate/shop', 'Shop.Broken', 'BUG-7')" >/dev/null
+
 # a new failure of a stable test is refused; a rerun's report that passes it is its retry
 gate stable --run-id g3 --job linux --commit c27 --branch main stable.xml
 check "a stable test's first failure is refused: exit 1" 1 "$RC"
@@ -105,6 +118,12 @@ gate usage --run-id g8 --attempt 0 flaky.xml
 check "a bad --attempt is a usage error: exit 2" 2 "$RC"
 gate nofile --run-id g8 missing.xml
 check "a missing report file: exit 1" 1 "$RC"
+
+# a database without FlakeGuard 0.8.0: no verdict (its state, not the upload's fault)
+FLAKEGUARD_PG="host=$PGHOST port=$PGPORT user=$PGUSER dbname=postgres" gate nogate --run-id g8b --job linux flaky.xml
+check "a database without the gate: exit 4, no verdict" 4 "$RC"
+grep -q 'no verdict: 3F000\|no verdict: 42883' "$WORK/nogate.out" && ok "... the SQLSTATE named" ||
+	not_ok "nogate: $(cat "$WORK/nogate.out" "$WORK/nogate.err")"
 
 # no verdict: PostgreSQL unreachable, or past --timeout
 DOWN="host=127.0.0.1 port=$(free_port) user=$PGUSER dbname=$PGDATABASE"

@@ -181,6 +181,19 @@ BOOST_AUTO_TEST_CASE(log_lines_stay_one_line)
 	BOOST_TEST(log_escape("a\r\nb\tc\x1b[31m") == "a\\r\\nb\tc\\x1b[31m");
 	BOOST_TEST(log_escape("\n\n") == "");
 	BOOST_TEST(log_escape("literal \\n stays") == "literal \\n stays");
+	/* what a terminal or a log viewer acts on: DEL, C1 (NEL), U+2028, U+2029 */
+	BOOST_TEST(log_escape("a\x7f"
+						  "b") == "a\\x7fb");
+	BOOST_TEST(log_escape("a\xc2\x85"
+						  "b\xc2\x9b"
+						  "c") == "a\\xc2\\x85b\\xc2\\x9bc");
+	BOOST_TEST(log_escape("a\xe2\x80\xa8"
+						  "b\xe2\x80\xa9"
+						  "c") == "a\\xe2\\x80\\xa8b\\xe2\\x80\\xa9c");
+	/* other UTF-8 stays as it is, a cut sequence too */
+	BOOST_TEST(log_escape("caf\xc3\xa9 \xe2\x80\x94 \xc2\xa0") == "caf\xc3\xa9 \xe2\x80\x94 \xc2\xa0");
+	BOOST_TEST(log_escape("end\xc2") == "end\xc2");
+	BOOST_TEST(log_escape("end\xe2\x80") == "end\xe2\x80");
 }
 
 BOOST_AUTO_TEST_CASE(stream_ids_times)
