@@ -58,9 +58,11 @@ Usage:
                           [--timeout S] [--fail-open] FILE...
       The CI gate, after a job's tests: stores the reports FILE... as one
       upload (flakeguard.gate(), one statement, straight to PostgreSQL) and
-      judges each failing test: forgiven when it is quarantined or flaky (and
-      not broken in this job's configuration), refused otherwise.  Prints a
-      line per failure and a summary; exits 0 when every failure is forgiven.
+      judges each failing test: forgiven when it is quarantined, or was flaky
+      in this job's configuration before this upload (and is not broken
+      there), refused otherwise.  A later FILE is a rerun of the earlier ones.
+      Prints a line per failure and a summary; exits 0 when every failure is
+      forgiven.
   flakeguard-sidecar lookup [-v] REPO TEST
       Prints the test_health row of TEST (its full name) as JSON, from the
       cache or else from PostgreSQL, filling the cache.  -v says which.
