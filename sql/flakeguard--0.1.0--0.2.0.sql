@@ -28,7 +28,7 @@ UPDATE flakeguard.result r SET signature = flakeguard.message_signature(r.messag
 WHERE r.status IN ('failed', 'error') AND r.message IS NOT NULL;
 
 -- ---------------------------------------------------------------------------
--- Scoring (docs/design.md section 4; the model is in extension/README.md)
+-- Scoring (DESIGN.md section 4; the model is in extension/README.md)
 -- ---------------------------------------------------------------------------
 
 -- what flake_score() says about one test's executions
@@ -169,7 +169,7 @@ $$;
 -- Each test's scoring state (the newest window_runs executions and a few
 -- summaries), kept by ingestion in the transaction of the upsert, and its
 -- score under the repository's policy: the views read these rows instead of
--- scanning history (docs/design.md section 8).
+-- scanning history (DESIGN.md section 8).
 -- test_health for one test named by its full name (names can exceed a btree entry: hash)
 CREATE INDEX test_full_name_idx ON flakeguard.test USING hash (full_name);
 

@@ -51,7 +51,7 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
 ROWS 1000;
 
 -- ---------------------------------------------------------------------------
--- Tables.  Every per-repository key starts with repo_id (docs/design.md section 9).
+-- Tables.  Every per-repository key starts with repo_id (DESIGN.md section 9).
 -- ---------------------------------------------------------------------------
 
 CREATE TYPE flakeguard.test_status AS ENUM ('passed', 'failed', 'error', 'skipped');
@@ -192,7 +192,7 @@ CREATE INDEX result_created_brin ON flakeguard.result USING brin (created_at);
 CREATE INDEX run_created_idx ON flakeguard.run (repo_id, created_at DESC);
 
 -- ---------------------------------------------------------------------------
--- Ingestion (docs/design.md section 3).  The functions that write run as the
+-- Ingestion (DESIGN.md section 3).  The functions that write run as the
 -- extension's owner (SECURITY DEFINER, search_path pinned): an ingesting role
 -- needs EXECUTE on ingest_junit or INSERT on the inboxes, not the tables.
 -- ---------------------------------------------------------------------------

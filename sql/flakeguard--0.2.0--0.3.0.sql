@@ -376,7 +376,7 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------
--- The Redis cache (docs/design.md section 5).  A value and the repository's
+-- The Redis cache (DESIGN.md section 5).  A value and the repository's
 -- version are read in one snapshot, so a cache fill can be refused when the
 -- cache has seen a newer version.
 -- ---------------------------------------------------------------------------
