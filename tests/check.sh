@@ -510,7 +510,7 @@ tier_package() {
 	pkg_check "flakeguard-sidecar holds the program, the unit and $PKG_DEFAULT, nothing else" \
 		pkg_sidecar_files_are /usr/bin/flakeguard-sidecar "$PKG_UNIT" "$PKG_DEFAULT"
 	pkg_check "$PKG_DEFAULT is a conffile" pkg_conffile
-	want=$(grep -o 'FLAKEGUARD_[A-Z_]*' sidecar/src/main.cpp | sort -u)
+	want=$(grep -o 'FLAKEGUARD_[A-Z][A-Z_]*' sidecar/src/main.cpp | sort -u)
 	got=$(grep -o '^#\?FLAKEGUARD_[A-Z_]*' "$PKG_DEFAULT" 2>/dev/null | tr -d '#' | sort -u)
 	pkg_check "$PKG_DEFAULT names every FLAKEGUARD_* variable of the usage text" test "$want" = "$got"
 	[ "$want" = "$got" ] || diff <(echo "$want") <(echo "$got")

@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <dirent.h>
 #include <fstream>
 #include <microhttpd.h>
@@ -169,6 +170,13 @@ Metrics::down() const
 	return out;
 }
 
+/* wall-clock seconds at the program's start (static initialisation, before main) */
+const double process_started_at = [] {
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}();
+
 void
 render_process_metrics(std::string &out)
 {
@@ -193,16 +201,15 @@ render_process_metrics(std::string &out)
 				  std::strtod(f[20].c_str(), nullptr));
 			gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
 				  std::strtod(f[21].c_str(), nullptr) * page);
-			/* the start in ticks since boot, plus the boot's time (btime of /proc/stat) */
-			std::ifstream proc_stat("/proc/stat");
-			for (std::string line; std::getline(proc_stat, line);)
-				if (line.rfind("btime ", 0) == 0) {
-					gauge(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-						  std::strtod(line.c_str() + 6, nullptr) + std::strtod(f[19].c_str(), nullptr) / ticks);
-					break;
-				}
 		}
 	}
+	/*
+	 * The time the program started, taken when it did: /proc/stat (the boot
+	 * time the kernel's start ticks count from) is hidden from the service
+	 * (systemd's ProcSubset=pid).
+	 */
+	gauge(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+		  process_started_at);
 	if (DIR *d = opendir("/proc/self/fd"); d != nullptr) {
 		long n = 0;
 		while (const struct dirent *e = readdir(d))

@@ -127,6 +127,7 @@ SELECT count(*) AS stored FROM flakeguard.run u JOIN flakeguard.repository r USI
 WHERE r.name = 'gate/shop' AND u.run_id LIKE 'bad-%';
 
 -- the gate is granted with write: PUBLIC may not call it
-SELECT p.oid::regprocedure, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may, p.prosecdef,
+SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS function,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public_may, p.prosecdef,
        p.proconfig
 FROM pg_proc p WHERE p.proname = 'gate' AND p.pronamespace = 'flakeguard'::regnamespace ORDER BY 1;
