@@ -3,6 +3,13 @@
 -- repository (42704, with a HINT), view columns that say what they count,
 -- and 64-bit ids as strings in the cache's JSON.
 
+-- The name of a configuration in broken_on and flaky_on: the job ('(no
+-- job)' for none), then ' (other branches)' off the default branch.
+CREATE FUNCTION flakeguard_internal.configuration_label(job text, on_default_branch boolean)
+RETURNS text
+AS 'MODULE_PATHNAME', 'configuration_label'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
 -- Raises an error with no CONTEXT: FlakeGuard's functions raise through it,
 -- so that the caller sees the error, not the internal functions and
 -- statements it passed through.  A NULL or empty detail or hint is left out.
@@ -783,9 +790,8 @@ BEGIN
     PERFORM flakeguard_internal.ingest_batch(true);
     PERFORM flakeguard_internal.stage_close();
     -- the upload's configuration, as the scores name it
-    SELECT CASE WHEN coalesce(p_job, '') = '' THEN '(no job)' ELSE p_job END
-           || CASE WHEN flakeguard_internal.on_default_branch(p_branch, r.default_branch) THEN ''
-                   ELSE ' (other branches)' END
+    SELECT flakeguard_internal.configuration_label(coalesce(p_job, ''),
+                                                   flakeguard_internal.on_default_branch(p_branch, r.default_branch))
     INTO v_config
     FROM flakeguard.repository r WHERE r.repo_id = v_repo_id;
     RETURN QUERY

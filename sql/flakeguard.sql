@@ -506,6 +506,13 @@ RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT branch IS NULL OR default_branch IS NULL OR branch = default_branch $$;
 
+-- The name of a configuration in broken_on and flaky_on: the job ('(no
+-- job)' for none), then ' (other branches)' off the default branch.
+CREATE FUNCTION flakeguard_internal.configuration_label(job text, on_default_branch boolean)
+RETURNS text
+AS 'MODULE_PATHNAME', 'configuration_label'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
 CREATE FUNCTION flakeguard.flake_state_merge(a bytea, b bytea)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'flake_state_merge'
@@ -2013,9 +2020,8 @@ BEGIN
     PERFORM flakeguard_internal.ingest_batch(true);
     PERFORM flakeguard_internal.stage_close();
     -- the upload's configuration, as the scores name it
-    SELECT CASE WHEN coalesce(p_job, '') = '' THEN '(no job)' ELSE p_job END
-           || CASE WHEN flakeguard_internal.on_default_branch(p_branch, r.default_branch) THEN ''
-                   ELSE ' (other branches)' END
+    SELECT flakeguard_internal.configuration_label(coalesce(p_job, ''),
+                                                   flakeguard_internal.on_default_branch(p_branch, r.default_branch))
     INTO v_config
     FROM flakeguard.repository r WHERE r.repo_id = v_repo_id;
     RETURN QUERY

@@ -9,6 +9,9 @@
  *	  flake_state_merge(bytea, bytea)                -> bytea
  *	  flake_state_score(bytea, scoring_policy
  *	                    [, now])                     -> flakeguard.flake_score
+ *	  flakeguard_internal.configuration_label(job, on_default_branch)
+ *	                                                 -> text, as broken_on and
+ *	                                                    flaky_on name it
  *
  * The transition state is a FlakeState owned by the aggregate's memory
  * context (pg/owned.hpp); the combine, serial and deserial functions make
@@ -18,6 +21,9 @@
 #include "flakeguard/core/flake_score.hpp"
 #include "flakeguard/pg/guard.hpp"
 #include "flakeguard/pg/settings.hpp"
+
+#include <algorithm>
+#include <cstring>
 
 extern "C" {
 #include "postgres.h"
@@ -42,6 +48,7 @@ PG_FUNCTION_INFO_V1(flake_score_final);
 PG_FUNCTION_INFO_V1(flake_state_merge);
 PG_FUNCTION_INFO_V1(flake_state_score);
 PG_FUNCTION_INFO_V1(scoring_settings);
+PG_FUNCTION_INFO_V1(configuration_label);
 }
 
 #include "flakeguard/pg/owned.hpp"
@@ -422,4 +429,28 @@ scoring_settings(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 						errmsg("flakeguard.scoring_policy has %d attributes, expected 7", desc->natts)));
 	return HeapTupleGetDatum(heap_form_tuple(desc, v, nulls));
+}
+
+/*
+ * flakeguard_internal.configuration_label(job text, on_default_branch
+ * boolean): the name of a configuration in broken_on and flaky_on, by the
+ * core's rule, for SQL that looks a configuration up (flakeguard.gate).
+ */
+Datum
+configuration_label(PG_FUNCTION_ARGS)
+{
+	text *job = PG_GETARG_TEXT_PP(0);
+	const bool default_branch = PG_GETARG_BOOL(1);
+	std::string_view job_view(VARDATA_ANY(job), VARSIZE_ANY_EXHDR(job));
+	/* palloc the most the rule makes first; the C++ inside the guard only copies into it */
+	const std::size_t most = std::max(job_view.size(), sizeof("(no job)")) + sizeof(" (other branches)");
+	text *out = static_cast<text *>(palloc(VARHDRSZ + most));
+	std::size_t len = 0;
+	flakeguard::pg::guarded([&] {
+		const std::string label = flakeguard::configuration_label(job_view, default_branch);
+		std::memcpy(VARDATA(out), label.data(), label.size());
+		len = label.size();
+	});
+	SET_VARSIZE(out, VARHDRSZ + len);
+	PG_RETURN_TEXT_P(out);
 }

@@ -99,11 +99,9 @@ SELECT pg_temp.try(q) AS result FROM unnest(ARRAY[
     $$SELECT flakeguard.ingest_junit('acme/go', '\xff00'::bytea, 'r')$$,
     $$SELECT flakeguard.ingest_junit('acme/go', 42, 'r')$$
 ]) q;
--- as psql prints them: a DETAIL or a HINT only where there is one
-\set SHOW_CONTEXT never
+-- as psql prints them: a DETAIL or a HINT only where there is one, no CONTEXT
 SELECT flakeguard.ingest_junit('acme/go', '<testsuite/>', '');
 SELECT flakeguard.ingest_junit('acme/go', '<testsuite/>', 'r', 0);
-\set SHOW_CONTEXT errors
 SELECT count(*) AS runs_named_r FROM flakeguard.run WHERE run_id = 'r';
 SELECT count(*) AS repositories FROM flakeguard.repository;
 

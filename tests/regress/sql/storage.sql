@@ -85,7 +85,6 @@ SELECT flakeguard.prune('1 day');
 -- made by the caller, would run the caller's trigger with the owner's rights: refused
 SELECT current_database() AS db \gset
 \c :db
-\set SHOW_CONTEXT never
 SET ROLE fg_regress_ci;
 CREATE TEMP TABLE flakeguard_stage (x int);
 SELECT tests FROM flakeguard.ingest_junit('acme/priv', '<testsuite><testcase name="t"/></testsuite>', 'r3');
